@@ -1,0 +1,202 @@
+"""GraphQL execution: the schema, request limits, and a cache of checked queries.
+
+Clients send the same few queries over and over, so a query is parsed,
+measured and validated once and the result kept; only execution is per request.
+"""
+
+import logging
+from collections import OrderedDict
+from inspect import isawaitable
+from pathlib import Path
+from typing import Any
+
+from ariadne import make_executable_schema
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    execute,
+    parse,
+    validate,
+)
+
+from .errors import (
+    AuthError,
+    GraphQLValidationError,
+    InternalServerError,
+    QueryTooComplexError,
+)
+from .resolvers import bindables
+
+log = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
+
+
+def build_schema() -> GraphQLSchema:
+    return make_executable_schema(SCHEMA_PATH.read_text(encoding="utf-8"), *bindables)
+
+
+class QueryLimits:
+    """How big a query may be before it is refused unexecuted."""
+
+    def __init__(self, max_depth: int, max_aliases: int, max_fields: int) -> None:
+        self.max_depth = max_depth
+        self.max_aliases = max_aliases
+        self.max_fields = max_fields
+
+    def check(self, document: DocumentNode) -> None:
+        fragments = {
+            node.name.value: node
+            for node in document.definitions
+            if isinstance(node, FragmentDefinitionNode)
+        }
+        fields = aliases = 0
+        for node in document.definitions:
+            if isinstance(node, (OperationDefinitionNode, FragmentDefinitionNode)):
+                counted = _count(node.selection_set)
+                fields += counted[0]
+                aliases += counted[1]
+        if fields > self.max_fields:
+            raise QueryTooComplexError(
+                f"The query selects {fields} fields; the limit is {self.max_fields}."
+            )
+        if aliases > self.max_aliases:
+            raise QueryTooComplexError(
+                f"The query uses {aliases} aliases; the limit is {self.max_aliases}."
+            )
+        for node in document.definitions:
+            if isinstance(node, OperationDefinitionNode):
+                depth = _depth(node.selection_set, fragments, set())
+                if depth > self.max_depth:
+                    raise QueryTooComplexError(
+                        f"The query is {depth} levels deep; the limit is {self.max_depth}."
+                    )
+
+
+def _count(selection_set: SelectionSetNode | None) -> tuple[int, int]:
+    fields = aliases = 0
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            fields += 1
+            aliases += selection.alias is not None
+        if isinstance(selection, (FieldNode, InlineFragmentNode)):
+            inner = _count(selection.selection_set)
+            fields += inner[0]
+            aliases += inner[1]
+    return fields, aliases
+
+
+def _depth(
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    visiting: set[str],
+) -> int:
+    deepest = 0
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            if selection.selection_set:
+                inner = 1 + _depth(selection.selection_set, fragments, visiting)
+            else:
+                inner = 1
+        elif isinstance(selection, InlineFragmentNode):
+            inner = _depth(selection.selection_set, fragments, visiting)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in visiting or name not in fragments:
+                continue  # cycles and unknown fragments are validation errors
+            inner = _depth(fragments[name].selection_set, fragments, visiting | {name})
+        else:
+            continue
+        deepest = max(deepest, inner)
+    return deepest
+
+
+class GraphQLRunner:
+    """Checks and runs GraphQL requests against the schema."""
+
+    def __init__(self, schema: GraphQLSchema, limits: QueryLimits, cache_size: int = 512):
+        self.schema = schema
+        self.limits = limits
+        self.cache_size = cache_size
+        self._documents: OrderedDict[str, DocumentNode | list[dict]] = OrderedDict()
+
+    def prepare(self, query: str) -> DocumentNode | list[dict]:
+        """The checked document, or the formatted errors that refuse it."""
+        cached = self._documents.get(query)
+        if cached is not None:
+            self._documents.move_to_end(query)
+            return cached
+        prepared = self._check(query)
+        self._documents[query] = prepared
+        if len(self._documents) > self.cache_size:
+            self._documents.popitem(last=False)
+        return prepared
+
+    def _check(self, query: str) -> DocumentNode | list[dict]:
+        try:
+            document = parse(query, max_tokens=self.limits.max_fields * 20)
+        except GraphQLError as error:
+            return [format_error(error)]
+        try:
+            self.limits.check(document)
+        except AuthError as error:
+            return [_formatted(error)]
+        errors = validate(self.schema, document)
+        if errors:
+            return [format_error(error) for error in errors]
+        return document
+
+    async def run(
+        self,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Any,
+    ) -> dict[str, Any]:
+        prepared = self.prepare(query)
+        if isinstance(prepared, list):
+            return {"errors": prepared}
+        result = execute(
+            self.schema,
+            prepared,
+            context_value=context,
+            variable_values=variables,
+            operation_name=operation_name,
+        )
+        if isawaitable(result):
+            result = await result
+        assert isinstance(result, ExecutionResult)
+        response: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            response["errors"] = [format_error(error) for error in result.errors]
+        return response
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    """The client's view of an error: a type and a safe message, never internals."""
+    original = error.original_error
+    if isinstance(original, AuthError):
+        known = original
+    elif original is None or not error.path:
+        # Syntax, validation and variable errors describe the request itself.
+        known = GraphQLValidationError(error.message)
+    else:
+        log.error("unexpected error in %s", error.path, exc_info=original)
+        known = InternalServerError()
+    formatted = error.formatted
+    formatted["message"] = str(known)
+    formatted["extensions"] = {"type": known.type}
+    formatted["type"] = known.type
+    return formatted
+
+
+def _formatted(error: AuthError) -> dict[str, Any]:
+    return {"message": str(error), "extensions": {"type": error.type}, "type": error.type}

@@ -1,0 +1,100 @@
+"""The error types of the API; their names are part of the wire contract.
+
+Each error reaches the client with its name both in `extensions.type` and, for
+Krypton Auth's existing clients, as a top-level `type`.
+"""
+
+
+class AuthError(Exception):
+    """An error the client is meant to see, with a safe message."""
+
+    message = "Request failed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+
+    @property
+    def type(self) -> str:
+        return type(self).__name__
+
+
+class EmailAlreadyExistsError(AuthError):
+    message = "Email already exists in the database."
+
+
+class AlreadyExistsError(AuthError):
+    """A duplicate value of a unique field: `<Field>AlreadyExistsError`."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        super().__init__(f"This {field} is already taken.")
+
+    @property
+    def type(self) -> str:
+        return f"{self.field[0].upper()}{self.field[1:]}AlreadyExistsError"
+
+
+class WrongPasswordError(AuthError):
+    message = "Password does not match."
+
+
+class UpdatePasswordTooLateError(AuthError):
+    message = "The password recovery link has expired; ask for a new one."
+
+
+class EmailNotSentError(AuthError):
+    message = "Email could not be sent."
+
+
+class UserNotFoundError(AuthError):
+    message = "Wrong email or password."
+
+
+class UnauthorizedError(AuthError):
+    message = "Request not authorized."
+
+
+class TokenEncryptionError(AuthError):
+    message = "User token encryption failed."
+
+
+class EmailAlreadyConfirmedError(AuthError):
+    message = "Email already confirmed."
+
+
+class UserValidationError(AuthError):
+    message = "User fields do not pass validation."
+
+
+class AlreadyLoggedInError(AuthError):
+    message = "User already logged in."
+
+
+class EncryptionFailedError(AuthError):
+    message = "Encryption failed."
+
+
+class TooManyRequestsError(AuthError):
+    message = "Too many failed attempts; try again later."
+
+
+class NotImplementedYetError(AuthError):
+    message = "This operation is not available in this version of the service."
+
+
+class BadRequestError(AuthError):
+    """A request the GraphQL endpoint refuses before executing it."""
+
+    message = "Bad request."
+
+
+class QueryTooComplexError(BadRequestError):
+    message = "The query is too deep or too large."
+
+
+class GraphQLValidationError(AuthError):
+    message = "The query is not valid for this schema."
+
+
+class InternalServerError(AuthError):
+    message = "Something went wrong; the error has been logged."

@@ -1,0 +1,177 @@
+"""The user model from user.yaml: its fields, their options and their validators."""
+
+import datetime as dt
+import importlib
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Callable
+
+from .errors import UserValidationError
+{%- set fields = cookiecutter._fields.values() | list %}
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+{% for field in fields if field.enum_name %}
+
+class {{ field.enum_name }}(str, Enum):
+{%- for value in field.enum_values %}
+    {{ value }} = "{{ value }}"
+{%- endfor %}
+{% endfor %}
+
+
+def load_validator(reference: str) -> Callable[[Any], Any]:
+    """The function named `module:function`; `hooks` is this service's hooks.py.
+
+    Resolved at import, so a missing function stops the start instead of
+    failing the first request that needs it.
+    """
+    module_name, _, function_name = reference.partition(":")
+    if module_name == "hooks":
+        module_name = f"{__package__}.hooks"
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError):
+        raise RuntimeError(
+            f"user.yaml names the validator {reference!r}, but {module_name} has no"
+            f" function {function_name!r}: add it (see hooks.py)"
+        ) from None
+    return function
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One field of user.yaml, as the service needs it at run time."""
+
+    name: str
+    type: str  # string, int, float, boolean, date, datetime or enum
+    list: bool = False
+    required: bool = False
+    unique: bool = False
+    indexed: bool = False
+    public: bool = False
+    editable: bool = True
+    has_default: bool = False
+    default: Any = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    format: str | None = None
+    min: float | None = None
+    max: float | None = None
+    message: str | None = None
+    validator: Callable[[Any], Any] | None = None
+
+    def python_default(self) -> Any:
+        """The default as a stored value (dates parsed), a fresh copy each time."""
+        return parse_value(self, self.default) if self.has_default else None
+
+
+FIELDS: dict[str, FieldInfo] = {
+{%- for field in fields %}
+    "{{ field.name }}": FieldInfo(
+        name="{{ field.name }}",
+        type="{{ field.type }}",
+        list={{ field.list }},
+        required={{ field.required }},
+        unique={{ field.unique }},
+        indexed={{ field.indexed }},
+        public={{ field.public }},
+        editable={{ field.editable }},
+        has_default={{ field.has_default }},
+        default={{ field.default_repr }},
+{%- for option, value in field.constraints.items() %}
+        {{ option }}={{ value }},
+{%- endfor %}
+        message={{ field.message_repr }},
+{%- if field.validator %}
+        validator=load_validator("{{ field.validator }}"),
+{%- endif %}
+    ),
+{%- endfor %}
+}
+
+PUBLIC_FIELDS = ("_id", "email_verified") + tuple(name for name, field in FIELDS.items() if field.public)
+#: What a token carries and `me` shows: everything but internal fields.
+USER_FIELDS = ("_id", "email", "email_verified") + tuple(FIELDS)
+
+
+def parse_value(field: FieldInfo, value: Any) -> Any:
+    """A value from GraphQL (or a default) as the stored Python type."""
+    if value is None:
+        return None
+    if field.list:
+        return [_parse_item(field, item) for item in value]
+    return _parse_item(field, value)
+
+
+def _parse_item(field: FieldInfo, value: Any) -> Any:
+    if field.type == "date" and isinstance(value, str):
+        return dt.date.fromisoformat(value[:10])
+    if field.type == "datetime" and isinstance(value, str):
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        return moment.astimezone(dt.timezone.utc)
+    if field.type == "enum" and isinstance(value, Enum):
+        return value.value
+    if field.type == "float" and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def validate_fields(values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """Check and convert custom field values; raises UserValidationError.
+
+    On creation, defaults fill what is missing and required fields must be
+    there; on update only the given fields are checked.
+    """
+    clean: dict[str, Any] = {}
+    for name, field in FIELDS.items():
+        if name not in values or values[name] is None:
+            if creating and field.has_default:
+                clean[name] = field.python_default()
+            elif creating and field.required:
+                raise UserValidationError(f"{name}: is required.")
+            elif name in values:
+                if field.required:
+                    raise UserValidationError(f"{name}: is required and cannot be removed.")
+                clean[name] = None
+            continue
+        try:
+            value = parse_value(field, values[name])
+        except (TypeError, ValueError):
+            raise UserValidationError(f"{name}: is not a valid {field.type}.") from None
+        for item in value if field.list else [value]:
+            problem = item_problem(field, item)
+            if problem:
+                raise UserValidationError(f"{name}: {field.message or problem}")
+        if field.validator is not None:
+            try:
+                field.validator(value)
+            except (ValueError, TypeError) as error:
+                raise UserValidationError(f"{name}: {error}") from None
+        clean[name] = value
+    return clean
+
+
+def item_problem(field: FieldInfo, value: Any) -> str | None:
+    """Why one value breaks the field's rules, or None."""
+    if isinstance(value, str):
+        if field.min_length is not None and len(value) < field.min_length:
+            return f"must be at least {field.min_length} characters long."
+        if field.max_length is not None and len(value) > field.max_length:
+            return f"must be at most {field.max_length} characters long."
+        if field.pattern is not None and not re.search(field.pattern, value):
+            return "does not have the expected format."
+        if field.format == "email" and not EMAIL_PATTERN.match(value):
+            return "must be an email address."
+        if field.format == "url" and not URL_PATTERN.match(value):
+            return "must be an http(s) URL."
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if field.min is not None and value < field.min:
+            return f"must be at least {field.min:g}."
+        if field.max is not None and value > field.max:
+            return f"must be at most {field.max:g}."
+    return None

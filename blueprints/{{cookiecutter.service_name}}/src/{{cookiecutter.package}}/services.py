@@ -1,0 +1,69 @@
+"""What a request handler can reach: the long-lived services and the request."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from .settings import Settings
+from .store import Store, open_store
+
+REFRESH_COOKIE = "refreshToken"
+
+
+@dataclass
+class Services:
+    """Everything built once at start and shared by all requests."""
+
+    settings: Settings
+    store: Store
+
+    @classmethod
+    async def start(cls, settings: Settings) -> "Services":
+        store = open_store(settings.database)
+        await store.open()
+        return cls(settings=settings, store=store)
+
+    async def stop(self) -> None:
+        await self.store.close()
+
+
+@dataclass
+class RequestContext:
+    """One GraphQL request: the resolvers' view of HTTP."""
+
+    services: Services
+    request: Request
+    # Cookie changes the endpoint applies to the response: (name, value, max_age).
+    cookies: list[tuple[str, str, int]] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def bearer_token(self) -> str | None:
+        scheme, _, token = self.request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+    @property
+    def refresh_cookie(self) -> str | None:
+        return self.request.cookies.get(REFRESH_COOKIE) or None
+
+    @property
+    def client_address(self) -> str:
+        if self.settings.trust_forwarded_for:
+            forwarded = self.request.headers.get("x-forwarded-for", "")
+            if forwarded:
+                return forwarded.split(",")[0].strip()
+        client = self.request.client
+        return client.host if client else "unknown"
+
+    def set_refresh_cookie(self, value: str) -> None:
+        self.cookies.append((REFRESH_COOKIE, value, self.settings.refresh_token_ttl))
+
+    def clear_refresh_cookie(self) -> None:
+        self.cookies.append((REFRESH_COOKIE, "", 0))

@@ -1,0 +1,92 @@
+"""Configuration from the environment (prefix AUTH_) or a `.env` file."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SERVICE_NAME = "{{ cookiecutter.service_name }}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AUTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Storage: empty means the embedded SQLite database ./<service>.db.
+    database_url: str = ""
+
+    # Where users reach the service; used for links in mails and cookie scope.
+    public_url: str = "http://127.0.0.1:5000"
+    graphiql: bool = True
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Tokens and keys.
+    auth_token_ttl: int = Field(default=15 * 60, gt=0)
+    refresh_token_ttl: int = Field(default=7 * 24 * 3600, gt=0)
+    jwt_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    private_key_file: Path = Path("keys/private.pem")
+    public_key_file: Path = Path("keys/public.pem")
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+
+    # Passwords and logins.
+    password_min_length: int = Field(default=8, ge=8)
+    password_max_length: int = Field(default=256, le=4096)
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_cost: int = Field(default=65536, ge=8192)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    login_max_failures_per_account: int = Field(default=10, ge=1)
+    login_max_failures_per_address: int = Field(default=100, ge=1)
+    login_failure_window: int = Field(default=15 * 60, gt=0)
+    # Only behind a reverse proxy that sets it: the client address for throttling.
+    trust_forwarded_for: bool = False
+
+    # Mail.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_tls: Literal["none", "starttls", "tls"] | None = None
+    smtp_timeout: float = Field(default=10.0, gt=0)
+    mail_from: str = "no-reply@localhost"
+    outbox_dir: Path = Path("outbox")
+    mail_max_attempts: int = Field(default=8, ge=1)
+    verification_token_ttl: int = Field(default=48 * 3600, gt=0)
+    recovery_token_ttl: int = Field(default=60 * 60, gt=0)
+    templates_dir: Path | None = None
+
+    # Request limits of the GraphQL endpoint.
+    max_body_bytes: int = Field(default=100_000, gt=0)
+    max_query_depth: int = Field(default=10, gt=0)
+    max_query_aliases: int = Field(default=30, ge=0)
+    max_query_fields: int = Field(default=300, gt=0)
+    max_page_size: int = Field(default=100, gt=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///./{SERVICE_NAME}.db"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return urlsplit(self.public_url).scheme == "https"
+
+    @property
+    def cookie_path(self) -> str:
+        return urlsplit(self.public_url).path.rstrip("/") or "/"
+
+    @property
+    def cookie_domain(self) -> str | None:
+        host = urlsplit(self.public_url).hostname
+        # Browsers reject a Domain attribute for IP addresses and localhost.
+        if not host or host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
+            return None
+        return host

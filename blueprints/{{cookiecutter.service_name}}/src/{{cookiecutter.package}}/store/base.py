@@ -1,0 +1,203 @@
+"""The store interface: everything the service keeps, behind one small API.
+
+Records are plain dicts with Python values (str, int, float, bool,
+datetime.date, timezone-aware datetime.datetime, lists). Both adapters take
+and return the same shapes, so the service and the tests do not care which
+database is behind them.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from bson import ObjectId
+
+#: Stored with the user but never shown through the API.
+INTERNAL_FIELDS = ("password_hash", "created_at")
+
+
+def new_id() -> str:
+    """A 24-hex-digit id, as MongoDB's ObjectId: unique and ordered by creation time."""
+    return str(ObjectId())
+
+
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and ObjectId.is_valid(value)
+
+
+class DuplicateValueError(Exception):
+    """A write refused by a unique index; `field` names the field."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"duplicate value of {field}")
+        self.field = field
+
+
+class SchemaError(Exception):
+    """Stored data the current model cannot take; stops the start with a fix."""
+
+
+# Conditions of the public queries, built by `users.py` from GraphQL filters.
+
+
+@dataclass(frozen=True)
+class Compare:
+    field: str
+    op: str  # eq ne gt gte lt lte in nin
+    value: Any
+
+
+@dataclass(frozen=True)
+class AllOf:
+    conditions: tuple["Condition", ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Any of the conditions; with none, matches nothing."""
+
+    conditions: tuple["Condition", ...]
+
+
+Condition = Compare | AllOf | AnyOf
+NOTHING = AnyOf(())
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    where: Condition | None = None
+    sort: tuple[tuple[str, int], ...] = (("_id", 1),)
+    skip: int = 0
+    limit: int = 100
+
+
+@dataclass
+class SideWrites:
+    """Records written together with a user change: one-time tokens, mails.
+
+    Written in the same transaction where the database has them, so a change
+    never commits without the mail it causes (the outbox pattern).
+    """
+
+    tokens: list[dict[str, Any]] = field(default_factory=list)
+    mails: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Rotation(Enum):
+    ROTATED = "rotated"  # the token was current; it is now replaced
+    REUSED = "reused"  # the token had already been rotated: its session is revoked
+    INVALID = "invalid"  # unknown or expired
+
+
+class Store(ABC):
+    """One database behind the whole service."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, and bring tables and indexes up to the current model."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """Whether the database answers (for /healthz)."""
+
+    # Users.
+
+    @abstractmethod
+    async def insert_user(self, user: dict[str, Any], side: SideWrites | None = None) -> None:
+        """Insert; raises DuplicateValueError when a unique field is taken."""
+
+    @abstractmethod
+    async def get_user(self, user_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def get_user_by_email(self, email: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def update_user(
+        self, user_id: str, changes: dict[str, Any], side: SideWrites | None = None
+    ) -> dict[str, Any] | None:
+        """Apply changes and return the updated user (None if it is gone)."""
+
+    @abstractmethod
+    async def delete_user(self, user_id: str) -> bool:
+        """Remove the user with their sessions and one-time tokens."""
+
+    @abstractmethod
+    async def find_users(self, query: UserQuery) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def count_users(self, where: Condition | None = None) -> int: ...
+
+    # Sessions: one refresh token chain per device.
+
+    @abstractmethod
+    async def add_refresh_token(self, record: dict[str, Any]) -> None:
+        """Record {token_hash, session_id, user_id, expires_at}."""
+
+    @abstractmethod
+    async def rotate_refresh_token(
+        self, token_hash: str, replacement: dict[str, Any], now: datetime
+    ) -> tuple[Rotation, dict[str, Any] | None]:
+        """Swap a current token for `replacement` (same session), atomically.
+
+        A token that was already rotated is a stolen or replayed one: its
+        whole session is revoked and REUSED returned.
+        """
+
+    @abstractmethod
+    async def end_session(self, token_hash: str) -> dict[str, Any] | None:
+        """Revoke the session the token belongs to; returns its record."""
+
+    @abstractmethod
+    async def end_user_sessions(self, user_id: str) -> int: ...
+
+    @abstractmethod
+    async def purge_expired(self, now: datetime) -> None:
+        """Forget expired refresh tokens, one-time tokens and old login failures."""
+
+    # One-time tokens (email verification, password recovery).
+
+    @abstractmethod
+    async def add_side_writes(self, side: SideWrites) -> None: ...
+
+    @abstractmethod
+    async def consume_user_token(self, token_hash: str, purpose: str) -> dict[str, Any] | None:
+        """Remove and return {token_hash, user_id, purpose, email, expires_at}."""
+
+    @abstractmethod
+    async def delete_user_tokens(self, user_id: str, purpose: str) -> None: ...
+
+    # Failed logins, for throttling across workers.
+
+    @abstractmethod
+    async def add_login_failure(self, keys: list[str], at: datetime) -> None: ...
+
+    @abstractmethod
+    async def count_login_failures(self, key: str, since: datetime) -> int: ...
+
+    @abstractmethod
+    async def clear_login_failures(self, key: str) -> None: ...
+
+    # Mail outbox.
+
+    @abstractmethod
+    async def claim_mails(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
+        """Pending mails due by `now`, leased to the caller until `lease_until`.
+
+        A lease is taken with a conditional update, so two workers never get
+        the same mail; a worker that dies loses its lease when it expires.
+        """
+
+    @abstractmethod
+    async def update_mail(self, mail_id: str, changes: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def get_mail(self, mail_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def list_mails(self, status: str | None = None) -> list[dict[str, Any]]: ...

@@ -1,0 +1,452 @@
+"""The embedded default: SQLite through SQLAlchemy (async), one typed table per record kind.
+
+The users table is generated from the spec with real unique and filter
+indexes. At start the schema is brought up to the current model in place:
+new columns are added (and filled with their default), indexes are created
+or dropped, and data the model cannot take stops the start with the fix.
+"""
+
+import json
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    event,
+    false,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    true,
+    type_coerce,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.schema import CreateColumn
+
+from ..models import FIELDS
+from .base import (
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    DuplicateValueError,
+    Rotation,
+    SchemaError,
+    SideWrites,
+    Store,
+    UserQuery,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("_id", String(24), primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("email_verified", Boolean, nullable=False, default=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+{%- for field in cookiecutter._fields.values() %}
+    Column("{{ field.name }}", {{ field.sql_type }}, nullable=True),
+{%- endfor %}
+    Index("ux_users_email", "email", unique=True),
+{%- for field in cookiecutter._fields.values() if field.indexed %}
+    Index("{{ 'ux' if field.unique else 'ix' }}_users_{{ field.name }}", "{{ field.name }}", unique={{ field.unique }}),
+{%- endfor %}
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("session_id", String(32), nullable=False, index=True),
+    Column("user_id", String(24), nullable=False, index=True),
+    Column("expires_at", DateTime, nullable=False, index=True),
+    Column("rotated", Boolean, nullable=False, default=False),
+)
+
+user_tokens = Table(
+    "user_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(24), nullable=False, index=True),
+    Column("purpose", String(32), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("expires_at", DateTime, nullable=False, index=True),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Index("ix_login_failures_key_at", "key", "at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("_id", String(24), primary_key=True),
+    Column("recipient", String(320), nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime, nullable=True),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)
+
+_TABLES_BY_RECORD = {"tokens": user_tokens, "mails": outbox}
+_DATETIME_COLUMNS = {
+    table.name: {column.name for column in table.columns if isinstance(column.type, DateTime)}
+    for table in metadata.tables.values()
+}
+_UNIQUE_VIOLATION = re.compile(r"users\.(\w+)|ux_users_(\w+)")
+
+
+def _async_url(url: str) -> str:
+    if url.startswith("sqlite:"):
+        return url.replace("sqlite:", "sqlite+aiosqlite:", 1)
+    if url.startswith("postgresql:"):
+        return url.replace("postgresql:", "postgresql+asyncpg:", 1)
+    return url
+
+
+def _to_db(value: Any) -> Any:
+    """Datetimes are stored as naive UTC, the only kind every SQL database keeps."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _row(table: Table, row: Any) -> dict[str, Any]:
+    record = dict(row._mapping)
+    for name in _DATETIME_COLUMNS[table.name]:
+        value = record.get(name)
+        if isinstance(value, datetime):
+            record[name] = value.replace(tzinfo=UTC)
+    return record
+
+
+def _values(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: _to_db(value) for key, value in record.items()}
+
+
+class SqlStore(Store):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_async_engine(_async_url(url))
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    async def open(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+            await connection.run_sync(_sync_users_schema)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return True
+        except (SQLAlchemyError, OSError):
+            return False
+
+    # Users.
+
+    async def insert_user(self, user: dict[str, Any], side: SideWrites | None = None) -> None:
+        async with self.engine.begin() as connection:
+            await _guard_unique(connection.execute(insert(users).values(_values(user))))
+            await _write_side(connection, side)
+
+    async def get_user(self, user_id: str) -> dict[str, Any] | None:
+        return await self._one(users, select(users).where(users.c._id == user_id))
+
+    async def get_user_by_email(self, email: str) -> dict[str, Any] | None:
+        return await self._one(users, select(users).where(users.c.email == email))
+
+    async def update_user(
+        self, user_id: str, changes: dict[str, Any], side: SideWrites | None = None
+    ) -> dict[str, Any] | None:
+        async with self.engine.begin() as connection:
+            if changes:
+                statement = update(users).where(users.c._id == user_id).values(_values(changes))
+                await _guard_unique(connection.execute(statement))
+            row = (await connection.execute(select(users).where(users.c._id == user_id))).first()
+            if row is None:
+                return None
+            await _write_side(connection, side)
+            return _row(users, row)
+
+    async def delete_user(self, user_id: str) -> bool:
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
+            await connection.execute(delete(user_tokens).where(user_tokens.c.user_id == user_id))
+            result = await connection.execute(delete(users).where(users.c._id == user_id))
+            return result.rowcount > 0
+
+    async def find_users(self, query: UserQuery) -> list[dict[str, Any]]:
+        statement = select(users)
+        if query.where is not None:
+            statement = statement.where(_condition(query.where))
+        order = [users.c[name].asc() if direction > 0 else users.c[name].desc() for name, direction in query.sort]
+        statement = statement.order_by(*order).offset(query.skip).limit(query.limit)
+        async with self.engine.connect() as connection:
+            return [_row(users, row) for row in await connection.execute(statement)]
+
+    async def count_users(self, where: Condition | None = None) -> int:
+        statement = select(func.count()).select_from(users)
+        if where is not None:
+            statement = statement.where(_condition(where))
+        async with self.engine.connect() as connection:
+            return (await connection.execute(statement)).scalar_one()
+
+    # Sessions.
+
+    async def add_refresh_token(self, record: dict[str, Any]) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(insert(refresh_tokens).values(_values({"rotated": False, **record})))
+
+    async def rotate_refresh_token(
+        self, token_hash: str, replacement: dict[str, Any], now: datetime
+    ) -> tuple[Rotation, dict[str, Any] | None]:
+        token = refresh_tokens.c
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(select(refresh_tokens).where(token.token_hash == token_hash))).first()
+            if row is None:
+                return Rotation.INVALID, None
+            record = _row(refresh_tokens, row)
+            if record["rotated"]:
+                await connection.execute(delete(refresh_tokens).where(token.session_id == record["session_id"]))
+                return Rotation.REUSED, record
+            if record["expires_at"] <= now:
+                return Rotation.INVALID, None
+            claimed = await connection.execute(
+                update(refresh_tokens)
+                .where(token.token_hash == token_hash, token.rotated == false())
+                .values(rotated=True)
+            )
+            if claimed.rowcount != 1:
+                await connection.execute(delete(refresh_tokens).where(token.session_id == record["session_id"]))
+                return Rotation.REUSED, record
+            new = {**replacement, "session_id": record["session_id"], "user_id": record["user_id"], "rotated": False}
+            await connection.execute(insert(refresh_tokens).values(_values(new)))
+            return Rotation.ROTATED, record
+
+    async def end_session(self, token_hash: str) -> dict[str, Any] | None:
+        token = refresh_tokens.c
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(select(refresh_tokens).where(token.token_hash == token_hash))).first()
+            if row is None:
+                return None
+            record = _row(refresh_tokens, row)
+            await connection.execute(delete(refresh_tokens).where(token.session_id == record["session_id"]))
+            return record
+
+    async def end_user_sessions(self, user_id: str) -> int:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
+            return result.rowcount
+
+    async def purge_expired(self, now: datetime) -> None:
+        moment = _to_db(now)
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at <= moment))
+            await connection.execute(delete(user_tokens).where(user_tokens.c.expires_at <= moment))
+
+    # One-time tokens.
+
+    async def add_side_writes(self, side: SideWrites) -> None:
+        async with self.engine.begin() as connection:
+            await _write_side(connection, side)
+
+    async def consume_user_token(self, token_hash: str, purpose: str) -> dict[str, Any] | None:
+        token = user_tokens.c
+        async with self.engine.begin() as connection:
+            row = (
+                await connection.execute(
+                    select(user_tokens).where(token.token_hash == token_hash, token.purpose == purpose)
+                )
+            ).first()
+            if row is None:
+                return None
+            deleted = await connection.execute(delete(user_tokens).where(token.token_hash == token_hash))
+            return _row(user_tokens, row) if deleted.rowcount == 1 else None
+
+    async def delete_user_tokens(self, user_id: str, purpose: str) -> None:
+        token = user_tokens.c
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(user_tokens).where(token.user_id == user_id, token.purpose == purpose))
+
+    # Failed logins.
+
+    async def add_login_failure(self, keys: list[str], at: datetime) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(insert(login_failures), [{"key": key, "at": _to_db(at)} for key in keys])
+
+    async def count_login_failures(self, key: str, since: datetime) -> int:
+        failure = login_failures.c
+        statement = select(func.count()).where(failure.key == key, failure.at > _to_db(since))
+        async with self.engine.connect() as connection:
+            return (await connection.execute(statement)).scalar_one()
+
+    async def clear_login_failures(self, key: str) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(delete(login_failures).where(login_failures.c.key == key))
+
+    # Mail outbox.
+
+    async def claim_mails(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
+        mail = outbox.c
+        due = select(outbox).where(mail.status == "pending", mail.next_attempt_at <= _to_db(now))
+        claimed = []
+        async with self.engine.begin() as connection:
+            for row in (await connection.execute(due.order_by(mail.next_attempt_at).limit(limit))).all():
+                record = _row(outbox, row)
+                result = await connection.execute(
+                    update(outbox)
+                    .where(mail._id == record["_id"], mail.next_attempt_at == row.next_attempt_at)
+                    .values(next_attempt_at=_to_db(lease_until))
+                )
+                if result.rowcount == 1:
+                    claimed.append(record)
+        return claimed
+
+    async def update_mail(self, mail_id: str, changes: dict[str, Any]) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(update(outbox).where(outbox.c._id == mail_id).values(_values(changes)))
+
+    async def get_mail(self, mail_id: str) -> dict[str, Any] | None:
+        return await self._one(outbox, select(outbox).where(outbox.c._id == mail_id))
+
+    async def list_mails(self, status: str | None = None) -> list[dict[str, Any]]:
+        statement = select(outbox).order_by(outbox.c._id)
+        if status is not None:
+            statement = statement.where(outbox.c.status == status)
+        async with self.engine.connect() as connection:
+            return [_row(outbox, row) for row in await connection.execute(statement)]
+
+    async def _one(self, table: Table, statement: Any) -> dict[str, Any] | None:
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(statement)).first()
+        return _row(table, row) if row is not None else None
+
+
+async def _guard_unique(execution: Any) -> Any:
+    """Run a write; a unique index violation becomes DuplicateValueError."""
+    try:
+        return await execution
+    except IntegrityError as error:
+        match = _UNIQUE_VIOLATION.search(str(error.orig))
+        if match is None:
+            raise
+        raise DuplicateValueError(match.group(1) or match.group(2)) from None
+
+
+async def _write_side(connection: AsyncConnection, side: SideWrites | None) -> None:
+    if side is None:
+        return
+    for kind, table in _TABLES_BY_RECORD.items():
+        records = getattr(side, kind)
+        if records:
+            await connection.execute(insert(table), [_values(record) for record in records])
+
+
+def _condition(condition: Condition) -> Any:
+    if isinstance(condition, AllOf):
+        return and_(true(), *(_condition(inner) for inner in condition.conditions))
+    if isinstance(condition, AnyOf):
+        if not condition.conditions:
+            return false()
+        return or_(*(_condition(inner) for inner in condition.conditions))
+    column = users.c[condition.field]
+    value = _to_db(condition.value)
+    if isinstance(column.type, JSON):
+        # Lists compare as a whole, through their JSON text.
+        column, value = type_coerce(column, Text), json.dumps(value)
+    op = condition.op
+    if op == "eq":
+        return column.is_(None) if value is None else column == value
+    if op == "ne":
+        return column.is_not(None) if value is None else or_(column != value, column.is_(None))
+    if op == "in":
+        return column.in_([_to_db(item) for item in value])
+    if op == "nin":
+        return or_(column.not_in([_to_db(item) for item in value]), column.is_(None))
+    return {"gt": column > value, "gte": column >= value, "lt": column < value, "lte": column <= value}[op]
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside a writer; several workers share the file."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sync_users_schema(connection: Any) -> None:
+    """Bring an existing users table up to the current model, or explain why not."""
+    inspector = inspect(connection)
+    existing = {column["name"] for column in inspector.get_columns("users")}
+    for column in users.columns:
+        if column.name in existing:
+            continue
+        ddl = CreateColumn(column).compile(dialect=connection.dialect)
+        connection.execute(text(f"ALTER TABLE users ADD COLUMN {ddl}"))
+    for name, field in FIELDS.items():
+        if field.has_default:
+            connection.execute(
+                update(users).where(users.c[name].is_(None)).values({name: _to_db(field.python_default())})
+            )
+        elif field.required:
+            missing = connection.execute(select(func.count()).where(users.c[name].is_(None))).scalar_one()
+            if missing:
+                raise SchemaError(
+                    f"field '{name}' is required but {missing} stored user(s) have no value;"
+                    f" give '{name}' a default in user.yaml (or make it optional) and generate again"
+                )
+    wanted = {index.name: index for index in users.indexes}
+    present = {index["name"] for index in inspector.get_indexes("users")}
+    for name in sorted(present - set(wanted)):
+        if name.startswith(("ix_users_", "ux_users_")):
+            connection.execute(text(f'DROP INDEX "{name}"'))
+    for name in sorted(set(wanted) - present):
+        try:
+            with connection.begin_nested():
+                wanted[name].create(connection)
+        except IntegrityError:
+            field = name.removeprefix("ux_users_")
+            raise SchemaError(
+                f"field '{field}' is now unique but stored users share values of it;"
+                f" make those values distinct, or remove 'unique' from '{field}' in user.yaml"
+            ) from None

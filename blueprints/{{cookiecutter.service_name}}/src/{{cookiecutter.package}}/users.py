@@ -1,0 +1,151 @@
+"""The public user queries: GraphQL filters and sorts turned into store queries.
+
+Only public fields reach this module: the schema has no others in
+UserPublicInfo or in the filter and sort types, so GraphQL validation refuses
+them before any resolver runs.
+"""
+
+import math
+from typing import Any
+
+from .errors import BadRequestError
+from .models import FIELDS, PUBLIC_FIELDS, parse_value
+from .store import NOTHING, AllOf, AnyOf, Compare, Condition, Store, UserQuery, is_valid_id
+
+OPERATORS = ("gt", "gte", "lt", "lte", "ne", "in", "nin")
+
+
+def public_view(user: dict[str, Any]) -> dict[str, Any]:
+    return {name: user.get(name) for name in PUBLIC_FIELDS}
+
+
+def to_condition(graphql_filter: dict[str, Any] | None) -> Condition | None:
+    """A GraphQL filter input as a store condition (None: everything)."""
+    if not graphql_filter:
+        return None
+    conditions: list[Condition] = []
+    for name, value in graphql_filter.items():
+        if name == "AND":
+            conditions.append(AllOf(tuple(_nested(value))))
+        elif name == "OR":
+            conditions.append(AnyOf(tuple(_nested(value))))
+        elif name == "_operators":
+            for field, operators in (value or {}).items():
+                for op, operand in (operators or {}).items():
+                    conditions.append(_compare(field, op, operand))
+        else:
+            conditions.append(_compare(name, "eq", value))
+    return AllOf(tuple(conditions))
+
+
+def _nested(filters: list[dict[str, Any]] | None) -> list[Condition]:
+    return [to_condition(item) or AllOf(()) for item in filters or []]
+
+
+def _compare(field: str, op: str, value: Any) -> Condition:
+    if field == "_id":
+        return _compare_ids(op, value)
+    info = FIELDS.get(field)
+    if op in ("in", "nin"):
+        items = [parse_value(info, item) if info else item for item in value or []]
+        return Compare(field, op, items)
+    return Compare(field, op, parse_value(info, value) if info else value)
+
+
+def _compare_ids(op: str, value: Any) -> Condition:
+    """Ids that cannot exist match nothing, rather than failing the query."""
+    if op in ("in", "nin"):
+        return Compare("_id", op, [item for item in value or [] if is_valid_id(item)])
+    if value is not None and not is_valid_id(value):
+        return Compare("_id", "ne", None) if op in ("ne",) else NOTHING
+    return Compare("_id", op, value)
+
+
+def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
+    """`AGE_DESC` -> (("age", -1), ("_id", 1)): ties always broken by id."""
+    if not value:
+        return (("_id", 1),)
+    key, _, direction = value.rpartition("_")
+    order = 1 if direction == "ASC" else -1
+    if key == "_ID":
+        return (("_id", order),)
+    field = next(name for name in PUBLIC_FIELDS if name.upper() == key)
+    return ((field, order), ("_id", 1))
+
+
+class PublicUsers:
+    """userById, userByIds, userOne, userMany, userCount, userPagination."""
+
+    def __init__(self, store: Store, max_page_size: int) -> None:
+        self.store = store
+        self.max_page_size = max_page_size
+
+    def _limit(self, name: str, value: int | None, default: int) -> int:
+        if value is None:
+            return min(default, self.max_page_size)
+        if value < 1:
+            raise BadRequestError(f"{name} must be at least 1.")
+        return min(value, self.max_page_size)
+
+    @staticmethod
+    def _skip(value: int | None) -> int:
+        if value is not None and value < 0:
+            raise BadRequestError("skip must not be negative.")
+        return value or 0
+
+    async def by_id(self, user_id: str) -> dict[str, Any] | None:
+        user = await self.store.get_user(user_id) if is_valid_id(user_id) else None
+        return public_view(user) if user else None
+
+    async def by_ids(self, ids: list[str | None], limit: int | None, sort: str | None) -> list[dict[str, Any]]:
+        wanted = [item for item in ids if is_valid_id(item)]
+        if not wanted:
+            return []
+        query = UserQuery(
+            where=Compare("_id", "in", wanted), sort=to_sort(sort), limit=self._limit("limit", limit, 100)
+        )
+        return [public_view(user) for user in await self.store.find_users(query)]
+
+    async def one(self, graphql_filter: dict | None, skip: int | None, sort: str | None) -> dict[str, Any] | None:
+        query = UserQuery(where=to_condition(graphql_filter), sort=to_sort(sort), skip=self._skip(skip), limit=1)
+        found = await self.store.find_users(query)
+        return public_view(found[0]) if found else None
+
+    async def many(
+        self, graphql_filter: dict | None, skip: int | None, limit: int | None, sort: str | None
+    ) -> list[dict[str, Any]]:
+        query = UserQuery(
+            where=to_condition(graphql_filter),
+            sort=to_sort(sort),
+            skip=self._skip(skip),
+            limit=self._limit("limit", limit, 100),
+        )
+        return [public_view(user) for user in await self.store.find_users(query)]
+
+    async def count(self, graphql_filter: dict | None) -> int:
+        return await self.store.count_users(to_condition(graphql_filter))
+
+    async def pagination(
+        self, graphql_filter: dict | None, page: int | None, per_page: int | None, sort: str | None
+    ) -> dict[str, Any]:
+        page = 1 if page is None else page
+        if page < 1:
+            raise BadRequestError("page must be at least 1.")
+        per_page = self._limit("perPage", per_page, 20)
+        where = to_condition(graphql_filter)
+        count = await self.store.count_users(where)
+        query = UserQuery(where=where, sort=to_sort(sort), skip=(page - 1) * per_page, limit=per_page)
+        items = await self.store.find_users(query) if (page - 1) * per_page < count else []
+        page_count = math.ceil(count / per_page)
+        return {
+            "count": count,
+            "items": [public_view(user) for user in items],
+            "pageInfo": {
+                "currentPage": page,
+                "perPage": per_page,
+                "pageCount": page_count,
+                "itemCount": count,
+                "hasNextPage": page < page_count,
+                "hasPreviousPage": page > 1,
+            },
+        }

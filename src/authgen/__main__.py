@@ -1,0 +1,3 @@
+from authgen.cli import main
+
+main()

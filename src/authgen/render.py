@@ -1,0 +1,105 @@
+"""Render the blueprints with a context, then format the Python with black.
+
+Rendering happens in a temporary folder; the result is a mapping of relative
+path to bytes, so that writing it out (and merging with the user's edits) is
+a separate step that can also be previewed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import black
+from cookiecutter.exceptions import CookiecutterException, UndefinedVariableInTemplate
+from cookiecutter.generate import generate_files
+from jinja2 import TemplateError
+
+_BLACK_MODE = black.Mode(target_versions={black.TargetVersion.PY311})
+
+
+class RenderError(Exception):
+    """A blueprint that cannot be rendered or formatted, naming the file."""
+
+
+@dataclass
+class Rendering:
+    files: dict[str, bytes] = field(default_factory=dict)
+    executable: set[str] = field(default_factory=set)
+
+
+def blueprints_dir() -> Path:
+    """The blueprints shipped in the wheel, or those of a source checkout."""
+    packaged = Path(str(resources.files("authgen"))) / "blueprints"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "blueprints"
+
+
+def render(context: dict[str, Any], template: Path | None = None) -> Rendering:
+    template = template or blueprints_dir()
+    with tempfile.TemporaryDirectory(prefix="authgen-") as tmp:
+        project = _bake(template, context, Path(tmp))
+        return _collect(project)
+
+
+def _bake(template: Path, context: dict[str, Any], output: Path) -> Path:
+    full_context = {"cookiecutter": {**_defaults(template), **context}}
+    full_context["cookiecutter"]["_template"] = str(template)
+    try:
+        project = generate_files(
+            repo_dir=str(template),
+            context=full_context,
+            output_dir=str(output),
+            overwrite_if_exists=True,
+            accept_hooks=False,
+        )
+    except UndefinedVariableInTemplate as error:
+        raise RenderError(f"{_where(error.error)}: {error.error.message}") from error
+    except TemplateError as error:
+        raise RenderError(f"{_where(error)}: {error}") from error
+    except CookiecutterException as error:
+        raise RenderError(f"blueprint error: {error}") from error
+    return Path(project)
+
+
+def _defaults(template: Path) -> dict[str, Any]:
+    with open(template / "cookiecutter.json", encoding="utf-8") as handle:
+        return {k: v for k, v in json.load(handle).items() if k.startswith("_")}
+
+
+def _where(error: Exception) -> str:
+    filename = getattr(error, "filename", None) or getattr(error, "name", None)
+    lineno = getattr(error, "lineno", None)
+    if filename and lineno:
+        return f"{filename}:{lineno}"
+    return filename or "blueprint"
+
+
+def _collect(project: Path) -> Rendering:
+    rendering = Rendering()
+    for path in sorted(project.rglob("*")):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(project).as_posix()
+        content = path.read_bytes()
+        if path.suffix == ".py":
+            content = format_python(relative, content)
+        rendering.files[relative] = content
+        if os.stat(path).st_mode & stat.S_IXUSR:
+            rendering.executable.add(relative)
+    return rendering
+
+
+def format_python(relative: str, content: bytes) -> bytes:
+    try:
+        source = content.decode("utf-8")
+        return black.format_str(source, mode=_BLACK_MODE).encode("utf-8")
+    except (black.InvalidInput, UnicodeDecodeError, ValueError) as error:
+        raise RenderError(f"{relative}: black cannot format it: {error}") from error

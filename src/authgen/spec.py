@@ -1,0 +1,321 @@
+"""The spec: the user model described in `user.yaml`, and its checks.
+
+Pydantic checks the shape (known keys, value types); the rules that tie
+several options together (min <= max, a default that passes its own
+validators, names that stay valid everywhere they are emitted) are plain
+functions below, so every mistake is reported with its position, all at once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import keyword
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import ValidationError
+
+from authgen.loader import Document, Problem, SpecError, read
+
+FieldType = Literal["string", "int", "float", "boolean", "date", "datetime", "enum"]
+FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
+
+#: Names the emitted service defines itself, compared case-insensitively
+#: because error and sort names are derived from field names.
+RESERVED_NAMES = frozenset(
+    {
+        "_id",
+        "id",
+        "email",
+        "email_verified",
+        "password",
+        "previouspassword",
+        "password_hash",
+        "created_at",
+        "updated_at",
+        "sub",
+        "iat",
+        "exp",
+        "token",
+    }
+)
+
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+SERVICE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+VALIDATOR_PATTERN = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+ENUM_VALUE_PATTERN = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+Number = int | float
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ServiceSpec(_Strict):
+    name: StrictStr
+    package: StrictStr | None = None
+
+    @property
+    def package_name(self) -> str:
+        return self.package or self.name.replace("-", "_")
+
+
+class FieldSpec(_Strict):
+    type: FieldType
+    required: StrictBool = False
+    unique: StrictBool = False
+    public: StrictBool = False
+    index: StrictBool = False
+    editable: StrictBool = True
+    list: StrictBool = False
+    default: Any = None
+    description: StrictStr | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=1)
+    pattern: StrictStr | None = None
+    format: Literal["email", "url"] | None = None
+    min: Number | None = None
+    max: Number | None = None
+    values: builtins.list[StrictStr] | None = None
+    message: StrictStr | None = None
+    validator: StrictStr | None = None
+
+    @property
+    def indexed(self) -> bool:
+        return self.index or self.unique
+
+
+class Spec(_Strict):
+    service: ServiceSpec
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and check a spec file; raises SpecError listing every mistake."""
+    path = Path(path)
+    document = read(path)
+    return check(document, str(path))
+
+
+def check(document: Document, filename: str) -> Spec:
+    data = document.data
+    if data.get("fields") is None and "fields" in data:
+        data["fields"] = {}
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(filename, [_shape_problem(document, e) for e in error.errors()])
+    problems = _check_service(spec.service, document)
+    seen: dict[str, str] = {}
+    for name, field in spec.fields.items():
+        problems += _check_name(name, seen, document)
+        problems += _check_field(name, field, document)
+    if problems:
+        raise SpecError(filename, problems)
+    return spec
+
+
+def _shape_problem(document: Document, error: Any) -> Problem:
+    path = tuple(error["loc"])
+    where = ".".join(str(part) for part in path)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return document.problem(path, f"unknown key '{path[-1]}'", key=True)
+    if kind == "missing":
+        return document.problem(path[:-1], f"missing required key '{where}'")
+    if kind == "literal_error" and path[-1] == "type":
+        expected = ", ".join(FIELD_TYPES)
+        return document.problem(
+            path, f"{where}: unknown type {error['input']!r}; expected one of {expected}"
+        )
+    if path and path[-1] in ("[key]",):
+        path = path[:-1]
+    return document.problem(path, f"{where}: {error['msg'].lower()}")
+
+
+def _check_service(service: ServiceSpec, document: Document) -> list[Problem]:
+    problems = []
+    if not SERVICE_NAME_PATTERN.match(service.name):
+        problems.append(
+            document.problem(
+                ("service", "name"),
+                "service.name must be lower-case letters, digits and single dashes,"
+                f" starting with a letter (got {service.name!r})",
+            )
+        )
+    if service.package is not None and not _is_identifier(service.package):
+        problems.append(
+            document.problem(
+                ("service", "package"),
+                f"service.package {service.package!r} is not a valid Python package name",
+            )
+        )
+    return problems
+
+
+def _is_identifier(name: str) -> bool:
+    return name.isidentifier() and name.isascii() and not keyword.iskeyword(name)
+
+
+def _check_name(name: str, seen: dict[str, str], document: Document) -> list[Problem]:
+    def problem(message: str) -> list[Problem]:
+        return [document.problem(("fields", name), message, key=True)]
+
+    if not NAME_PATTERN.match(name):
+        return problem(
+            f"field name {name!r} must start with a letter and contain only"
+            " letters, digits and underscores (a GraphQL and Python name)"
+        )
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return problem(f"field name {name!r} is a Python keyword")
+    if name.lower() in RESERVED_NAMES:
+        return problem(f"field name {name!r} clashes with a built-in field")
+    if name.lower() in seen:
+        return problem(f"field name {name!r} clashes with {seen[name.lower()]!r}")
+    seen[name.lower()] = name
+    return []
+
+
+_OPTIONS_BY_TYPE = {
+    "string": {"min_length", "max_length", "pattern", "format"},
+    "int": {"min", "max"},
+    "float": {"min", "max"},
+    "boolean": set(),
+    "date": set(),
+    "datetime": set(),
+    "enum": {"values"},
+}
+_TYPED_OPTIONS = set().union(*_OPTIONS_BY_TYPE.values())
+
+
+def _check_field(name: str, field: FieldSpec, document: Document) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(option: str, message: str, *, key: bool = False) -> None:
+        problems.append(document.problem(("fields", name, option), message, key=key))
+
+    given = field.model_fields_set
+    for option in sorted(given & (_TYPED_OPTIONS - _OPTIONS_BY_TYPE[field.type])):
+        add(option, f"'{option}' does not apply to a {field.type} field", key=True)
+    if field.type == "enum":
+        if not field.values:
+            add("values" if "values" in given else "type", "an enum needs 'values'")
+        else:
+            for index, value in enumerate(field.values):
+                if not ENUM_VALUE_PATTERN.match(value) or value in (
+                    "true",
+                    "false",
+                    "null",
+                ):
+                    problems.append(
+                        document.problem(
+                            ("fields", name, "values", index),
+                            f"enum value {value!r} is not a valid GraphQL enum name",
+                        )
+                    )
+            if len(set(field.values)) != len(field.values):
+                add("values", "enum values must be distinct")
+    if _greater(field.min_length, field.max_length):
+        add("min_length", "min_length is greater than max_length")
+    if _greater(field.min, field.max):
+        add("min", "min is greater than max")
+    if field.pattern is not None:
+        try:
+            re.compile(field.pattern)
+        except re.error as error:
+            add("pattern", f"pattern does not compile: {error}")
+    if field.validator is not None and not VALIDATOR_PATTERN.match(field.validator):
+        add(
+            "validator",
+            f"validator {field.validator!r} must look like 'module:function'"
+            " (e.g. 'hooks:check_username')",
+        )
+    if field.list and field.indexed:
+        add("unique" if field.unique else "index", "a list field cannot be indexed")
+    if field.default is not None and not problems:
+        reason = default_problem(field, field.default)
+        if reason:
+            add("default", f"default {field.default!r} {reason}")
+    return problems
+
+
+def _greater(low: Any, high: Any) -> bool:
+    return low is not None and high is not None and low > high
+
+
+def default_problem(field: FieldSpec, value: Any) -> str | None:
+    """Why `value` is not a valid value of `field`, or None when it is."""
+    if field.list:
+        if not isinstance(value, list):
+            return "must be a list"
+        for item in value:
+            reason = _item_problem(field, item)
+            if reason:
+                return reason
+        return None
+    return _item_problem(field, value)
+
+
+def _item_problem(field: FieldSpec, value: Any) -> str | None:
+    kind = field.type
+    if kind == "boolean":
+        return None if isinstance(value, bool) else "is not a boolean"
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return "is not an integer"
+    if kind == "float" and (
+        isinstance(value, bool) or not isinstance(value, (int, float))
+    ):
+        return "is not a number"
+    if kind in ("int", "float"):
+        if field.min is not None and value < field.min:
+            return f"is less than the minimum {field.min}"
+        if field.max is not None and value > field.max:
+            return f"is greater than the maximum {field.max}"
+        return None
+    if kind == "date":
+        if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, str)):
+            return "is not a date (YYYY-MM-DD)"
+        return _parses(dt.date.fromisoformat, value, "is not a date (YYYY-MM-DD)")
+    if kind == "datetime":
+        if isinstance(value, dt.datetime):
+            return None
+        if not isinstance(value, str):
+            return "is not a datetime (ISO 8601)"
+        return _parses(dt.datetime.fromisoformat, value, "is not a datetime (ISO 8601)")
+    if not isinstance(value, str):
+        return "is not a string"
+    if kind == "enum":
+        return None if value in (field.values or []) else "is not one of the values"
+    return _string_problem(field, value)
+
+
+def _parses(parse: Any, value: Any, reason: str) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parse(value)
+    except ValueError:
+        return reason
+    return None
+
+
+def _string_problem(field: FieldSpec, value: str) -> str | None:
+    if field.min_length is not None and len(value) < field.min_length:
+        return f"is shorter than min_length {field.min_length}"
+    if field.max_length is not None and len(value) > field.max_length:
+        return f"is longer than max_length {field.max_length}"
+    if field.pattern is not None and not re.search(field.pattern, value):
+        return "does not match the pattern"
+    if field.format == "email" and not EMAIL_PATTERN.match(value):
+        return "is not an email address"
+    if field.format == "url" and not URL_PATTERN.match(value):
+        return "is not a URL"
+    return None
