@@ -14,15 +14,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .api import GraphQLRunner, QueryLimits, build_schema
-from .errors import AuthError, BadRequestError
+from .errors import AuthError, BadRequestError, RequestTooLargeError
 from .services import RequestContext, Services
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class BodyTooLarge(BadRequestError):
-    message = "The request body is too large."
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -53,7 +49,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return HTMLResponse(explorer)
         try:
             body = await _read_json(request, settings.max_body_bytes)
-        except BodyTooLarge as error:
+        except RequestTooLargeError as error:
             return _error_response(error, 413)
         except BadRequestError as error:
             return _error_response(error, 400)
@@ -104,12 +100,12 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
     """The request body as a GraphQL request, refusing oversized bodies early."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
+        raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
     chunks = bytearray()
     async for chunk in request.stream():
         chunks += chunk
         if len(chunks) > limit:
-            raise BodyTooLarge(f"The request body is larger than {limit} bytes.")
+            raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
     try:
         body = json.loads(chunks)
     except (ValueError, UnicodeDecodeError):

@@ -88,6 +88,10 @@ class BadRequestError(AuthError):
     message = "Bad request."
 
 
+class RequestTooLargeError(BadRequestError):
+    message = "The request body is too large."
+
+
 class QueryTooComplexError(BadRequestError):
     message = "The query is too deep or too large."
 

@@ -1,0 +1,151 @@
+"""Fixtures: the service started as a real process, a real SMTP sink, a client.
+
+The service runs as users run it (`python -m {{ cookiecutter.package }} serve`) on a free
+port, with its own SQLite file, keys and settings in a temporary folder; mail
+goes to an aiosmtpd server started here.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MailSink:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def wait_for(self, recipient: str, count: int = 1, timeout: float = 15.0) -> list[EmailMessage]:
+        """The messages to `recipient`, once at least `count` have arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.messages if recipient.lower() in m["To"].lower()]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[MailSink]:
+    sink = MailSink(free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+class Service:
+    """A running service process and what it needs."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "AUTH_PUBLIC_URL": self.url}
+        self.process: subprocess.Popen | None = None
+        self.log = folder / "service.log"
+
+    def start(self, timeout: float = 30.0) -> None:
+        command = [sys.executable, "-m", "{{ cookiecutter.package }}", "serve", "--port", str(self.port)]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the service did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+    def client(self) -> "GraphQLClient":
+        return GraphQLClient(self.url)
+
+
+class GraphQLClient:
+    """An HTTP client that keeps cookies, as a browser would."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=30)
+        self.token: str | None = None
+
+    def __call__(self, query: str, variables: dict | None = None, **headers: str) -> dict:
+        """POST a query; returns the whole JSON response ({data, errors})."""
+        if self.token and "authorization" not in headers:
+            headers["authorization"] = f"Bearer {self.token}"
+        response = self.http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+        return response.json()
+
+
+def service_env(folder: Path, smtp: MailSink | None = None) -> dict[str, str]:
+    env = {
+        "AUTH_DATABASE_URL": os.environ.get("AUTH_TEST_DATABASE_URL", f"sqlite:///{folder / 'test.db'}"),
+        "AUTH_PRIVATE_KEY_FILE": str(folder / "keys" / "private.pem"),
+        "AUTH_PUBLIC_KEY_FILE": str(folder / "keys" / "public.pem"),
+        "AUTH_OUTBOX_DIR": str(folder / "outbox"),
+        # Cheap hashing keeps the suite fast; production defaults are in settings.py.
+        "AUTH_ARGON2_TIME_COST": "1",
+        "AUTH_ARGON2_MEMORY_COST": "8192",
+        "AUTH_ARGON2_PARALLELISM": "1",
+    }
+    if smtp is not None:
+        env.update({"AUTH_SMTP_HOST": "127.0.0.1", "AUTH_SMTP_PORT": str(smtp.port), "AUTH_SMTP_TLS": "none"})
+    return env
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink) -> Iterator[Service]:
+    """A started service that mails to the `smtp` sink; one per test module."""
+    folder = tmp_path_factory.mktemp("service")
+    running = Service(folder, service_env(folder, smtp))
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def client(service: Service) -> GraphQLClient:
+    return service.client()
