@@ -1,9 +1,13 @@
 """`python -m {{ cookiecutter.package }} serve`: start the service with uvicorn."""
 
 import argparse
+import asyncio
 import logging
+import sys
 
 import uvicorn
+
+log = logging.getLogger("{{ cookiecutter.package }}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,6 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(preflight())
+    except (RuntimeError, ValueError) as error:
+        log.error("cannot start: %s", error)
+        sys.exit(1)
     uvicorn.run(
         "{{ cookiecutter.package }}.app:create_app",
         factory=True,
@@ -27,6 +36,22 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         proxy_headers=False,
     )
+
+
+async def preflight() -> None:
+    """Open the store once before serving, so that schema changes are applied
+    and a model the stored data cannot take stops here with a clear message
+    (not a traceback from every worker)."""
+    from .settings import Settings
+    from .store import SchemaError, open_store
+
+    store = open_store(Settings().database)
+    try:
+        await store.open()
+    except SchemaError as error:
+        raise RuntimeError(str(error)) from None
+    finally:
+        await store.close()
 
 
 if __name__ == "__main__":
