@@ -7,6 +7,7 @@ a separate step that can also be previewed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -22,6 +23,7 @@ from cookiecutter.generate import generate_files
 from jinja2 import TemplateError
 
 _BLACK_MODE = black.Mode(target_versions={black.TargetVersion.PY311})
+_CACHE_SALT = f"black {black.__version__} {_BLACK_MODE!r}\n".encode()
 
 
 class RenderError(Exception):
@@ -98,8 +100,38 @@ def _collect(project: Path) -> Rendering:
 
 
 def format_python(relative: str, content: bytes) -> bytes:
+    """Black's output for `content`, from the cache when black saw it before.
+
+    Formatting is most of the cost of a generation, and most rendered files
+    are the same from one run to the next, so results are kept by the hash of
+    their input (and black's version).
+    """
+    key = hashlib.sha256(_CACHE_SALT + content).hexdigest()
+    cached = _cache_dir() / key[:2] / key
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
     try:
         source = content.decode("utf-8")
-        return black.format_str(source, mode=_BLACK_MODE).encode("utf-8")
+        formatted = black.format_str(source, mode=_BLACK_MODE).encode("utf-8")
     except (black.InvalidInput, UnicodeDecodeError, ValueError) as error:
         raise RenderError(f"{relative}: black cannot format it: {error}") from error
+    _store(cached, formatted)
+    return formatted
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "authgen" / "black"
+
+
+def _store(path: Path, content: bytes) -> None:
+    """Best effort: a cache that cannot be written only costs time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_bytes(content)
+        os.replace(temporary, path)
+    except OSError:
+        pass
