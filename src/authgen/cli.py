@@ -37,7 +37,12 @@ def _version(value: bool) -> None:
 def _root(
     version: Annotated[
         Optional[bool],
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Show the version and exit.",
+        ),
     ] = None,
 ) -> None:
     """authgen turns one user.yaml into a complete GraphQL auth service."""
@@ -45,8 +50,12 @@ def _root(
 
 @app.command()
 def init(
-    directory: Annotated[Path, typer.Argument(help="Where to write user.yaml.")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing user.yaml.")] = False,
+    directory: Annotated[Path, typer.Argument(help="Where to write user.yaml.")] = Path(
+        "."
+    ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing user.yaml.")
+    ] = False,
 ) -> None:
     """Write a commented starter user.yaml into DIRECTORY."""
     target = directory / "user.yaml"
@@ -75,10 +84,17 @@ def generate(
         typer.Option("--out", "-o", help="Output folder (default: ./<service.name>)."),
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Write nothing; exit 1 and list the files that would change.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 and list the files that would change.",
+        ),
     ] = False,
     diff: Annotated[
-        bool, typer.Option("--diff", help="Write nothing; print a unified diff of what would change.")
+        bool,
+        typer.Option(
+            "--diff", help="Write nothing; print a unified diff of what would change."
+        ),
     ] = False,
 ) -> None:
     """Generate the service from SPEC, or regenerate it keeping your edits."""

@@ -40,5 +40,8 @@ def prepare(spec_path: Path, out: Path | None = None) -> Generation:
     out = out or Path(spec.service.name)
     user_owned = user_owned_paths(context)
     return Generation(
-        out, rendering, user_owned, regenerate.plan(rendering.files, out, user_owned=user_owned)
+        out,
+        rendering,
+        user_owned,
+        regenerate.plan(rendering.files, out, user_owned=user_owned),
     )

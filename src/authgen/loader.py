@@ -122,7 +122,12 @@ _constructor = yaml.SafeLoader("")
 def _scalar(node: yaml.Node) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         return None
-    return _constructor.construct_object(node)
+    try:
+        return _constructor.construct_object(node)
+    except ValueError:
+        # A date-looking scalar that is not a real date (2020-13-45): keep the
+        # text, so the spec check can say which value is wrong and where.
+        return node.value
 
 
 def read(path: Path) -> Document:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import difflib
 import keyword
 import re
 from pathlib import Path
@@ -106,39 +107,108 @@ def load_spec(path: str | Path) -> Spec:
 
 
 def check(document: Document, filename: str) -> Spec:
+    """Every mistake at once: a shape error in one field does not hide the
+    rule errors of the others, so each part is also checked on its own."""
     data = document.data
     if data.get("fields") is None and "fields" in data:
         data["fields"] = {}
+    problems: list[Problem] = []
+    spec: Spec | None = None
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
-        raise SpecError(filename, [_shape_problem(document, e) for e in error.errors()])
-    problems = _check_service(spec.service, document)
-    seen: dict[str, str] = {}
-    for name, field in spec.fields.items():
-        problems += _check_name(name, seen, document)
-        problems += _check_field(name, field, document)
-    if problems:
+        problems += [_shape_problem(document, e) for e in error.errors()]
+    service = _valid(ServiceSpec, data.get("service"))
+    if service is not None:
+        problems += _check_service(service, document)
+    fields = data.get("fields")
+    if isinstance(fields, dict):
+        seen: dict[str, str] = {}
+        for name, raw in fields.items():
+            problems += _check_name(name, seen, document)
+            field = _valid(FieldSpec, raw)
+            if field is not None:
+                problems += _check_field(name, field, document)
+    if problems or spec is None:
         raise SpecError(filename, problems)
     return spec
 
 
+def _valid(model: type[_Strict], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None
+
+
+_KNOWN_KEYS: dict[int, tuple[str, ...]] = {
+    0: tuple(Spec.model_fields),
+    1: tuple(ServiceSpec.model_fields),
+    2: tuple(FieldSpec.model_fields),
+}
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in path)
+
+
 def _shape_problem(document: Document, error: Any) -> Problem:
-    path = tuple(error["loc"])
-    where = ".".join(str(part) for part in path)
+    # Unions (min: int | float) add the member's name to the location.
+    path = tuple(p for p in error["loc"] if p not in ("int", "float", "[key]"))
     kind = error["type"]
+    if "int" in error["loc"] or "float" in error["loc"]:
+        kind = "float_type"
+    given = error.get("input")
     if kind == "extra_forbidden":
-        return document.problem(path, f"unknown key '{path[-1]}'", key=True)
+        key = str(path[-1])
+        known = _KNOWN_KEYS[1 if path[0] == "service" else 2 if len(path) > 1 else 0]
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else "expected one of " + ", ".join(known)
+        )
+        where = f"{_dotted(path[:-1])}: " if len(path) > 1 else ""
+        return document.problem(path, f"{where}unknown key '{key}'; {hint}", key=True)
+    where = _dotted(path)
     if kind == "missing":
-        return document.problem(path[:-1], f"missing required key '{where}'")
+        parent = f"{_dotted(path[:-1])}: " if len(path) > 1 else ""
+        return document.problem(
+            path[:-1], f"{parent}missing required key '{path[-1]}'", key=True
+        )
     if kind == "literal_error" and path[-1] == "type":
         expected = ", ".join(FIELD_TYPES)
-        return document.problem(
-            path, f"{where}: unknown type {error['input']!r}; expected one of {expected}"
-        )
-    if path and path[-1] in ("[key]",):
-        path = path[:-1]
-    return document.problem(path, f"{where}: {error['msg'].lower()}")
+        message = f"unknown type {given!r}; expected one of {expected}"
+    elif kind == "literal_error":
+        message = f"expected {error['ctx']['expected']}, got {given!r}"
+    elif kind == "bool_type":
+        message = f"expected true or false, got {given!r}"
+    elif kind.startswith("int_"):
+        message = f"expected an integer, got {given!r}"
+    elif kind.startswith("float_"):
+        message = f"expected a number, got {given!r}"
+    elif kind == "string_type":
+        message = f"expected a string, got {given!r}"
+    elif kind in ("dict_type", "model_type"):
+        message = f"expected a mapping of keys, got {_yaml_kind(given)}"
+    elif kind in ("greater_than_equal", "greater_than"):
+        bound = error["ctx"].get("ge", error["ctx"].get("gt"))
+        message = f"must be at least {bound}, got {given!r}"
+    elif kind == "list_type":
+        message = f"expected a list, got {_yaml_kind(given)}"
+    else:
+        message = f"{error['msg'].lower()}, got {given!r}"
+    return document.problem(path, f"{where}: {message}")
+
+
+def _yaml_kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
 
 
 def _check_service(service: ServiceSpec, document: Document) -> list[Problem]:
@@ -169,6 +239,11 @@ def _check_name(name: str, seen: dict[str, str], document: Document) -> list[Pro
     def problem(message: str) -> list[Problem]:
         return [document.problem(("fields", name), message, key=True)]
 
+    if name.lower() in RESERVED_NAMES:
+        return problem(
+            f"field name {name!r} clashes with the built-in {name.lower()!r}"
+            " (names are compared ignoring case)"
+        )
     if not NAME_PATTERN.match(name):
         return problem(
             f"field name {name!r} must start with a letter and contain only"
@@ -176,10 +251,11 @@ def _check_name(name: str, seen: dict[str, str], document: Document) -> list[Pro
         )
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         return problem(f"field name {name!r} is a Python keyword")
-    if name.lower() in RESERVED_NAMES:
-        return problem(f"field name {name!r} clashes with a built-in field")
     if name.lower() in seen:
-        return problem(f"field name {name!r} clashes with {seen[name.lower()]!r}")
+        return problem(
+            f"field name {name!r} differs from {seen[name.lower()]!r} only in case;"
+            " field names must differ ignoring case"
+        )
     seen[name.lower()] = name
     return []
 
@@ -200,14 +276,28 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
     problems: list[Problem] = []
 
     def add(option: str, message: str, *, key: bool = False) -> None:
-        problems.append(document.problem(("fields", name, option), message, key=key))
+        where = f"fields.{name}.{option}: "
+        problems.append(
+            document.problem(("fields", name, option), where + message, key=key)
+        )
 
     given = field.model_fields_set
     for option in sorted(given & (_TYPED_OPTIONS - _OPTIONS_BY_TYPE[field.type])):
-        add(option, f"'{option}' does not apply to a {field.type} field", key=True)
+        article = "an" if field.type[0] in "aeiou" else "a"
+        users = [
+            kind for kind, options in _OPTIONS_BY_TYPE.items() if option in options
+        ]
+        add(
+            option,
+            f"does not apply to {article} {field.type} field (only to {', '.join(users)})",
+            key=True,
+        )
     if field.type == "enum":
         if not field.values:
-            add("values" if "values" in given else "type", "an enum needs 'values'")
+            if "values" in given:
+                add("values", "an enum needs at least one value")
+            else:
+                add("type", "an enum needs 'values', a list of its values")
         else:
             for index, value in enumerate(field.values):
                 if not ENUM_VALUE_PATTERN.match(value) or value in (
@@ -218,32 +308,38 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
                     problems.append(
                         document.problem(
                             ("fields", name, "values", index),
-                            f"enum value {value!r} is not a valid GraphQL enum name",
+                            f"fields.{name}.values.{index}: enum value {value!r}"
+                            " is not a valid GraphQL enum name",
                         )
                     )
             if len(set(field.values)) != len(field.values):
                 add("values", "enum values must be distinct")
     if _greater(field.min_length, field.max_length):
-        add("min_length", "min_length is greater than max_length")
+        add(
+            "min_length",
+            f"min_length {field.min_length} is greater than max_length {field.max_length}",
+        )
     if _greater(field.min, field.max):
-        add("min", "min is greater than max")
+        add("min", f"min {field.min} is greater than max {field.max}")
     if field.pattern is not None:
         try:
             re.compile(field.pattern)
         except re.error as error:
-            add("pattern", f"pattern does not compile: {error}")
+            add("pattern", f"not a valid regular expression: {error}")
     if field.validator is not None and not VALIDATOR_PATTERN.match(field.validator):
         add(
             "validator",
-            f"validator {field.validator!r} must look like 'module:function'"
+            f"{field.validator!r} must look like 'module:function'"
             " (e.g. 'hooks:check_username')",
         )
     if field.list and field.indexed:
-        add("unique" if field.unique else "index", "a list field cannot be indexed")
-    if field.default is not None and not problems:
+        option = "unique" if field.unique else "index"
+        add(option, f"a list field cannot be {'unique' if field.unique else 'indexed'}")
+    broken = any("not a valid regular expression" in p.message for p in problems)
+    if field.default is not None and not broken:
         reason = default_problem(field, field.default)
         if reason:
-            add("default", f"default {field.default!r} {reason}")
+            add("default", f"{field.default!r} {reason}")
     return problems
 
 
@@ -293,7 +389,8 @@ def _item_problem(field: FieldSpec, value: Any) -> str | None:
     if not isinstance(value, str):
         return "is not a string"
     if kind == "enum":
-        return None if value in (field.values or []) else "is not one of the values"
+        values = field.values or []
+        return None if value in values else f"is not one of {', '.join(values)}"
     return _string_problem(field, value)
 
 
