@@ -77,6 +77,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "database unreachable"}, status_code=503)
 
+    async def jwks(request: Request) -> Response:
+        services: Services = request.app.state.services
+        return JSONResponse(services.keys.jwks, headers={"cache-control": "public, max-age=300"})
+
     middleware = []
     if settings.cors_origins:
         middleware.append(
@@ -92,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/", graphql, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

@@ -6,6 +6,7 @@ from typing import Any
 from ariadne import MutationType, QueryType, ScalarType
 from graphql import GraphQLResolveInfo
 
+from .accounts import Accounts, owner_view
 from .errors import NotImplementedYetError
 from .store import is_valid_id
 from .users import PublicUsers
@@ -99,13 +100,67 @@ async def resolve_user_pagination(
 # The account half of the API.
 
 
+def _accounts(info: GraphQLResolveInfo) -> Accounts:
+    return info.context.services.accounts
+
+
+async def _current_user(info: GraphQLResolveInfo) -> dict[str, Any]:
+    """The user of the request's Bearer token, as stored now."""
+    return await _accounts(info).authenticate(info.context.bearer_token)
+
+
+@query.field("me")
+async def resolve_me(_: Any, info: GraphQLResolveInfo) -> Any:
+    return owner_view(await _current_user(info))
+
+
+@query.field("publicKey")
+def resolve_public_key(_: Any, info: GraphQLResolveInfo) -> str:
+    return info.context.services.keys.public_pem
+
+
+@query.field("emailAvailable")
+async def resolve_email_available(_: Any, info: GraphQLResolveInfo, email: str) -> bool:
+    return await _accounts(info).email_available(email)
+
+
+@mutation.field("register")
+async def resolve_register(_: Any, info: GraphQLResolveInfo, fields: dict) -> bool:
+    return await _accounts(info).register(fields)
+
+
+@mutation.field("login")
+async def resolve_login(_: Any, info: GraphQLResolveInfo, email: str, password: str) -> Any:
+    context = info.context
+    return await _accounts(info).login(email, password, context.client_address, context)
+
+
+@mutation.field("refreshToken")
+async def resolve_refresh_token(_: Any, info: GraphQLResolveInfo) -> Any:
+    return await _accounts(info).refresh(info.context)
+
+
+@mutation.field("logout")
+async def resolve_logout(_: Any, info: GraphQLResolveInfo) -> bool:
+    return await _accounts(info).logout(info.context)
+
+
+@mutation.field("updateMe")
+async def resolve_update_me(_: Any, info: GraphQLResolveInfo, fields: dict) -> Any:
+    return await _accounts(info).update_me(await _current_user(info), fields, info.context)
+
+
+@mutation.field("deleteMe")
+async def resolve_delete_me(_: Any, info: GraphQLResolveInfo, password: str) -> bool:
+    return await _accounts(info).delete_me(await _current_user(info), password, info.context)
+
+
 def _not_yet(*_: Any, **__: Any) -> Any:
     raise NotImplementedYetError()
 
 
-for _name in ("me", "publicKey", "emailAvailable", "sendPasswordRecoveryEmail", "sendVerificationEmail"):
+for _name in ("sendPasswordRecoveryEmail", "sendVerificationEmail"):
     query.set_field(_name, _not_yet)
-for _name in ("register", "login", "refreshToken", "logout", "updateMe", "deleteMe", "resetMyPassword"):
-    mutation.set_field(_name, _not_yet)
+mutation.set_field("resetMyPassword", _not_yet)
 
 bindables = [query, mutation, date_scalar, mongo_id_scalar]

@@ -5,8 +5,11 @@ from typing import Any
 
 from starlette.requests import Request
 
+from .accounts import Accounts
+from .passwords import Passwords
 from .settings import Settings
 from .store import Store, open_store
+from .tokens import KeyPair
 
 REFRESH_COOKIE = "refreshToken"
 
@@ -17,12 +20,18 @@ class Services:
 
     settings: Settings
     store: Store
+    keys: KeyPair
+    passwords: Passwords
+    accounts: Accounts
 
     @classmethod
     async def start(cls, settings: Settings) -> "Services":
+        keys = KeyPair.load_or_create(settings.private_key_file, settings.public_key_file, settings.jwt_algorithm)
+        passwords = Passwords(settings)
         store = open_store(settings.database)
         await store.open()
-        return cls(settings=settings, store=store)
+        accounts = Accounts(settings, store, passwords, keys)
+        return cls(settings=settings, store=store, keys=keys, passwords=passwords, accounts=accounts)
 
     async def stop(self) -> None:
         await self.store.close()
@@ -63,7 +72,12 @@ class RequestContext:
         return client.host if client else "unknown"
 
     def set_refresh_cookie(self, value: str) -> None:
-        self.cookies.append((REFRESH_COOKIE, value, self.settings.refresh_token_ttl))
+        self._replace_cookie(REFRESH_COOKIE, value, self.settings.refresh_token_ttl)
 
     def clear_refresh_cookie(self) -> None:
-        self.cookies.append((REFRESH_COOKIE, "", 0))
+        self._replace_cookie(REFRESH_COOKIE, "", 0)
+
+    def _replace_cookie(self, name: str, value: str, max_age: int) -> None:
+        """The last change of a cookie wins: the response sets each cookie once."""
+        self.cookies = [cookie for cookie in self.cookies if cookie[0] != name]
+        self.cookies.append((name, value, max_age))

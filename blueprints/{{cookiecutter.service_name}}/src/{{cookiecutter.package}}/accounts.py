@@ -1,0 +1,297 @@
+"""The account logic: registration, logins and sessions, the logged-in user's changes.
+
+A session is a chain of refresh tokens, one per device: each refresh swaps the
+cookie for a new one, and a cookie that was already swapped (a stolen copy
+replayed) revokes its whole session. Only SHA-256 hashes of refresh and
+one-time tokens are stored; passwords are argon2id hashes.
+"""
+
+import datetime as dt
+import secrets
+import time
+from typing import Any, Protocol
+
+from . import hooks
+from .errors import (
+    AlreadyExistsError,
+    EmailAlreadyExistsError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UserNotFoundError,
+    UserValidationError,
+    WrongPasswordError,
+)
+from .mail import outbox_record
+from .models import EMAIL_PATTERN, USER_FIELDS, validate_fields
+from .passwords import Passwords
+from .settings import Settings
+from .store import DuplicateValueError, Rotation, SideWrites, Store, is_valid_id, new_id
+from .tokens import KeyPair, hash_secret, new_secret
+
+EMAIL_MAX_LENGTH = 320
+#: How often a worker forgets expired sessions and tokens (seconds).
+PURGE_INTERVAL = 60.0
+
+
+class RefreshCookie(Protocol):
+    """The request's refresh token cookie, and the way to change it in the response."""
+
+    @property
+    def refresh_cookie(self) -> str | None: ...
+
+    def set_refresh_cookie(self, value: str) -> None: ...
+
+    def clear_refresh_cookie(self) -> None: ...
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def account_view(user: dict[str, Any]) -> dict[str, Any]:
+    """What the user may see of themselves, JSON-safe: the claims of their token."""
+    return {name: _json_safe(user.get(name)) for name in USER_FIELDS}
+
+
+def owner_view(user: dict[str, Any]) -> dict[str, Any]:
+    """The `User` type of the API: every non-internal field."""
+    return {name: user.get(name) for name in USER_FIELDS}
+
+
+def hook_view(user: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in user.items() if name != "password_hash"}
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def valid_email(value: str) -> str:
+    email = normalize_email(value)
+    if len(email) > EMAIL_MAX_LENGTH or not EMAIL_PATTERN.match(email):
+        raise UserValidationError("email: must be an email address.")
+    return email
+
+
+def _duplicate(error: DuplicateValueError) -> Exception:
+    if error.field == "email":
+        return EmailAlreadyExistsError()
+    return AlreadyExistsError(error.field)
+
+
+class Accounts:
+    """register, login, me, refreshToken, logout, updateMe, deleteMe, emailAvailable."""
+
+    def __init__(self, settings: Settings, store: Store, passwords: Passwords, keys: KeyPair) -> None:
+        self.settings = settings
+        self.store = store
+        self.passwords = passwords
+        self.keys = keys
+        self._last_purge = float("-inf")
+
+    # Registration.
+
+    async def register(self, fields: dict[str, Any]) -> bool:
+        values = dict(fields)
+        email = valid_email(values.pop("email"))
+        password = values.pop("password")
+        self.passwords.check_policy(password)
+        custom = validate_fields(values, creating=True)
+        user = {
+            "_id": new_id(),
+            "email": email,
+            "email_verified": False,
+            "password_hash": await self.passwords.hash(password),
+            "created_at": dt.datetime.now(dt.UTC),
+            **custom,
+        }
+        try:
+            await self.store.insert_user(user, self._verification(user))
+        except DuplicateValueError as error:
+            raise _duplicate(error) from None
+        await hooks.after_register(hook_view(user))
+        return True
+
+    async def email_available(self, email: str) -> bool:
+        try:
+            address = valid_email(email)
+        except UserValidationError:
+            return False  # nobody can register it
+        return await self.store.get_user_by_email(address) is None
+
+    def _verification(self, user: dict[str, Any]) -> SideWrites:
+        """The verification token and mail for the user's current email."""
+        raw, token_hash = new_secret()
+        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.settings.verification_token_ttl)
+        link = f"{self.settings.public_url.rstrip('/')}/user/email/confirmation?token={raw}"
+        token = {
+            "token_hash": token_hash,
+            "user_id": user["_id"],
+            "purpose": "verify_email",
+            "email": user["email"],
+            "expires_at": expires_at,
+        }
+        mail = outbox_record(user["email"], "verify_email", {"link": link, "user": account_view(user)})
+        return SideWrites(tokens=[token], mails=[mail])
+
+    # Logins and sessions.
+
+    async def login(self, email: str, password: str, address: str, cookie: RefreshCookie) -> dict[str, Any]:
+        email = normalize_email(email)
+        now = dt.datetime.now(dt.UTC)
+        account_key, address_key = f"account:{email}", f"address:{address}"
+        since = now - dt.timedelta(seconds=self.settings.login_failure_window)
+        account_failures = await self.store.count_login_failures(account_key, since)
+        if (
+            account_failures >= self.settings.login_max_failures_per_account
+            or await self.store.count_login_failures(address_key, since)
+            >= self.settings.login_max_failures_per_address
+        ):
+            raise TooManyRequestsError()
+        user = await self.store.get_user_by_email(email)
+        if not await self.passwords.verify(user["password_hash"] if user else None, password):
+            await self.store.add_login_failure([account_key, address_key], now)
+            raise UserNotFoundError()
+        assert user is not None
+        if account_failures:
+            await self.store.clear_login_failures(account_key)
+        if self.passwords.needs_rehash(user["password_hash"]):
+            await self.store.update_user(user["_id"], {"password_hash": await self.passwords.hash(password)})
+        await hooks.after_login(hook_view(user))
+        await self._purge_now_and_then(now)
+        if cookie.refresh_cookie:
+            # This device logs in again: its previous session ends.
+            await self.store.end_session(hash_secret(cookie.refresh_cookie))
+        cookie.set_refresh_cookie(await self._new_session(user["_id"], now))
+        return self._user_and_token(user)
+
+    async def authenticate(self, bearer_token: str | None) -> dict[str, Any]:
+        """The user of a valid auth token; UnauthorizedError otherwise."""
+        if not bearer_token:
+            raise UnauthorizedError("This needs an auth token: log in and send it as a Bearer token.")
+        subject = self.keys.verify(bearer_token)["sub"]
+        user = await self.store.get_user(subject) if is_valid_id(subject) else None
+        if user is None:
+            raise UnauthorizedError()
+        return user
+
+    async def refresh(self, cookie: RefreshCookie) -> dict[str, Any]:
+        if not cookie.refresh_cookie:
+            raise UnauthorizedError("No refresh token cookie: log in.")
+        rotation, record = await self._rotate(cookie)
+        if rotation is not Rotation.ROTATED or record is None:
+            raise UnauthorizedError("The session has ended: log in again.")
+        user = await self.store.get_user(record["user_id"])
+        if user is None:
+            await self.store.end_user_sessions(record["user_id"])
+            cookie.clear_refresh_cookie()
+            raise UnauthorizedError()
+        token, expiry = self._token(user)
+        return {"token": token, "expiryDate": expiry}
+
+    async def logout(self, cookie: RefreshCookie) -> bool:
+        """Ends this device's session only."""
+        if cookie.refresh_cookie:
+            await self.store.end_session(hash_secret(cookie.refresh_cookie))
+        cookie.clear_refresh_cookie()
+        return True
+
+    async def _new_session(self, user_id: str, now: dt.datetime) -> str:
+        raw, token_hash = new_secret()
+        await self.store.add_refresh_token(
+            {
+                "token_hash": token_hash,
+                "session_id": secrets.token_hex(16),
+                "user_id": user_id,
+                "expires_at": now + dt.timedelta(seconds=self.settings.refresh_token_ttl),
+            }
+        )
+        return raw
+
+    async def _rotate(self, cookie: RefreshCookie) -> tuple[Rotation, dict[str, Any] | None]:
+        """Swap the request's refresh cookie for a new one, or clear it when it is no good."""
+        now = dt.datetime.now(dt.UTC)
+        raw, token_hash = new_secret()
+        replacement = {
+            "token_hash": token_hash,
+            "expires_at": now + dt.timedelta(seconds=self.settings.refresh_token_ttl),
+        }
+        rotation, record = await self.store.rotate_refresh_token(
+            hash_secret(cookie.refresh_cookie or ""), replacement, now
+        )
+        if rotation is Rotation.ROTATED:
+            cookie.set_refresh_cookie(raw)
+        else:
+            cookie.clear_refresh_cookie()
+        return rotation, record
+
+    async def _purge_now_and_then(self, now: dt.datetime) -> None:
+        if time.monotonic() - self._last_purge >= PURGE_INTERVAL:
+            self._last_purge = time.monotonic()
+            await self.store.purge_expired(now)
+
+    def _token(self, user: dict[str, Any]) -> tuple[str, dt.datetime]:
+        return self.keys.issue(user["_id"], account_view(user), self.settings.auth_token_ttl)
+
+    def _user_and_token(self, user: dict[str, Any]) -> dict[str, Any]:
+        token, expiry = self._token(user)
+        return {"token": token, "expiryDate": expiry, "user": owner_view(user)}
+
+    # The logged-in user's own account.
+
+    async def update_me(self, user: dict[str, Any], fields: dict[str, Any], cookie: RefreshCookie) -> dict[str, Any]:
+        """Changes the user's fields; email and password also need this session's cookie.
+
+        A new email must be verified again; a new password ends every other
+        session of the user.
+        """
+        values = dict(fields)
+        email = values.pop("email", None)
+        password = values.pop("password", None)
+        previous_password = values.pop("previousPassword", None)
+        changes = validate_fields(values, creating=False)
+        if email is not None:
+            email = valid_email(email)
+            if email == user["email"]:
+                email = None
+        if password is not None:
+            self.passwords.check_policy(password)
+            if not previous_password or not await self.passwords.verify(user["password_hash"], previous_password):
+                raise WrongPasswordError()
+        in_session = False
+        if cookie.refresh_cookie:
+            rotation, record = await self._rotate(cookie)
+            in_session = rotation is Rotation.ROTATED and record is not None and record["user_id"] == user["_id"]
+        if (email is not None or password is not None) and not in_session:
+            raise UnauthorizedError("Changing the email or password needs this session's refresh cookie: log in again.")
+        side = None
+        if email is not None:
+            changes.update(email=email, email_verified=False)
+            side = self._verification({**user, **changes})
+            await self.store.delete_user_tokens(user["_id"], "verify_email")
+        if password is not None:
+            changes["password_hash"] = await self.passwords.hash(password)
+        try:
+            updated = await self.store.update_user(user["_id"], changes, side)
+        except DuplicateValueError as error:
+            raise _duplicate(error) from None
+        if updated is None:
+            raise UnauthorizedError()
+        if password is not None:
+            await self.store.end_user_sessions(user["_id"])
+            cookie.set_refresh_cookie(await self._new_session(user["_id"], dt.datetime.now(dt.UTC)))
+        return self._user_and_token(updated)
+
+    async def delete_me(self, user: dict[str, Any], password: str, cookie: RefreshCookie) -> bool:
+        if not await self.passwords.verify(user["password_hash"], password):
+            raise WrongPasswordError()
+        await hooks.before_delete(hook_view(user))
+        await self.store.delete_user(user["_id"])
+        cookie.clear_refresh_cookie()
+        return True
