@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from . import pages
 from .api import GraphQLRunner, QueryLimits, build_schema
 from .errors import AuthError, BadRequestError, RequestTooLargeError
 from .services import RequestContext, Services
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/", graphql, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        *pages.routes,
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

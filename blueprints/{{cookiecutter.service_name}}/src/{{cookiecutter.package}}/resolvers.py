@@ -6,8 +6,8 @@ from typing import Any
 from ariadne import MutationType, QueryType, ScalarType
 from graphql import GraphQLResolveInfo
 
+from . import recovery
 from .accounts import Accounts, owner_view
-from .errors import NotImplementedYetError
 from .store import is_valid_id
 from .users import PublicUsers
 
@@ -155,12 +155,21 @@ async def resolve_delete_me(_: Any, info: GraphQLResolveInfo, password: str) -> 
     return await _accounts(info).delete_me(await _current_user(info), password, info.context)
 
 
-def _not_yet(*_: Any, **__: Any) -> Any:
-    raise NotImplementedYetError()
+@query.field("sendVerificationEmail")
+async def resolve_send_verification_email(_: Any, info: GraphQLResolveInfo) -> bool:
+    return await recovery.send_verification_email(info.context)
 
 
-for _name in ("sendPasswordRecoveryEmail", "sendVerificationEmail"):
-    query.set_field(_name, _not_yet)
-mutation.set_field("resetMyPassword", _not_yet)
+@query.field("sendPasswordRecoveryEmail")
+async def resolve_send_password_recovery_email(_: Any, info: GraphQLResolveInfo, email: str) -> bool:
+    return await recovery.send_password_recovery_email(info.context, email)
+
+
+@mutation.field("resetMyPassword")
+async def resolve_reset_my_password(
+    _: Any, info: GraphQLResolveInfo, password: str, passwordRecoveryToken: str
+) -> Any:
+    return await recovery.reset_password(info.context.services, password, passwordRecoveryToken)
+
 
 bindables = [query, mutation, date_scalar, mongo_id_scalar]

@@ -6,6 +6,7 @@ from typing import Any
 from starlette.requests import Request
 
 from .accounts import Accounts
+from .mail import Mailer
 from .passwords import Passwords
 from .settings import Settings
 from .store import Store, open_store
@@ -23,6 +24,7 @@ class Services:
     keys: KeyPair
     passwords: Passwords
     accounts: Accounts
+    mailer: Mailer
 
     @classmethod
     async def start(cls, settings: Settings) -> "Services":
@@ -31,9 +33,12 @@ class Services:
         store = open_store(settings.database)
         await store.open()
         accounts = Accounts(settings, store, passwords, keys)
-        return cls(settings=settings, store=store, keys=keys, passwords=passwords, accounts=accounts)
+        mailer = Mailer(settings, store)
+        await mailer.start()
+        return cls(settings=settings, store=store, keys=keys, passwords=passwords, accounts=accounts, mailer=mailer)
 
     async def stop(self) -> None:
+        await self.mailer.stop()
         await self.store.close()
 
 

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     mail_from: str = "no-reply@localhost"
     outbox_dir: Path = Path("outbox")
     mail_max_attempts: int = Field(default=8, ge=1)
+    # Retries wait mail_retry_delay seconds, doubled after each failure up to the max.
+    mail_retry_delay: float = Field(default=30.0, gt=0)
+    mail_retry_max_delay: float = Field(default=3600.0, gt=0)
+    # How often the worker looks for mails enqueued by other processes.
+    mail_poll_interval: float = Field(default=5.0, gt=0)
+    # How long sendVerificationEmail waits for the first delivery attempt.
+    mail_send_wait: float = Field(default=5.0, ge=0)
     verification_token_ttl: int = Field(default=48 * 3600, gt=0)
     recovery_token_ttl: int = Field(default=60 * 60, gt=0)
     templates_dir: Path | None = None

@@ -1,0 +1,71 @@
+"""The HTML pages behind the links in mails: email confirmation, password reset form."""
+
+import logging
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from . import recovery
+from .errors import AuthError
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+# A reset form post carries two passwords and a token: a few kilobytes at most.
+MAX_FORM_BYTES = 20_000
+
+# Pages carrying one-time tokens are neither cached nor leaked through Referer.
+_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def notification_page(services: Services, kind: str, message: str, status: int = 200) -> HTMLResponse:
+    notifications = [{"type": kind, "message": message}]
+    page = services.mailer.templates.page("notification_page", notifications=notifications)
+    return HTMLResponse(page, status_code=status, headers=_NO_STORE)
+
+
+async def confirm_email(request: Request) -> Response:
+    services: Services = request.app.state.services
+    try:
+        message = await recovery.confirm_email(services, request.query_params.get("token", ""))
+    except AuthError as error:
+        return notification_page(services, "error", str(error), 400)
+    return notification_page(services, "success", message)
+
+
+async def reset_password_form(request: Request) -> Response:
+    services: Services = request.app.state.services
+    if request.method == "POST":
+        return await _reset_password(request, services)
+    token = request.query_params.get("token", "")
+    if not token:
+        return notification_page(services, "error", "This password recovery link is incomplete.", 400)
+    page = services.mailer.templates.page("reset_password_form", token=token)
+    return HTMLResponse(page, headers=_NO_STORE)
+
+
+async def _reset_password(request: Request, services: Services) -> Response:
+    """The form posted without JavaScript: reset, then show the outcome."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return notification_page(services, "error", "The form is too large.", 413)
+    form = {name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace")).items()}
+    password = form.get("password", "")
+    if password != form.get("confirmation", password):
+        return notification_page(services, "error", "The two passwords differ. Go back and try again.", 400)
+    try:
+        result = await recovery.reset_password(services, password, form.get("token", ""))
+    except AuthError as error:
+        return notification_page(services, "error", str(error), 400)
+    notice = result["notifications"][0]
+    return notification_page(services, notice["type"], notice["message"])
+
+
+routes = [
+    Route("/user/email/confirmation", confirm_email, methods=["GET"]),
+    Route("/form/reset/password", reset_password_form, methods=["GET", "POST"]),
+]

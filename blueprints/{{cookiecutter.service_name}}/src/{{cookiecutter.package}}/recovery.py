@@ -1,0 +1,133 @@
+"""Email verification and password recovery: the one-time links sent by mail.
+
+Tokens are random, stored only as hashes, single-use (consumed atomically) and
+expire; each new link of a kind replaces the user's older ones.
+"""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import hooks
+from .accounts import account_view, hook_view, normalize_email
+from .errors import (
+    AlreadyLoggedInError,
+    EmailAlreadyConfirmedError,
+    EmailNotSentError,
+    UnauthorizedError,
+    UpdatePasswordTooLateError,
+)
+from .mail import outbox_record
+from .services import RequestContext, Services
+from .settings import Settings
+from .store import SideWrites
+from .tokens import hash_secret, new_secret
+
+VERIFY_EMAIL = "verify_email"
+RESET_PASSWORD = "reset_password"
+
+
+def verification_writes(settings: Settings, user: dict[str, Any]) -> SideWrites:
+    """The token and mail that ask `user` to confirm their current email address."""
+    return _link_writes(
+        settings, user, VERIFY_EMAIL, "/user/email/confirmation", settings.verification_token_ttl
+    )
+
+
+def recovery_writes(settings: Settings, user: dict[str, Any]) -> SideWrites:
+    """The token and mail that let `user` choose a new password."""
+    return _link_writes(
+        settings, user, RESET_PASSWORD, "/form/reset/password", settings.recovery_token_ttl
+    )
+
+
+def _link_writes(settings: Settings, user: dict[str, Any], purpose: str, path: str, ttl: int) -> SideWrites:
+    raw, token_hash = new_secret()
+    token = {
+        "token_hash": token_hash,
+        "user_id": user["_id"],
+        "purpose": purpose,
+        "email": user["email"],
+        "expires_at": datetime.now(UTC) + timedelta(seconds=ttl),
+    }
+    link = f"{settings.public_url.rstrip('/')}{path}?token={raw}"
+    template = "verify_email" if purpose == VERIFY_EMAIL else "reset_password_email"
+    mail = outbox_record(user["email"], template, {"link": link, "user": account_view(user)})
+    return SideWrites(tokens=[token], mails=[mail])
+
+
+async def send_verification_email(context: RequestContext) -> bool:
+    """Send a new confirmation link to the logged-in user.
+
+    Waits up to AUTH_MAIL_SEND_WAIT seconds for the first delivery attempt:
+    EmailNotSentError if the mail was refused for good; a mail still being
+    retried counts as sent.
+    """
+    services = context.services
+    user = await services.accounts.authenticate(context.bearer_token)
+    if user["email_verified"]:
+        raise EmailAlreadyConfirmedError()
+    side = verification_writes(services.settings, user)
+    await services.store.delete_user_tokens(user["_id"], VERIFY_EMAIL)
+    await services.store.add_side_writes(side)
+    status = await services.mailer.first_attempt(side.mails[0]["_id"], services.settings.mail_send_wait)
+    if status == "failed":
+        raise EmailNotSentError()
+    return True
+
+
+async def send_password_recovery_email(context: RequestContext, email: str) -> bool:
+    """Mail a recovery link if the account exists; the answer is True either way.
+
+    Neither path waits for the mail, so their timing does not tell whether an
+    account exists.
+    """
+    if context.bearer_token is not None:
+        try:
+            await context.services.accounts.authenticate(context.bearer_token)
+        except UnauthorizedError:
+            pass
+        else:
+            raise AlreadyLoggedInError()
+    services = context.services
+    user = await services.store.get_user_by_email(normalize_email(email))
+    if user is None:
+        return True
+    await services.store.delete_user_tokens(user["_id"], RESET_PASSWORD)
+    await services.store.add_side_writes(recovery_writes(services.settings, user))
+    services.mailer.wake()
+    return True
+
+
+async def reset_password(services: Services, password: str, raw_token: str) -> dict[str, Any]:
+    """Set a new password from a recovery link, and end every session of the user."""
+    # Checked first, so a refused password does not use up the link.
+    services.passwords.check_policy(password)
+    record = await services.store.consume_user_token(hash_secret(raw_token), RESET_PASSWORD)
+    if record is None:
+        raise UnauthorizedError("This password recovery link is invalid or was already used.")
+    if record["expires_at"] <= datetime.now(UTC):
+        raise UpdatePasswordTooLateError()
+    password_hash = await services.passwords.hash(password)
+    user = await services.store.update_user(record["user_id"], {"password_hash": password_hash})
+    if user is None:
+        raise UnauthorizedError("This account no longer exists.")
+    await services.store.delete_user_tokens(user["_id"], RESET_PASSWORD)
+    await services.store.end_user_sessions(user["_id"])
+    message = "Your password has been changed. You can now log in with it."
+    return {"notifications": [{"type": "success", "message": message}]}
+
+
+async def confirm_email(services: Services, raw_token: str) -> str:
+    """Mark the email of a confirmation link as verified; returns the message to show."""
+    record = await services.store.consume_user_token(hash_secret(raw_token), VERIFY_EMAIL)
+    if record is None:
+        raise UnauthorizedError("This confirmation link is invalid or was already used.")
+    if record["expires_at"] <= datetime.now(UTC):
+        raise UnauthorizedError("This confirmation link has expired. Ask for a new one from your account.")
+    user = await services.store.get_user(record["user_id"])
+    if user is None or user["email"] != record["email"]:
+        raise UnauthorizedError("This link confirms an email address that is no longer the one of the account.")
+    if not user["email_verified"]:
+        user = await services.store.update_user(user["_id"], {"email_verified": True}) or user
+        await hooks.after_email_verified(hook_view(user))
+    return f"Thank you: {user['email']} is confirmed."
