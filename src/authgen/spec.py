@@ -118,8 +118,8 @@ def check(document: Document, filename: str) -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as error:
         problems += [_shape_problem(document, e) for e in error.errors()]
-    service = _valid(ServiceSpec, data.get("service"))
-    if service is not None:
+    service = data.get("service")
+    if isinstance(service, dict):
         problems += _check_service(service, document)
     fields = data.get("fields")
     if isinstance(fields, dict):
@@ -211,21 +211,23 @@ def _yaml_kind(value: Any) -> str:
     return repr(value)
 
 
-def _check_service(service: ServiceSpec, document: Document) -> list[Problem]:
+def _check_service(service: Any, document: Document) -> list[Problem]:
+    """Checks the raw mapping, so a wrong name is reported next to an unknown key."""
     problems = []
-    if not SERVICE_NAME_PATTERN.match(service.name):
+    name, package = service.get("name"), service.get("package")
+    if isinstance(name, str) and not SERVICE_NAME_PATTERN.match(name):
         problems.append(
             document.problem(
                 ("service", "name"),
-                "service.name must be lower-case letters, digits and single dashes,"
-                f" starting with a letter (got {service.name!r})",
+                f"service.name: {name!r} is not a valid service name; use lower-case"
+                " letters, digits and single dashes, starting with a letter",
             )
         )
-    if service.package is not None and not _is_identifier(service.package):
+    if isinstance(package, str) and not _is_identifier(package):
         problems.append(
             document.problem(
                 ("service", "package"),
-                f"service.package {service.package!r} is not a valid Python package name",
+                f"service.package: {package!r} is not a valid Python package name",
             )
         )
     return problems
