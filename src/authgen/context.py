@@ -8,6 +8,7 @@ templates stay declarative and the rules live in one tested place.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from authgen import __version__
@@ -124,9 +125,18 @@ def _jsonable(value: Any) -> Any:
 
 
 def _sdl_description(text: str | None) -> str:
+    """A GraphQL string literal whose value is exactly `text`.
+
+    Block strings read best, but their only escape is the one for three
+    quotes, and they cannot end with a quote or keep line breaks, control
+    characters or outer spaces as written; such text becomes a JSON string,
+    whose escapes GraphQL shares.
+    """
     if not text:
         return ""
-    return '"""' + text.replace("\\", "\\\\").replace('"""', '\\"""') + '"""'
+    if text.endswith('"') or text != text.strip() or any(c < " " for c in text):
+        return json.dumps(text, ensure_ascii=False)
+    return '"""' + text.replace('"""', '\\"""') + '"""'
 
 
 def _upper_first(name: str) -> str:
