@@ -104,6 +104,8 @@ def generate(
         _fail_lines(error.lines())
     except RenderError as error:
         _fail(f"cannot render the service: {error}")
+    except OSError as error:
+        _fail(f"cannot read {out or 'the output folder'}: {error}")
     plan = generation.plan
     if diff:
         sys.stdout.write(plan.diff(generation.out))

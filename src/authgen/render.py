@@ -63,7 +63,10 @@ def _bake(template: Path, context: dict[str, Any], output: Path) -> Path:
             accept_hooks=False,
         )
     except UndefinedVariableInTemplate as error:
-        raise RenderError(f"{_where(error.error)}: {error.error.message}") from error
+        # Jinja does not say where an undefined name was used; cookiecutter's
+        # message names the file or folder ("Unable to create file 'x'").
+        where = error.message.partition(" '")[2].rstrip("'") or _where(error.error)
+        raise RenderError(f"{where}: {error.error.message}") from error
     except TemplateError as error:
         raise RenderError(f"{_where(error)}: {error}") from error
     except CookiecutterException as error:

@@ -1,0 +1,192 @@
+"""The `authgen` command as users run it: exit codes, messages, no tracebacks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from authgen import __version__
+from authgen.cli import app
+
+from conftest import EXAMPLE, MINIMAL, authgen
+
+runner = CliRunner()
+
+BAD_SPEC = (
+    "service:\n  name: acme\n"
+    "fields:\n"
+    "  2fa:\n    type: boolean\n"
+    "  age:\n    type: integer\n"
+)
+BAD_LINES = [
+    "{spec}:4:3: field name '2fa' must start with a letter and contain only letters,"
+    " digits and underscores (a GraphQL and Python name)",
+    "{spec}:7:11: fields.age.type: unknown type 'integer'; expected one of"
+    " string, int, float, boolean, date, datetime, enum",
+]
+
+
+def console_script() -> str:
+    """The installed `authgen` script next to this interpreter."""
+    script = Path(sys.executable).parent / "authgen"
+    assert script.exists(), "authgen is not installed in this environment"
+    return str(script)
+
+
+def test_version_through_the_console_script() -> None:
+    result = subprocess.run(
+        [console_script(), "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout == f"authgen {__version__}\n"
+
+
+def test_help_lists_every_command() -> None:
+    result = subprocess.run(
+        [console_script(), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for command in ("init", "validate", "generate"):
+        assert command in result.stdout
+    assert "--version" in result.stdout
+
+
+def test_no_arguments_shows_help() -> None:
+    result = authgen()
+    assert result.returncode != 0
+    assert "Usage:" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_generate_help_names_its_options() -> None:
+    result = runner.invoke(app, ["generate", "--help"])
+    assert result.exit_code == 0
+    for option in ("--out", "-o", "--check", "--diff", "./<service.name>"):
+        assert option in result.output
+
+
+def test_init_writes_a_valid_starter_spec(tmp_path: Path) -> None:
+    result = authgen("init", tmp_path / "new")
+    assert result.returncode == 0, result.stderr
+    written = tmp_path / "new" / "user.yaml"
+    assert written.read_text() == EXAMPLE.read_text()
+    assert authgen("validate", written).returncode == 0
+
+
+def test_init_defaults_to_the_current_folder(tmp_path: Path) -> None:
+    assert authgen("init", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "user.yaml").is_file()
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    spec = tmp_path / "user.yaml"
+    spec.write_text("mine\n")
+    result = authgen("init", tmp_path)
+    assert result.returncode == 1
+    assert (
+        result.stderr == f"error: {spec} already exists; use --force to overwrite it\n"
+    )
+    assert spec.read_text() == "mine\n"
+
+
+def test_init_force_overwrites(tmp_path: Path) -> None:
+    spec = tmp_path / "user.yaml"
+    spec.write_text("mine\n")
+    assert authgen("init", tmp_path, "--force").returncode == 0
+    assert spec.read_text() == EXAMPLE.read_text()
+
+
+def test_validate_ok() -> None:
+    result = subprocess.run(
+        [console_script(), "validate", str(EXAMPLE)], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert result.stdout == f"{EXAMPLE}: ok\n"
+
+
+def test_validate_lists_every_mistake_without_a_traceback(tmp_path: Path) -> None:
+    spec = tmp_path / "user.yaml"
+    spec.write_text(BAD_SPEC)
+    result = authgen("validate", spec)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [line.format(spec=spec) for line in BAD_LINES]
+
+
+def test_validate_a_missing_file(tmp_path: Path) -> None:
+    result = authgen("validate", tmp_path / "nope.yaml")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"{tmp_path / 'nope.yaml'}:1:1: cannot read the spec: No such file or directory\n"
+    )
+
+
+def test_validate_a_yaml_syntax_error(tmp_path: Path) -> None:
+    spec = tmp_path / "user.yaml"
+    spec.write_text("service:\n  name: [acme\n")
+    result = authgen("validate", spec)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"{spec}:3:1: invalid YAML: ")
+
+
+def test_generate_refuses_a_bad_spec_and_writes_nothing(tmp_path: Path) -> None:
+    spec = tmp_path / "user.yaml"
+    spec.write_text(BAD_SPEC)
+    result = authgen("generate", spec, "-o", tmp_path / "out")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [line.format(spec=spec) for line in BAD_LINES]
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_defaults_to_the_service_name(tmp_path: Path) -> None:
+    shutil.copy(MINIMAL, tmp_path / "user.yaml")
+    result = authgen("generate", "user.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("generated bare-auth\n")
+    assert "created: src/bare_auth/app.py\n" in result.stdout
+    assert (tmp_path / "bare-auth" / "src" / "bare_auth" / "app.py").is_file()
+    assert (tmp_path / "bare-auth" / "user.yaml").read_bytes() == MINIMAL.read_bytes()
+
+
+def test_check_and_diff_on_a_stale_then_fresh_output(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    spec = tmp_path / "user.yaml"
+    shutil.copy(MINIMAL, spec)
+
+    # Nothing generated yet: everything is stale, and nothing is written.
+    check = authgen("generate", spec, "-o", out, "--check")
+    assert check.returncode == 1
+    assert "created: src/bare_auth/app.py" in check.stdout.splitlines()
+    assert not out.exists()
+
+    assert authgen("generate", spec, "-o", out).returncode == 0
+    fresh = authgen("generate", spec, "-o", out, "--check")
+    assert (fresh.returncode, fresh.stdout) == (0, f"{out} is up to date\n")
+    assert authgen("generate", spec, "-o", out, "--diff").stdout == ""
+
+    # A new field makes the output stale again; --check and --diff change nothing.
+    spec.write_text(MINIMAL.read_text() + "fields:\n  nickname:\n    type: string\n")
+    before = (out / "src/bare_auth/models.py").read_bytes()
+    stale = authgen("generate", spec, "-o", out, "--check")
+    assert stale.returncode == 1
+    assert "updated: src/bare_auth/models.py" in stale.stdout.splitlines()
+    assert "updated: src/bare_auth/schema.graphql" in stale.stdout.splitlines()
+    diff = authgen("generate", spec, "-o", out, "--diff")
+    assert diff.returncode == 0
+    assert "+++ b/src/bare_auth/schema.graphql" in diff.stdout
+    assert "+  nickname: String\n" in diff.stdout
+    assert (out / "src/bare_auth/models.py").read_bytes() == before
+
+
+def test_generate_reports_an_unwritable_output(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder\n")
+    result = authgen("generate", MINIMAL, "-o", blocker / "out")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")

@@ -1,0 +1,122 @@
+"""Rendering the blueprints: baked by cookiecutter (pytest-cookies) and by authgen.
+
+A broken blueprint must be reported with the file it concerns.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from graphql import build_schema
+
+from authgen.context import build_context
+from authgen.render import RenderError, blueprints_dir, render
+from authgen.spec import load_spec
+
+from conftest import EVERY_OPTION, EXAMPLE, MINIMAL, authgen
+
+PROJECT = "{{cookiecutter.service_name}}"
+PACKAGE_DIR = f"{PROJECT}/src/{{{{cookiecutter.package}}}}"
+
+
+def test_cookiecutter_json_defaults_render_a_service(cookies) -> None:
+    """The blueprint is a plain cookiecutter template: its defaults bake too."""
+    defaults = json.loads((blueprints_dir() / "cookiecutter.json").read_text())
+    result = cookies.bake(template=str(blueprints_dir()))
+
+    assert result.exit_code == 0, result.exception
+    assert result.project_path.name == defaults["service_name"]
+    package = defaults["service_name"].replace("-", "_")
+    build_schema((result.project_path / f"src/{package}/schema.graphql").read_text())
+
+
+@pytest.mark.parametrize("spec", [MINIMAL, EXAMPLE, EVERY_OPTION], ids=lambda p: p.stem)
+def test_bake_with_the_spec_context(cookies, spec: Path) -> None:
+    context = build_context(load_spec(spec))
+    result = cookies.bake(extra_context=context, template=str(blueprints_dir()))
+
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    assert project.name == context["service_name"]
+    for path in project.rglob("*.py"):
+        compile(path.read_text(), str(path), "exec")
+    schema = build_schema(
+        (project / f"src/{context['package']}/schema.graphql").read_text()
+    )
+    for name in context["_fields"]:
+        assert name in schema.type_map["User"].fields
+
+
+def copy_blueprints(tmp_path: Path) -> Path:
+    copy = tmp_path / "blueprints"
+    shutil.copytree(blueprints_dir(), copy)
+    return copy
+
+
+def test_template_syntax_error_names_the_file(tmp_path: Path) -> None:
+    template = copy_blueprints(tmp_path)
+    broken = template / PACKAGE_DIR / "users.py"
+    broken.write_text(broken.read_text() + "\n{% if %}\n")
+
+    with pytest.raises(RenderError) as caught:
+        render(build_context(load_spec(MINIMAL)), template=template)
+    assert str(caught.value).startswith(f"src/{{{{cookiecutter.package}}}}/users.py:")
+
+
+def test_undefined_variable_names_the_file(tmp_path: Path) -> None:
+    template = copy_blueprints(tmp_path)
+    broken = template / PACKAGE_DIR / "errors.py"
+    broken.write_text(
+        broken.read_text() + "\nX = {{ cookiecutter.no_such_thing.attr }}\n"
+    )
+
+    with pytest.raises(RenderError) as caught:
+        render(build_context(load_spec(MINIMAL)), template=template)
+    assert str(caught.value) == (
+        "src/{{cookiecutter.package}}/errors.py: 'dict object' has no attribute 'no_such_thing'"
+    )
+
+
+def test_black_failure_names_the_rendered_file(tmp_path: Path) -> None:
+    template = copy_blueprints(tmp_path)
+    broken = template / PACKAGE_DIR / "tokens.py"
+    broken.write_text(broken.read_text() + "\ndef broken(:\n")
+
+    with pytest.raises(RenderError) as caught:
+        render(build_context(load_spec(MINIMAL)), template=template)
+    assert str(caught.value).startswith(
+        "src/bare_auth/tokens.py: black cannot format it:"
+    )
+
+
+def test_broken_blueprint_through_the_cli(tmp_path: Path) -> None:
+    """The CLI renders the installed blueprints; a copy of the package shows it the broken one."""
+    package = tmp_path / "site" / "authgen"
+    shutil.copytree(Path(__import__("authgen").__file__).parent, package)
+    template = copy_blueprints(package)
+    broken = template / PACKAGE_DIR / "tokens.py"
+    broken.write_text(broken.read_text() + "\ndef broken(:\n")
+
+    result = authgen(
+        "generate",
+        MINIMAL,
+        "-o",
+        tmp_path / "out",
+        env={"PYTHONPATH": str(package.parent)},
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(
+        "error: cannot render the service: src/bare_auth/tokens.py: black cannot format it:"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_rendering_is_deterministic() -> None:
+    context = build_context(load_spec(EXAMPLE))
+    first, second = render(context), render(context)
+    assert first.files == second.files
+    assert first.executable == second.executable
