@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal,
     or_,
     select,
     text,
@@ -401,6 +402,7 @@ def _condition(condition: Condition) -> Any:
         return column.in_([_to_db(item) for item in value])
     if op == "nin":
         return or_(column.not_in([_to_db(item) for item in value]), column.is_(None))
+    value = literal(value, column.type)  # a bound value: SQLAlchemy refuses `column > True`
     return {"gt": column > value, "gte": column >= value, "lt": column < value, "lte": column <= value}[op]
 
 

@@ -1,0 +1,409 @@
+"""MongoDB through PyMongo's async API: one collection per record kind.
+
+Records have the same shapes as in the SQL adapter. A user's `_id` is stored
+as an ObjectId and shown as its 24-hex string; unset fields are not stored
+(so "missing" is how MongoDB spells NULL); `date` fields are stored as
+"YYYY-MM-DD" strings, which sort and compare as dates. MongoDB keeps
+datetimes to the millisecond.
+
+At start the indexes are brought up to the current model (unique indexes are
+partial, so users without a value never collide), new fields with a default
+are filled in, and data the model cannot take stops the start with the fix.
+
+Without a replica set MongoDB has no multi-document transactions, so a user
+change and its side records (one-time tokens, outbox mails) are two writes:
+the user first, then the side records. A crash in between keeps the change
+but loses its mail; the user can ask for the mail again (e.g.
+sendVerificationEmail). Every other operation is a single atomic document
+update: a refresh token is rotated with a conditional update, so two
+concurrent refreshes cannot both win, and a mail is leased the same way.
+"""
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from bson import ObjectId
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+
+from ..models import FIELDS
+from .base import (
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    DuplicateValueError,
+    Rotation,
+    SchemaError,
+    SideWrites,
+    Store,
+    UserQuery,
+)
+
+DEFAULT_DATABASE = "{{ cookiecutter.package }}"
+USER_KEYS = ("email", "email_verified", "password_hash", "created_at", *FIELDS)
+DATE_FIELDS = frozenset(name for name, field in FIELDS.items() if field.type == "date")
+#: Login failures are kept this long at most (the throttling window is shorter).
+LOGIN_FAILURE_TTL = 7 * 24 * 3600
+#: A filter no document matches (MongoDB refuses an empty $or).
+MATCH_NOTHING: dict[str, Any] = {"_id": {"$in": []}}
+
+# The fields of each kind of record, as the SQL adapter's columns.
+REFRESH_TOKEN_KEYS = ("token_hash", "session_id", "user_id", "expires_at", "rotated")
+USER_TOKEN_KEYS = ("token_hash", "user_id", "purpose", "email", "expires_at")
+MAIL_KEYS = (
+    "_id",
+    "recipient",
+    "template",
+    "context",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
+    "sent_at",
+)
+
+_INDEX_IN_MESSAGE = re.compile(r"index: ux_users_(\w+)")
+
+
+def user_indexes() -> dict[str, dict[str, Any]]:
+    """The users collection's own indexes for the current model, by name."""
+    wanted: dict[str, dict[str, Any]] = {"ux_users_email": {"keys": [("email", ASCENDING)], "unique": True}}
+    for name, field in FIELDS.items():
+        if field.unique:
+            wanted[f"ux_users_{name}"] = {
+                "keys": [(name, ASCENDING)],
+                "unique": True,
+                "partialFilterExpression": {name: {"$exists": True}},
+            }
+        elif field.indexed:
+            wanted[f"ix_users_{name}"] = {"keys": [(name, ASCENDING)]}
+    return wanted
+
+
+class MongoStore(Store):
+    def __init__(self, url: str, client: Any = None) -> None:
+        """`client` replaces the real driver (tests pass an async facade over mongomock)."""
+        self.url = url
+        self.client = client if client is not None else AsyncMongoClient(url, tz_aware=True)
+        database = self.client[urlsplit(url).path.strip("/") or DEFAULT_DATABASE]
+        self.users = database["users"]
+        self.refresh_tokens = database["refresh_tokens"]
+        self.user_tokens = database["user_tokens"]
+        self.login_failures = database["login_failures"]
+        self.outbox = database["outbox"]
+
+    async def open(self) -> None:
+        await self._sync_users_schema()
+        await self.refresh_tokens.create_index("session_id", name="ix_refresh_tokens_session_id")
+        await self.refresh_tokens.create_index("user_id", name="ix_refresh_tokens_user_id")
+        await self.refresh_tokens.create_index(
+            "expires_at", name="ttl_refresh_tokens_expires_at", expireAfterSeconds=0
+        )
+        await self.user_tokens.create_index(
+            [("user_id", ASCENDING), ("purpose", ASCENDING)], name="ix_user_tokens_user_id_purpose"
+        )
+        await self.user_tokens.create_index("expires_at", name="ttl_user_tokens_expires_at", expireAfterSeconds=0)
+        await self.login_failures.create_index(
+            [("key", ASCENDING), ("at", ASCENDING)], name="ix_login_failures_key_at"
+        )
+        await self.login_failures.create_index(
+            "at", name="ttl_login_failures_at", expireAfterSeconds=LOGIN_FAILURE_TTL
+        )
+        await self.outbox.create_index(
+            [("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="ix_outbox_status_next"
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+            return True
+        except PyMongoError:
+            return False
+
+    # Users.
+
+    async def insert_user(self, user: dict[str, Any], side: SideWrites | None = None) -> None:
+        document = {key: _encode(value) for key, value in user.items() if value is not None}
+        document["_id"] = ObjectId(user["_id"])
+        try:
+            await self.users.insert_one(document)
+        except DuplicateKeyError as error:
+            raise DuplicateValueError(_duplicate_field(error)) from None
+        await self.add_side_writes(side)
+
+    async def get_user(self, user_id: str) -> dict[str, Any] | None:
+        if not ObjectId.is_valid(user_id):
+            return None
+        return _user(await self.users.find_one({"_id": ObjectId(user_id)}))
+
+    async def get_user_by_email(self, email: str) -> dict[str, Any] | None:
+        return _user(await self.users.find_one({"email": email}))
+
+    async def update_user(
+        self, user_id: str, changes: dict[str, Any], side: SideWrites | None = None
+    ) -> dict[str, Any] | None:
+        if not ObjectId.is_valid(user_id):
+            return None
+        selector = {"_id": ObjectId(user_id)}
+        update: dict[str, Any] = {}
+        kept = {key: _encode(value) for key, value in changes.items() if value is not None}
+        if kept:
+            update["$set"] = kept
+        removed = {key: "" for key, value in changes.items() if value is None}
+        if removed:
+            update["$unset"] = removed
+        try:
+            if update:
+                document = await self.users.find_one_and_update(
+                    selector, update, return_document=ReturnDocument.AFTER
+                )
+            else:
+                document = await self.users.find_one(selector)
+        except DuplicateKeyError as error:
+            raise DuplicateValueError(_duplicate_field(error)) from None
+        if document is None:
+            return None
+        await self.add_side_writes(side)
+        return _user(document)
+
+    async def delete_user(self, user_id: str) -> bool:
+        if not ObjectId.is_valid(user_id):
+            return False
+        await self.refresh_tokens.delete_many({"user_id": user_id})
+        await self.user_tokens.delete_many({"user_id": user_id})
+        result = await self.users.delete_one({"_id": ObjectId(user_id)})
+        return result.deleted_count > 0
+
+    async def find_users(self, query: UserQuery) -> list[dict[str, Any]]:
+        if query.limit <= 0:
+            return []  # MongoDB reads a limit of 0 as "no limit"
+        cursor = self.users.find(
+            _filter(query.where), sort=list(query.sort), skip=query.skip, limit=query.limit
+        )
+        return [_user(document) for document in await cursor.to_list()]
+
+    async def count_users(self, where: Condition | None = None) -> int:
+        return await self.users.count_documents(_filter(where))
+
+    # Sessions.
+
+    async def add_refresh_token(self, record: dict[str, Any]) -> None:
+        await self.refresh_tokens.insert_one(_keyed({"rotated": False, **record}))
+
+    async def rotate_refresh_token(
+        self, token_hash: str, replacement: dict[str, Any], now: datetime
+    ) -> tuple[Rotation, dict[str, Any] | None]:
+        claimed = await self.refresh_tokens.find_one_and_update(
+            {"_id": token_hash, "rotated": False, "expires_at": {"$gt": now}}, {"$set": {"rotated": True}}
+        )
+        if claimed is not None:
+            record = _record(claimed, REFRESH_TOKEN_KEYS)
+            new = {**replacement, "session_id": record["session_id"], "user_id": record["user_id"], "rotated": False}
+            await self.refresh_tokens.insert_one(_keyed(new))
+            return Rotation.ROTATED, record
+        found = await self.refresh_tokens.find_one({"_id": token_hash})
+        if found is None or not found["rotated"]:
+            return Rotation.INVALID, None  # unknown, or expired
+        await self.refresh_tokens.delete_many({"session_id": found["session_id"]})
+        return Rotation.REUSED, _record(found, REFRESH_TOKEN_KEYS)
+
+    async def end_session(self, token_hash: str) -> dict[str, Any] | None:
+        found = await self.refresh_tokens.find_one({"_id": token_hash})
+        if found is None:
+            return None
+        await self.refresh_tokens.delete_many({"session_id": found["session_id"]})
+        return _record(found, REFRESH_TOKEN_KEYS)
+
+    async def end_user_sessions(self, user_id: str) -> int:
+        result = await self.refresh_tokens.delete_many({"user_id": user_id})
+        return result.deleted_count
+
+    async def purge_expired(self, now: datetime) -> None:
+        """The TTL indexes do this too, within a minute or so; this makes it exact."""
+        await self.refresh_tokens.delete_many({"expires_at": {"$lte": now}})
+        await self.user_tokens.delete_many({"expires_at": {"$lte": now}})
+
+    # One-time tokens.
+
+    async def add_side_writes(self, side: SideWrites | None) -> None:
+        if side is None:
+            return
+        if side.tokens:
+            await self.user_tokens.insert_many([_keyed(token) for token in side.tokens])
+        if side.mails:
+            await self.outbox.insert_many([dict(mail) for mail in side.mails])
+
+    async def consume_user_token(self, token_hash: str, purpose: str) -> dict[str, Any] | None:
+        found = await self.user_tokens.find_one_and_delete({"_id": token_hash, "purpose": purpose})
+        return _record(found, USER_TOKEN_KEYS) if found is not None else None
+
+    async def delete_user_tokens(self, user_id: str, purpose: str) -> None:
+        await self.user_tokens.delete_many({"user_id": user_id, "purpose": purpose})
+
+    # Failed logins.
+
+    async def add_login_failure(self, keys: list[str], at: datetime) -> None:
+        if keys:
+            await self.login_failures.insert_many([{"key": key, "at": at} for key in keys])
+
+    async def count_login_failures(self, key: str, since: datetime) -> int:
+        return await self.login_failures.count_documents({"key": key, "at": {"$gt": since}})
+
+    async def clear_login_failures(self, key: str) -> None:
+        await self.login_failures.delete_many({"key": key})
+
+    # Mail outbox.
+
+    async def claim_mails(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        due = self.outbox.find(
+            {"status": "pending", "next_attempt_at": {"$lte": now}},
+            sort=[("next_attempt_at", ASCENDING)],
+            limit=limit,
+        )
+        claimed = []
+        for document in await due.to_list():
+            result = await self.outbox.update_one(
+                {"_id": document["_id"], "next_attempt_at": document["next_attempt_at"]},
+                {"$set": {"next_attempt_at": lease_until}},
+            )
+            if result.modified_count == 1:
+                claimed.append(_record(document, MAIL_KEYS))
+        return claimed
+
+    async def update_mail(self, mail_id: str, changes: dict[str, Any]) -> None:
+        if changes:
+            await self.outbox.update_one({"_id": mail_id}, {"$set": changes})
+
+    async def get_mail(self, mail_id: str) -> dict[str, Any] | None:
+        found = await self.outbox.find_one({"_id": mail_id})
+        return _record(found, MAIL_KEYS) if found is not None else None
+
+    async def list_mails(self, status: str | None = None) -> list[dict[str, Any]]:
+        selector = {} if status is None else {"status": status}
+        cursor = self.outbox.find(selector, sort=[("_id", ASCENDING)])
+        return [_record(document, MAIL_KEYS) for document in await cursor.to_list()]
+
+    async def _sync_users_schema(self) -> None:
+        """Bring stored users up to the current model, or explain why not."""
+        for name, field in FIELDS.items():
+            if field.has_default:
+                await self.users.update_many(
+                    {name: None}, {"$set": {name: _encode(field.python_default())}}
+                )
+            elif field.required:
+                missing = await self.users.count_documents({name: None})
+                if missing:
+                    raise SchemaError(
+                        f"field '{name}' is required but {missing} stored user(s) have no value;"
+                        f" give '{name}' a default in user.yaml (or make it optional) and generate again"
+                    )
+        wanted = user_indexes()
+        present = set(await self.users.index_information())
+        for name in sorted(present - set(wanted)):
+            if name.startswith(("ix_users_", "ux_users_")):
+                await self.users.drop_index(name)
+        for name in sorted(set(wanted) - present):
+            options = dict(wanted[name])
+            try:
+                await self.users.create_index(options.pop("keys"), name=name, **options)
+            except OperationFailure as error:
+                if error.code != 11000:
+                    raise
+                field = name.removeprefix("ux_users_")
+                raise SchemaError(
+                    f"field '{field}' is now unique but stored users share values of it;"
+                    f" make those values distinct, or remove 'unique' from '{field}' in user.yaml"
+                ) from None
+
+
+def _encode(value: Any) -> Any:
+    """A stored value: dates (not datetimes) as ISO strings, which sort as dates."""
+    if isinstance(value, list):
+        return [_encode(item) for item in value]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _decode(name: str, value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(name, item) for item in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if name in DATE_FIELDS and isinstance(value, str):
+        return date.fromisoformat(value)
+    return value
+
+
+def _user(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored user as a record; keys of fields no longer in the model are left out."""
+    if document is None:
+        return None
+    user = {"_id": str(document["_id"])}
+    for key in USER_KEYS:
+        user[key] = _decode(key, document.get(key))
+    return user
+
+
+def _keyed(record: dict[str, Any]) -> dict[str, Any]:
+    """A token record stored under its hash as `_id`."""
+    document = {key: value for key, value in record.items() if key != "token_hash"}
+    document["_id"] = record["token_hash"]
+    return document
+
+
+def _record(document: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    values = {**document, "token_hash": document["_id"]}
+    return {key: _decode(key, values.get(key)) for key in keys}
+
+
+def _duplicate_field(error: DuplicateKeyError) -> str:
+    """The field a duplicate key error is about, from its key pattern or index name."""
+    pattern = (error.details or {}).get("keyPattern")
+    if pattern:
+        return next(iter(pattern))
+    match = _INDEX_IN_MESSAGE.search(str(error))
+    if match is None:
+        raise error
+    return match.group(1)
+
+
+def _id_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_id_value(item) for item in value]
+    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
+
+
+def _filter(condition: Condition | None) -> dict[str, Any]:
+    """A condition as a MongoDB filter, with the SQL adapter's null semantics.
+
+    Missing and null are one: `eq None` matches users without a value, and
+    `ne`/`nin` match them too, as `x != v OR x IS NULL` does in SQL.
+    """
+    if condition is None:
+        return {}
+    if isinstance(condition, AllOf):
+        parts = [_filter(inner) for inner in condition.conditions]
+        return {"$and": parts} if parts else {}
+    if isinstance(condition, AnyOf):
+        parts = [_filter(inner) for inner in condition.conditions]
+        return {"$or": parts} if parts else MATCH_NOTHING
+    assert isinstance(condition, Compare)
+    name, op = condition.field, condition.op
+    value = _id_value(condition.value) if name == "_id" else _encode(condition.value)
+    if op == "eq":
+        return {name: value}
+    if op in ("in", "nin"):
+        return {name: {f"${op}": value}}
+    if value is None and op != "ne":
+        return MATCH_NOTHING  # nothing is greater or smaller than NULL
+    return {name: {f"${op}": value}}

@@ -1,0 +1,572 @@
+"""The store contract: one suite, run on every adapter.
+
+SQLite on a real file, MongoDB through mongomock, and a real MongoDB when
+AUTH_TEST_MONGODB_URL is set. The queries are checked against a reference
+evaluation in Python (with SQL's null semantics), so every adapter gives the
+same answers for the same data. The suite adapts to the fields of the spec
+the service was generated from.
+"""
+
+import asyncio
+import datetime as dt
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from async_mongomock import AsyncMongomockClient
+from pymongo import AsyncMongoClient
+from sample import EPOCH, sample_user
+from sqlalchemy import text
+
+from {{ cookiecutter.package }}.mail import outbox_record
+from {{ cookiecutter.package }}.models import FIELDS
+from {{ cookiecutter.package }}.store import (
+    NOTHING,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    DuplicateValueError,
+    Rotation,
+    SchemaError,
+    SideWrites,
+    Store,
+    UserQuery,
+    new_id,
+)
+from {{ cookiecutter.package }}.store.mongodb import MongoStore
+from {{ cookiecutter.package }}.store.sql import SqlStore
+
+pytestmark = pytest.mark.anyio
+
+Opener = Callable[[], Awaitable[Store]]
+
+UNIQUE = [name for name, field in FIELDS.items() if field.unique]
+INDEXED = [name for name, field in FIELDS.items() if field.indexed and not field.unique]
+WITH_DEFAULT = [name for name, field in FIELDS.items() if field.has_default]
+REQUIRED_NO_DEFAULT = [name for name, field in FIELDS.items() if field.required and not field.has_default]
+#: Real time, because MongoDB (and mongomock) expire tokens and failures by TTL indexes.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def each(names: list[str], what: str) -> list[Any]:
+    """Parameters over the spec's fields, or one skipped test that says why."""
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=f"the spec has no {what} field"))]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def mongodb_url(base: str, database: str) -> str:
+    return urlsplit(base)._replace(path=f"/{database}").geturl()
+
+
+@pytest.fixture(params=["sqlite", "mongomock", "mongodb"])
+async def opener(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Opener]:
+    """Opens stores on one fresh database, as the service does at each start."""
+    kind = request.param
+    real_url = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        make: Callable[[], Store] = lambda: SqlStore(url)
+    elif kind == "mongomock":
+        client = AsyncMongomockClient()
+        make = lambda: MongoStore("mongodb://localhost/contract", client=client)
+    else:
+        base = os.environ.get("AUTH_TEST_MONGODB_URL")
+        if not base:
+            pytest.skip("AUTH_TEST_MONGODB_URL is not set: no real MongoDB to test against")
+        real_url = mongodb_url(base, f"contract_{uuid.uuid4().hex[:12]}")
+        make = lambda: MongoStore(real_url)
+    opened: list[Store] = []
+
+    async def open_store() -> Store:
+        store = make()
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_store
+    for store in opened:
+        await store.close()
+    if real_url:
+        client = AsyncMongoClient(real_url)
+        await client.drop_database(urlsplit(real_url).path.strip("/"))
+        await client.close()
+
+
+@pytest.fixture
+async def store(opener: Opener) -> Store:
+    return await opener()
+
+
+# Users.
+
+
+async def test_user_round_trip(store):
+    user = sample_user(1)
+    await store.insert_user(user)
+    assert await store.get_user(user["_id"]) == user
+    assert await store.get_user_by_email(user["email"]) == user
+    assert await store.get_user(new_id()) is None
+    assert await store.get_user("not-an-id") is None
+
+
+async def test_unset_fields_read_as_none(store):
+    user = sample_user(2, **{name: None for name in FIELDS})
+    await store.insert_user(user)
+    assert await store.get_user(user["_id"]) == user
+
+
+async def test_update_sets_and_unsets(store):
+    user = sample_user(3)
+    await store.insert_user(user)
+    changes = {"email_verified": not user["email_verified"]}
+    changes.update({name: None for name, field in FIELDS.items() if not field.required})
+    updated = await store.update_user(user["_id"], changes)
+    assert updated == {**user, **changes}
+    assert await store.get_user(user["_id"]) == updated
+    assert await store.update_user(user["_id"], {}) == updated
+    assert await store.update_user(new_id(), {"email_verified": True}) is None
+
+
+async def test_delete_user(store):
+    user = sample_user(4)
+    await store.insert_user(user)
+    assert await store.delete_user(user["_id"]) is True
+    assert await store.get_user(user["_id"]) is None
+    assert await store.delete_user(user["_id"]) is False
+
+
+async def test_duplicate_email(store):
+    await store.insert_user(sample_user(5))
+    with pytest.raises(DuplicateValueError) as caught:
+        await store.insert_user(sample_user(6, email=sample_user(5)["email"]))
+    assert caught.value.field == "email"
+    other = sample_user(7)
+    await store.insert_user(other)
+    with pytest.raises(DuplicateValueError) as caught:
+        await store.update_user(other["_id"], {"email": sample_user(5)["email"]})
+    assert caught.value.field == "email"
+
+
+@pytest.mark.parametrize("name", each(UNIQUE, "unique"))
+async def test_duplicate_unique_field(store, name):
+    first, second = sample_user(8), sample_user(9)
+    await store.insert_user(first)
+    with pytest.raises(DuplicateValueError) as caught:
+        await store.insert_user({**second, name: first[name]})
+    assert caught.value.field == name
+    await store.insert_user(second)
+    with pytest.raises(DuplicateValueError) as caught:
+        await store.update_user(second["_id"], {name: first[name]})
+    assert caught.value.field == name
+    assert (await store.get_user(second["_id"]))[name] == second[name]
+
+
+@pytest.mark.parametrize("name", each(UNIQUE, "unique"))
+async def test_users_without_a_unique_value_do_not_collide(store, name):
+    await store.insert_user(sample_user(10, **{name: None}))
+    await store.insert_user(sample_user(11, **{name: None}))
+    assert await store.count_users(Compare(name, "eq", None)) == 2
+
+
+# Queries, against a reference evaluation with SQL's null semantics.
+
+
+def dataset() -> list[dict[str, Any]]:
+    """Users with every kind of value, and every fourth one without any field set."""
+    users = []
+    for i in range(24):
+        user = sample_user(100 + i)
+        if i % 4 == 1:
+            user.update({name: None for name in FIELDS})
+        users.append(user)
+    return users
+
+
+def matches(user: dict[str, Any], condition: Condition) -> bool:
+    if isinstance(condition, AllOf):
+        return all(matches(user, inner) for inner in condition.conditions)
+    if isinstance(condition, AnyOf):
+        return any(matches(user, inner) for inner in condition.conditions)
+    value, operand = user[condition.field], condition.value
+    if condition.op == "eq":
+        return value == operand
+    if condition.op == "ne":
+        return value is not None if operand is None else value is None or value != operand
+    if condition.op == "in":
+        return value is not None and value in operand
+    if condition.op == "nin":
+        return value is None or value not in operand
+    if value is None:
+        return False
+    return {"gt": value > operand, "gte": value >= operand, "lt": value < operand, "lte": value <= operand}[
+        condition.op
+    ]
+
+
+def reference(users: list[dict[str, Any]], query: UserQuery) -> list[dict[str, Any]]:
+    """The users a query returns: NULLs first when ascending, last when descending."""
+    found = [user for user in users if query.where is None or matches(user, query.where)]
+    for name, direction in reversed(query.sort):
+        present = sorted((u for u in found if u[name] is not None), key=lambda u: u[name], reverse=direction < 0)
+        absent = [u for u in found if u[name] is None]
+        found = absent + present if direction > 0 else present + absent
+    return found[query.skip : query.skip + query.limit]
+
+
+def conditions(users: list[dict[str, Any]]) -> list[Condition]:
+    """Every operator on every field, with present, absent and null values.
+
+    (A null operand of gt, gte, lt or lte is not a condition: the public
+    queries turn it into NOTHING before it reaches a store.)
+    """
+    pivot, other = users[6], users[11]
+    found: list[Condition] = [NOTHING, AllOf(())]
+    for name in ["_id", "email_verified", *FIELDS]:
+        listed = name in FIELDS and FIELDS[name].list
+        values = [pivot[name], other[name]]
+        found += [
+            Compare(name, "eq", pivot[name]),
+            Compare(name, "eq", None),
+            Compare(name, "ne", pivot[name]),
+            Compare(name, "ne", None),
+        ]
+        if not listed:  # lists compare as a whole, with equality only
+            found += [Compare(name, "in", values), Compare(name, "nin", values)]
+            found += [Compare(name, op, pivot[name]) for op in ("gt", "gte", "lt", "lte")]
+    for name in INDEXED + UNIQUE:
+        low, high = Compare(name, "gte", users[0][name]), Compare(name, "lt", pivot[name])
+        found += [
+            AllOf((low, high)),
+            AnyOf((high, Compare(name, "eq", None))),
+            AllOf((AnyOf((low, NOTHING)), Compare("email_verified", "eq", True))),
+        ]
+    return found
+
+
+def queries(users: list[dict[str, Any]]) -> list[UserQuery]:
+    found = [UserQuery(where=condition, limit=1000) for condition in conditions(users)]
+    for name in ["_id", "email_verified", *INDEXED, *UNIQUE]:
+        for direction in (1, -1):
+            sort = ((name, direction),) if name == "_id" else ((name, direction), ("_id", 1))
+            found += [UserQuery(sort=sort, limit=1000), UserQuery(sort=sort, skip=3, limit=5)]
+    found += [UserQuery(skip=20, limit=10), UserQuery(skip=30), UserQuery(limit=0)]
+    return found
+
+
+async def test_find_and_count_match_the_reference(store):
+    users = dataset()
+    for user in users:
+        await store.insert_user(user)
+    for query in queries(users):
+        expected = reference(users, query)
+        found = await store.find_users(query)
+        assert [u["_id"] for u in found] == [u["_id"] for u in expected], query
+        assert found == expected
+        if query.skip == 0 and query.limit >= len(users):
+            assert await store.count_users(query.where) == len(expected), query.where
+
+
+async def test_adapters_give_identical_results(tmp_path):
+    stores: list[Store] = [
+        SqlStore(f"sqlite:///{tmp_path / 'same.db'}"),
+        MongoStore("mongodb://localhost/same", client=AsyncMongomockClient()),
+    ]
+    users = dataset()
+    for store in stores:
+        await store.open()
+        for user in users:
+            await store.insert_user(user)
+    try:
+        for query in queries(users):
+            sql, mongo = [await store.find_users(query) for store in stores]
+            assert sql == mongo, query
+            assert await stores[0].count_users(query.where) == await stores[1].count_users(query.where)
+    finally:
+        for store in stores:
+            await store.close()
+
+
+# Sessions.
+
+
+def refresh_token(user_id: str, session_id: str, expires_at: dt.datetime = NOW + dt.timedelta(hours=1)) -> dict:
+    return {"token_hash": uuid.uuid4().hex * 2, "session_id": session_id, "user_id": user_id, "expires_at": expires_at}
+
+
+def replacement() -> dict[str, Any]:
+    return {"token_hash": uuid.uuid4().hex * 2, "expires_at": NOW + dt.timedelta(hours=2)}
+
+
+async def test_rotation_and_reuse_detection(store):
+    first = refresh_token("u1", "s1")
+    await store.add_refresh_token(first)
+    second = replacement()
+    outcome, record = await store.rotate_refresh_token(first["token_hash"], second, NOW)
+    assert outcome is Rotation.ROTATED
+    assert record["session_id"] == "s1" and record["user_id"] == "u1"
+    third = replacement()
+    assert (await store.rotate_refresh_token(second["token_hash"], third, NOW))[0] is Rotation.ROTATED
+    # The first token again: stolen or replayed. Its whole session ends.
+    outcome, record = await store.rotate_refresh_token(first["token_hash"], replacement(), NOW)
+    assert outcome is Rotation.REUSED and record["session_id"] == "s1"
+    assert await store.rotate_refresh_token(third["token_hash"], replacement(), NOW) == (Rotation.INVALID, None)
+
+
+async def test_expired_and_unknown_tokens_do_not_rotate(store):
+    expired = refresh_token("u1", "s1", expires_at=NOW - dt.timedelta(seconds=1))
+    await store.add_refresh_token(expired)
+    assert await store.rotate_refresh_token(expired["token_hash"], replacement(), NOW) == (Rotation.INVALID, None)
+    assert await store.rotate_refresh_token("0" * 64, replacement(), NOW) == (Rotation.INVALID, None)
+
+
+async def test_concurrent_refreshes_cannot_both_win(store):
+    token = refresh_token("u1", "s1")
+    await store.add_refresh_token(token)
+    outcomes = await asyncio.gather(
+        store.rotate_refresh_token(token["token_hash"], replacement(), NOW),
+        store.rotate_refresh_token(token["token_hash"], replacement(), NOW),
+    )
+    assert sorted(outcome.value for outcome, _ in outcomes) == ["reused", "rotated"]
+
+
+async def test_end_session_ends_only_that_session(store):
+    first, other = refresh_token("u1", "s1"), refresh_token("u1", "s2")
+    await store.add_refresh_token(first)
+    await store.add_refresh_token(other)
+    second = replacement()
+    await store.rotate_refresh_token(first["token_hash"], second, NOW)
+    record = await store.end_session(second["token_hash"])
+    assert record["session_id"] == "s1"
+    assert await store.end_session(first["token_hash"]) is None
+    assert await store.end_session("0" * 64) is None
+    assert (await store.rotate_refresh_token(other["token_hash"], replacement(), NOW))[0] is Rotation.ROTATED
+
+
+async def test_end_user_sessions(store):
+    for session in ("s1", "s2"):
+        await store.add_refresh_token(refresh_token("u1", session))
+    kept = refresh_token("u2", "s3")
+    await store.add_refresh_token(kept)
+    assert await store.end_user_sessions("u1") == 2
+    assert await store.end_user_sessions("u1") == 0
+    assert (await store.end_session(kept["token_hash"]))["user_id"] == "u2"
+
+
+async def test_purge_expired(store):
+    expired = refresh_token("u1", "s1", expires_at=NOW - dt.timedelta(minutes=1))
+    current = refresh_token("u1", "s2")
+    await store.add_refresh_token(expired)
+    await store.add_refresh_token(current)
+    await store.add_side_writes(SideWrites(tokens=[one_time_token("u1", "verify", NOW - dt.timedelta(minutes=1))]))
+    await store.purge_expired(NOW)
+    assert await store.end_session(expired["token_hash"]) is None
+    assert await store.end_session(current["token_hash"]) is not None
+    assert await store.consume_user_token("1" * 64, "verify") is None
+
+
+async def test_delete_user_ends_their_sessions_and_tokens(store):
+    user = sample_user(12)
+    token = refresh_token(user["_id"], "s1")
+    await store.insert_user(user, SideWrites(tokens=[one_time_token(user["_id"], "verify")]))
+    await store.add_refresh_token(token)
+    await store.delete_user(user["_id"])
+    assert await store.end_session(token["token_hash"]) is None
+    assert await store.consume_user_token("1" * 64, "verify") is None
+
+
+# One-time tokens.
+
+
+def one_time_token(user_id: str, purpose: str, expires_at: dt.datetime = NOW + dt.timedelta(hours=1)) -> dict:
+    return {
+        "token_hash": "1" * 64,
+        "user_id": user_id,
+        "purpose": purpose,
+        "email": "someone@example.com",
+        "expires_at": expires_at,
+    }
+
+
+async def test_one_time_token_is_consumed_once(store):
+    token = one_time_token("u1", "verify")
+    await store.add_side_writes(SideWrites(tokens=[token]))
+    assert await store.consume_user_token(token["token_hash"], "recover") is None
+    assert await store.consume_user_token(token["token_hash"], "verify") == token
+    assert await store.consume_user_token(token["token_hash"], "verify") is None
+
+
+async def test_delete_user_tokens_by_purpose(store):
+    await store.add_side_writes(SideWrites(tokens=[one_time_token("u1", "recover")]))
+    await store.delete_user_tokens("u1", "verify")
+    await store.delete_user_tokens("u2", "recover")
+    assert await store.consume_user_token("1" * 64, "recover") is not None
+
+
+async def test_side_writes_travel_with_the_user(store):
+    user = sample_user(13)
+    mail = outbox_record(user["email"], "verify_email", {"link": "https://example.org/x"})
+    await store.insert_user(user, SideWrites(tokens=[one_time_token(user["_id"], "verify")], mails=[mail]))
+    assert (await store.get_mail(mail["_id"]))["recipient"] == user["email"]
+    second = outbox_record(user["email"], "reset_password_email", {})
+    await store.update_user(user["_id"], {}, SideWrites(mails=[second]))
+    assert [m["_id"] for m in await store.list_mails("pending")] == [mail["_id"], second["_id"]]
+    assert await store.update_user(new_id(), {}, SideWrites(mails=[outbox_record("x@y.z", "t", {})])) is None
+    assert len(await store.list_mails()) == 2
+
+
+# Failed logins.
+
+
+async def test_login_failures(store):
+    for minute in range(3):
+        await store.add_login_failure(["account:a", "address:1"], NOW + dt.timedelta(minutes=minute))
+    assert await store.count_login_failures("account:a", NOW - dt.timedelta(seconds=1)) == 3
+    assert await store.count_login_failures("account:a", NOW) == 2
+    await store.clear_login_failures("account:a")
+    assert await store.count_login_failures("account:a", NOW - dt.timedelta(hours=1)) == 0
+    assert await store.count_login_failures("address:1", NOW - dt.timedelta(hours=1)) == 3
+
+
+# Mail outbox.
+
+
+async def test_outbox_leases(store):
+    mails = [outbox_record(f"r{i}@example.com", "verify_email", {"n": i}) for i in range(3)]
+    await store.add_side_writes(SideWrites(mails=mails))
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    lease = now + dt.timedelta(minutes=5)
+    first = await store.claim_mails(now, lease, limit=2)
+    assert len(first) == 2 and first[0]["context"] == {"n": 0}
+    rest = await store.claim_mails(now, lease, limit=10)
+    assert [m["_id"] for m in rest] == [mails[2]["_id"]]
+    assert await store.claim_mails(now, lease, limit=10) == []  # all leased
+    after = await store.claim_mails(lease + dt.timedelta(seconds=1), lease + dt.timedelta(minutes=10), limit=10)
+    assert sorted(m["_id"] for m in after) == sorted(m["_id"] for m in mails)  # the leases expired
+
+
+async def test_outbox_updates(store):
+    mail = outbox_record("r@example.com", "verify_email", {})
+    await store.add_side_writes(SideWrites(mails=[mail]))
+    sent_at = NOW.replace(microsecond=0)
+    await store.update_mail(mail["_id"], {"status": "sent", "sent_at": sent_at, "attempts": 1})
+    stored = await store.get_mail(mail["_id"])
+    assert (stored["status"], stored["sent_at"], stored["attempts"]) == ("sent", sent_at, 1)
+    assert await store.list_mails("pending") == []
+    assert await store.claim_mails(dt.datetime.now(dt.UTC), NOW, limit=10) == []
+    assert await store.get_mail(new_id()) is None
+
+
+# Schema evolution: a store opened on data written under an older model.
+
+
+async def execute_sql(store: SqlStore, *statements: str) -> None:
+    async with store.engine.begin() as connection:
+        for statement in statements:
+            await connection.execute(text(statement))
+
+
+async def forget_field(store: Store, name: str) -> None:
+    """Make stored users look as if the field had not existed when they were written."""
+    if isinstance(store, SqlStore):
+        await execute_sql(
+            store,
+            f'DROP INDEX IF EXISTS "ix_users_{name}"',
+            f'DROP INDEX IF EXISTS "ux_users_{name}"',
+            f'ALTER TABLE users DROP COLUMN "{name}"',
+        )
+    else:
+        await store.users.update_many({}, {"$unset": {name: ""}})
+
+
+async def index_names(store: Store) -> set[str]:
+    if isinstance(store, SqlStore):
+        async with store.engine.connect() as connection:
+            rows = await connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
+            return {row[0] for row in rows}
+    return set(await store.users.index_information())
+
+
+async def drop_index(store: Store, name: str) -> None:
+    if isinstance(store, SqlStore):
+        await execute_sql(store, f'DROP INDEX "{name}"')
+    else:
+        await store.users.drop_index(name)
+
+
+@pytest.mark.parametrize("name", each(WITH_DEFAULT, "defaulted"))
+async def test_new_field_with_default_is_filled_in(opener, name):
+    store = await opener()
+    users = [sample_user(20), sample_user(21)]
+    for user in users:
+        await store.insert_user(user)
+    await forget_field(store, name)
+    reopened = await opener()
+    for user in users:
+        assert (await reopened.get_user(user["_id"]))[name] == FIELDS[name].python_default()
+
+
+async def test_removed_field_is_harmless(opener):
+    store = await opener()
+    user = sample_user(22)
+    await store.insert_user(user)
+    if isinstance(store, SqlStore):
+        await execute_sql(
+            store,
+            "ALTER TABLE users ADD COLUMN retired TEXT",
+            "UPDATE users SET retired = 'old'",
+            'CREATE UNIQUE INDEX "ux_users_retired" ON users (retired)',
+        )
+    else:
+        await store.users.update_many({}, {"$set": {"retired": "old"}})
+        await store.users.create_index("retired", name="ux_users_retired", unique=True)
+    reopened = await opener()
+    assert await reopened.get_user(user["_id"]) == user
+    assert "ux_users_retired" not in await index_names(reopened)
+    await reopened.insert_user(sample_user(23))
+    assert await reopened.count_users() == 2
+
+
+@pytest.mark.parametrize("name", each(INDEXED + UNIQUE, "indexed"))
+async def test_new_index_is_created_on_existing_data(opener, name):
+    store = await opener()
+    await store.insert_user(sample_user(24))
+    index = f"{'ux' if FIELDS[name].unique else 'ix'}_users_{name}"
+    await drop_index(store, index)
+    assert index not in await index_names(store)
+    reopened = await opener()
+    assert index in await index_names(reopened)
+
+
+@pytest.mark.parametrize("name", each(UNIQUE, "unique"))
+async def test_new_unique_index_over_duplicates_stops_the_start(opener, name):
+    store = await opener()
+    await drop_index(store, f"ux_users_{name}")
+    first = sample_user(25)
+    await store.insert_user(first)
+    await store.insert_user(sample_user(26, **{name: first[name]}))
+    with pytest.raises(SchemaError, match=f"'{name}' is now unique.*make those values distinct"):
+        await opener()
+
+
+@pytest.mark.parametrize("name", each(REQUIRED_NO_DEFAULT, "required field without default"))
+async def test_new_required_field_on_existing_users_stops_the_start(opener, name):
+    store = await opener()
+    await store.insert_user(sample_user(27))
+    await forget_field(store, name)
+    with pytest.raises(SchemaError, match=f"'{name}' is required.*give '{name}' a default"):
+        await opener()
+
+
+async def test_required_field_is_fine_on_empty_data(opener):
+    store = await opener()
+    for name in REQUIRED_NO_DEFAULT:
+        await forget_field(store, name)
+    await opener()
