@@ -21,7 +21,7 @@ from .errors import (
     UserValidationError,
     WrongPasswordError,
 )
-from .mail import outbox_record
+from .mail import Mailer, outbox_record
 from .models import EMAIL_PATTERN, USER_FIELDS, validate_fields
 from .passwords import Passwords
 from .settings import Settings
@@ -88,11 +88,12 @@ def _duplicate(error: DuplicateValueError) -> Exception:
 class Accounts:
     """register, login, me, refreshToken, logout, updateMe, deleteMe, emailAvailable."""
 
-    def __init__(self, settings: Settings, store: Store, passwords: Passwords, keys: KeyPair) -> None:
+    def __init__(self, settings: Settings, store: Store, passwords: Passwords, keys: KeyPair, mailer: Mailer) -> None:
         self.settings = settings
         self.store = store
         self.passwords = passwords
         self.keys = keys
+        self.mailer = mailer
         self._last_purge = float("-inf")
 
     # Registration.
@@ -115,6 +116,7 @@ class Accounts:
             await self.store.insert_user(user, self._verification(user))
         except DuplicateValueError as error:
             raise _duplicate(error) from None
+        self.mailer.wake()
         await hooks.after_register(hook_view(user))
         return True
 
@@ -283,6 +285,8 @@ class Accounts:
             raise _duplicate(error) from None
         if updated is None:
             raise UnauthorizedError()
+        if side is not None:
+            self.mailer.wake()
         if password is not None:
             await self.store.end_user_sessions(user["_id"])
             cookie.set_refresh_cookie(await self._new_session(user["_id"], dt.datetime.now(dt.UTC)))

@@ -32,9 +32,9 @@ class Services:
         passwords = Passwords(settings)
         store = open_store(settings.database)
         await store.open()
-        accounts = Accounts(settings, store, passwords, keys)
         mailer = Mailer(settings, store)
         await mailer.start()
+        accounts = Accounts(settings, store, passwords, keys, mailer)
         return cls(settings=settings, store=store, keys=keys, passwords=passwords, accounts=accounts, mailer=mailer)
 
     async def stop(self) -> None:
