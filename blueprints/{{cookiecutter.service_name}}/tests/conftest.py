@@ -15,6 +15,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -118,9 +119,19 @@ class GraphQLClient:
         return response.json()
 
 
+def database_url_for(folder: Path) -> str:
+    """SQLite in the folder, or a fresh database on the MongoDB of AUTH_TEST_MONGODB_URL."""
+    if os.environ.get("AUTH_TEST_DATABASE_URL"):
+        return os.environ["AUTH_TEST_DATABASE_URL"]
+    mongodb = os.environ.get("AUTH_TEST_MONGODB_URL")
+    if mongodb:
+        return urlsplit(mongodb)._replace(path=f"/test_{folder.name}_{os.getpid()}").geturl()
+    return f"sqlite:///{folder / 'test.db'}"
+
+
 def service_env(folder: Path, smtp: MailSink | None = None) -> dict[str, str]:
     env = {
-        "AUTH_DATABASE_URL": os.environ.get("AUTH_TEST_DATABASE_URL", f"sqlite:///{folder / 'test.db'}"),
+        "AUTH_DATABASE_URL": database_url_for(folder),
         "AUTH_PRIVATE_KEY_FILE": str(folder / "keys" / "private.pem"),
         "AUTH_PUBLIC_KEY_FILE": str(folder / "keys" / "public.pem"),
         "AUTH_OUTBOX_DIR": str(folder / "outbox"),

@@ -43,22 +43,27 @@ def _nested(filters: list[dict[str, Any]] | None) -> list[Condition]:
 
 
 def _compare(field: str, op: str, value: Any) -> Condition:
-    if field == "_id":
-        return _compare_ids(op, value)
+    """One comparison, with SQL's view of null: it equals only null, and orders with nothing.
+
+    A null in an `in`/`nin` list is dropped (no value equals it), and a null
+    operand of gt, gte, lt or lte matches no user.
+    """
+    if op in ("in", "nin"):
+        items = [item for item in value or [] if item is not None]
+        if field == "_id":
+            return Compare("_id", op, [item for item in items if is_valid_id(item)])
+        return Compare(field, op, [_parse(field, item) for item in items])
+    if value is None:
+        return NOTHING if op in ("gt", "gte", "lt", "lte") else Compare(field, op, None)
+    if field == "_id" and not is_valid_id(value):
+        # No user has an id that cannot exist.
+        return Compare("_id", "ne", None) if op == "ne" else NOTHING
+    return Compare(field, op, _parse(field, value))
+
+
+def _parse(field: str, value: Any) -> Any:
     info = FIELDS.get(field)
-    if op in ("in", "nin"):
-        items = [parse_value(info, item) if info else item for item in value or []]
-        return Compare(field, op, items)
-    return Compare(field, op, parse_value(info, value) if info else value)
-
-
-def _compare_ids(op: str, value: Any) -> Condition:
-    """Ids that cannot exist match nothing, rather than failing the query."""
-    if op in ("in", "nin"):
-        return Compare("_id", op, [item for item in value or [] if is_valid_id(item)])
-    if value is not None and not is_valid_id(value):
-        return Compare("_id", "ne", None) if op in ("ne",) else NOTHING
-    return Compare("_id", op, value)
+    return parse_value(info, value) if info is not None else value
 
 
 def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
