@@ -159,7 +159,7 @@ class Mailer:
             else:
                 status = "pending"
                 delay = min(self.settings.mail_retry_delay * 2 ** (attempts - 1), self.settings.mail_retry_max_delay)
-                log.warning("mail %s to %s not sent (%s); retrying in %.0f s", mail["_id"], mail["recipient"], reason, delay)
+                log.warning("mail %s to %s not sent (%s); retrying in %.1f s", mail["_id"], mail["recipient"], reason, delay)
                 changes = {"next_attempt_at": now + timedelta(seconds=delay)}
             changes.update(attempts=attempts, last_error=reason)
         else:
