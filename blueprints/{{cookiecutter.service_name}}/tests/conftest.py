@@ -22,6 +22,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 
+SOURCE = Path(__file__).resolve().parents[1] / "src"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,7 +70,9 @@ class Service:
         self.folder = folder
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "AUTH_PUBLIC_URL": self.url}
+        # The service under test is this checkout's, whatever else is installed.
+        pythonpath = os.pathsep.join(filter(None, [str(SOURCE), os.environ.get("PYTHONPATH")]))
+        self.env = {**os.environ, **env, "AUTH_PUBLIC_URL": self.url, "PYTHONPATH": pythonpath}
         self.process: subprocess.Popen | None = None
         self.log = folder / "service.log"
 
