@@ -1,5 +1,6 @@
 """Accounts over HTTP: register, login, sessions and cookies, the user's own changes, throttling."""
 
+import asyncio
 import statistics
 import time
 import uuid
@@ -28,6 +29,8 @@ from helpers import (
     sample_value,
     unique_field,
 )
+
+from {{ cookiecutter.package }}.store import open_store
 
 # Register.
 
@@ -138,6 +141,35 @@ def test_login_with_an_old_cookie_replaces_that_session(service, client):
     assert client.http.cookies.get("refreshToken") != first
     assert error_type(post(service.url, REFRESH, cookie=f"refreshToken={first}").json()) == "UnauthorizedError"
     assert "errors" not in client(REFRESH)
+
+
+def test_login_rehashes_a_password_hashed_with_old_parameters(tmp_path):
+    """Raising the argon2 cost applies to each account at its next login."""
+    env = service_env(tmp_path)
+
+    async def stored_hash(email: str) -> str:
+        store = open_store(env["AUTH_DATABASE_URL"])
+        await store.open()
+        try:
+            return (await store.get_user_by_email(email))["password_hash"]
+        finally:
+            await store.close()
+
+    running = Service(tmp_path, env)
+    running.start()
+    try:
+        fields = registered(running.client())
+    finally:
+        running.stop()
+    assert ",t=1," in asyncio.run(stored_hash(fields["email"]))
+    running = Service(tmp_path, {**env, "AUTH_ARGON2_TIME_COST": "2"})
+    running.start()
+    try:
+        logged_in(running.client(), fields)
+        assert ",t=2," in asyncio.run(stored_hash(fields["email"]))
+        logged_in(running.client(), fields)
+    finally:
+        running.stop()
 
 
 # me.

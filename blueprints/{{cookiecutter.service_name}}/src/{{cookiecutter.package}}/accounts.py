@@ -145,9 +145,10 @@ class Accounts:
     # Logins and sessions.
 
     async def login(self, email: str, password: str, address: str, cookie: RefreshCookie) -> dict[str, Any]:
-        email = normalize_email(email)
+        # Longer than any stored email: cut, so it cannot match nor bloat the failure keys.
+        email = normalize_email(email)[: EMAIL_MAX_LENGTH + 1]
         now = dt.datetime.now(dt.UTC)
-        account_key, address_key = f"account:{email}", f"address:{address}"
+        account_key, address_key = f"account:{email}", f"address:{address[:64]}"
         since = now - dt.timedelta(seconds=self.settings.login_failure_window)
         account_failures = await self.store.count_login_failures(account_key, since)
         if (

@@ -41,9 +41,10 @@ class Passwords:
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         """Whether the password matches; with no stored hash, False after the same work."""
-        return await anyio.to_thread.run_sync(
+        matches = await anyio.to_thread.run_sync(
             self._verify, stored_hash or self.dummy_hash, password, limiter=self.limiter
-        ) and stored_hash is not None
+        )
+        return matches and stored_hash is not None
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""
