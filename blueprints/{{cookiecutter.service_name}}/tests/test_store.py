@@ -480,6 +480,7 @@ async def forget_field(store: Store, name: str) -> None:
             store,
             f'DROP INDEX IF EXISTS "ix_users_{name}"',
             f'DROP INDEX IF EXISTS "ux_users_{name}"',
+            f'DROP INDEX IF EXISTS "ix_users_{name}_by_id"',
             f'ALTER TABLE users DROP COLUMN "{name}"',
         )
     else:

@@ -81,6 +81,9 @@ def user_indexes() -> dict[str, dict[str, Any]]:
             }
         elif field.indexed:
             wanted[f"ix_users_{name}"] = {"keys": [(name, ASCENDING)]}
+        if field.indexed:
+            # Pages in id order filtered on the field read the index alone, not every skipped user.
+            wanted[f"ix_users_{name}_by_id"] = {"keys": [("_id", ASCENDING), (name, ASCENDING)]}
     return wanted
 
 

@@ -74,6 +74,8 @@ users = Table(
     Index("ux_users_email", "email", unique=True),
 {%- for field in cookiecutter._fields.values() if field.indexed %}
     Index("{{ 'ux' if field.unique else 'ix' }}_users_{{ field.name }}", "{{ field.name }}", unique={{ field.unique }}),
+    # Pages in id order filtered on the field read the index alone, not every skipped row.
+    Index("ix_users_{{ field.name }}_by_id", "_id", "{{ field.name }}"),
 {%- endfor %}
 )
 
