@@ -74,6 +74,7 @@ def check_nickname(value):
         raise ValueError("this nickname is reserved")
 '''
 
+VERIFIES = "The public key that verifies the auth tokens, in PEM."
 REGISTER = "mutation($f: UserRegisterInput!) { register(fields: $f) }"
 LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token user { _id } } }"
 
@@ -191,8 +192,10 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
     # The user's own edits: a generated file and hooks.py.
     settings_file = out / "src/shop_auth/settings.py"
     settings_text = settings_file.read_text()
-    assert "max_page_size: int = Field(default=100, gt=0)" in settings_text
-    settings_file.write_text(settings_text.replace("Field(default=100, gt=0)", "Field(default=50, gt=0)"))
+    assert 'mail_from: str = "no-reply@localhost"' in settings_text
+    settings_file.write_text(settings_text.replace("no-reply@localhost", "accounts@shop.example"))
+    schema_file = out / "src/shop_auth/schema.graphql"
+    schema_file.write_text(schema_file.read_text().replace(VERIFIES, "Our signing key, in PEM."))
     hooks_file = out / "src/shop_auth/hooks.py"
     hooks_file.write_text(hooks_file.read_text() + HOOK)
     hooks_before = hooks_file.read_bytes()
@@ -200,8 +203,8 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
     spec.write_text(SPEC_V2)
     result = authgen("generate", str(spec), "-o", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "merged: src/shop_auth/settings.py" in result.stdout
-    assert "Field(default=50, gt=0)" in settings_file.read_text()
+    assert "merged: src/shop_auth/schema.graphql" in result.stdout
+    assert "accounts@shop.example" in settings_file.read_text()
     assert hooks_file.read_bytes() == hooks_before
     assert "plan: String" in (out / "src/shop_auth/schema.graphql").read_text()
 
@@ -225,9 +228,14 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
         assert older == {"data": {"userMany": [{"username": "bob", "age": 41}]}}
         gone = gql(client, "{ userMany { legacy } }")
         assert gone["errors"][0]["type"] == "GraphQLValidationError"
-        # The edited setting is in force.
-        page = gql(client, "{ userPagination(perPage: 100) { pageInfo { perPage } } }")
-        assert page["data"]["userPagination"]["pageInfo"]["perPage"] == 50
+        # The edited schema description and setting are in force.
+        described = gql(client, '{ __type(name: "Query") { fields { name description } } }')
+        descriptions = {f["name"]: f["description"] for f in described["data"]["__type"]["fields"]}
+        assert descriptions["publicKey"] == "Our signing key, in PEM."
+        fields = {"email": "dave@example.com", "password": "correct horse 1", "username": "dave"}
+        assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
+        sink.link_for("dave@example.com")
+        assert [m["From"] for m in sink.messages if "dave" in m["To"]] == ["accounts@shop.example"]
         # The custom validator in hooks.py is called.
         fields = {"email": "carol@example.com", "password": "correct horse 1", "username": "carol", "nickname": "admin"}
         refused = gql(client, REGISTER, f=fields)
