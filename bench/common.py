@@ -7,6 +7,7 @@ absolute numbers drift, ratios of interleaved runs much less.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import shutil
@@ -32,18 +33,20 @@ class Sample:
 
     @property
     def median(self) -> float:
-        return statistics.median(self.values)
+        return statistics.median(self.values) if self.values else math.nan
 
     @property
     def low(self) -> float:
-        return min(self.values)
+        return min(self.values, default=math.nan)
 
     @property
     def high(self) -> float:
-        return max(self.values)
+        return max(self.values, default=math.nan)
 
     def show(self, digits: int = 0, unit: str = "") -> str:
         """`median (min–max)`, the way every table cell shows a figure."""
+        if not self.values:
+            return "n/a"
         fmt = f"{{:,.{digits}f}}"
         return (
             f"{fmt.format(self.median)}{unit} "

@@ -101,7 +101,7 @@ def script(request: Request) -> str:
         "path": _lua_string(request.path),
         "graphql": "true" if request.graphql else "false",
         "headers": "\n".join(
-            f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()
+            f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()
         ),
     }
 
@@ -109,18 +109,18 @@ def script(request: Request) -> str:
 def start(base_url: str, request: Request, connections: int, seconds: float,
           tag: str = "r") -> subprocess.Popen:
     """Start wrk; `finish` waits for it. Two may run at once (mixed loads)."""
-    folder = Path(tempfile.mkdtemp(prefix="bench-wrk-"))
-    lua = folder / "load.lua"
-    lua.write_text(script(request))
+    with tempfile.NamedTemporaryFile("w", prefix="bench-", suffix=".lua", delete=False) as lua:
+        lua.write(script(request))
     return subprocess.Popen(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "60s",
-         "-s", str(lua), base_url, "--", tag],
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "60s",
+         "-s", lua.name, base_url, "--", tag],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
 
 def finish(process: subprocess.Popen) -> Load:
     output, _ = process.communicate()
+    Path(process.args[process.args.index("-s") + 1]).unlink(missing_ok=True)
     for line in output.splitlines():
         if line.startswith("WRK "):
             data = json.loads(line[4:])

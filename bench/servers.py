@@ -47,6 +47,19 @@ class Server:
         self.stop()
         raise RuntimeError(f"{self.name} did not answer within {timeout} s; see {self.log}")
 
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until the requests a finished load left queued are served."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            try:
+                httpx.get(self.url + self.probe, timeout=timeout)
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() - start < 0.05:
+                return
+            time.sleep(0.1)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -198,6 +198,7 @@ class Bench:
         """One short run of each load must succeed, or the figures mean nothing."""
         for request in requests:
             load = loadgen.run(server.url, request, 1, 1, tag=f"check{time.time_ns()}")
+            server.settle()
             if not load.clean:
                 raise RuntimeError(f"{server.name} {request.path}: {load.failures} of "
                                    f"{load.requests} requests failed in the check run")
@@ -205,6 +206,7 @@ class Bench:
     def load(self, key: str, server: Server, request: Request, connections: int,
              tag: str = "r") -> Load:
         result = loadgen.run(server.url, request, connections, SECONDS, tag=tag)
+        server.settle()
         if not result.clean:
             self.notes.append(f"{key}: {result.failures} of {result.requests} requests failed")
         self.m.add(f"{key} rps", result.per_second)
@@ -307,6 +309,7 @@ class Bench:
         time.sleep(0.5)  # the logins are hashing before `me` starts
         mixed = loadgen.run(ours.url, me, connections, SECONDS - 1)
         loadgen.finish(logins)
+        ours.settle()
         alone = self.m.values[f"ours me {at} p99"][-1]
         self.m.add(f"mixed me {at} p99", mixed.p99_ms)
         self.m.add(f"mixed me {at} p99 ratio", mixed.p99_ms / alone)
@@ -443,7 +446,9 @@ def _alternate(steps: list, flip: bool) -> None:
 
 
 def _pct(sample: Sample) -> str:
-    return (f"{sample.median:.0%} ({sample.low:.0%}–{sample.high:.0%})")
+    if not sample.values:
+        return "n/a"
+    return f"{sample.median:.0%} ({sample.low:.0%}–{sample.high:.0%})"
 
 
 def run_all(source: Path) -> list[Section]:
