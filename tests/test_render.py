@@ -120,3 +120,15 @@ def test_rendering_is_deterministic() -> None:
     first, second = render(context), render(context)
     assert first.files == second.files
     assert first.executable == second.executable
+
+
+def test_byte_code_caches_of_installed_blueprints_are_not_emitted(tmp_path: Path) -> None:
+    """pip byte-compiles the blueprints it installs; those caches must not ship."""
+    template = copy_blueprints(tmp_path)
+    cache = template / PACKAGE_DIR / "__pycache__"
+    cache.mkdir()
+    (cache / "models.cpython-311.pyc").write_bytes(b"\x00compiled")
+
+    files = render(build_context(load_spec(MINIMAL)), template=template).files
+
+    assert not [path for path in files if "__pycache__" in path or path.endswith(".pyc")]

@@ -90,7 +90,8 @@ def _where(error: Exception) -> str:
 def _collect(project: Path) -> Rendering:
     rendering = Rendering()
     for path in sorted(project.rglob("*")):
-        if not path.is_file():
+        # pip byte-compiles the installed blueprints; their caches are not ours to emit.
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
             continue
         relative = path.relative_to(project).as_posix()
         content = path.read_bytes()
