@@ -6,11 +6,19 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from graphql import build_schema
 
 from authgen.loader import SpecError, load
-from authgen.spec import FIELD_TYPES, FieldSpec, ServiceSpec, check, load_spec
+from authgen.spec import (
+    FIELD_TYPES,
+    TYPE_NAMES,
+    FieldSpec,
+    ServiceSpec,
+    check,
+    load_spec,
+)
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "example-user.yaml"
+from conftest import EXAMPLE, MINIMAL
 
 HEAD = "service:\n  name: acme\nfields:\n"  # fields start on line 4
 
@@ -414,3 +422,29 @@ def test_example_is_valid_and_uses_every_type_and_option() -> None:
     # Service options: `package` is shown, commented out, with its default.
     assert "# package: acme_auth" in EXAMPLE.read_text()
     assert set(ServiceSpec.model_fields) == {"name", "package"}
+
+
+@pytest.mark.parametrize("name", ["OR", "And"])
+def test_filter_keys_are_refused(name: str) -> None:
+    assert field_problems(f"  {name}:\n    type: string\n") == [
+        f"user.yaml:4:3: field name {name!r} clashes with the built-in {name.lower()!r}"
+        " (names are compared ignoring case)"
+    ]
+
+
+@pytest.mark.parametrize("name", ["user", "date", "query", "filterThing", "enum"])
+def test_enum_type_names_must_not_clash_with_the_schema(name: str) -> None:
+    type_name = name[0].upper() + name[1:]
+    assert field_problems(f"  {name}:\n    type: enum\n    values: [A]\n") == [
+        f"user.yaml:4:3: enum field {name!r} would name its GraphQL type {type_name!r},"
+        " which the service already defines; choose another name"
+    ]
+
+
+def test_every_schema_type_name_is_reserved(generated) -> None:
+    """Keeps TYPE_NAMES in step with the blueprint's schema."""
+    out = generated(MINIMAL)
+    schema = build_schema((out / "src/bare_auth/schema.graphql").read_text())
+    for name in schema.type_map:
+        if not name.startswith(("__", "Filter", "Sort")):
+            assert name in TYPE_NAMES, name

@@ -41,6 +41,39 @@ RESERVED_NAMES = frozenset(
         "iat",
         "exp",
         "token",
+        # The filter inputs' own keys.
+        "or",
+        "and",
+    }
+)
+
+#: Names an enum field's type (the field name, first letter upper-cased) must
+#: not take: the types of the emitted schema, and the names models.py imports.
+TYPE_NAMES = frozenset(
+    {
+        "Query",
+        "Mutation",
+        "User",
+        "UserPublicInfo",
+        "UserRegisterInput",
+        "UserUpdateInput",
+        "UserAndToken",
+        "UserPublicInfoPagination",
+        "PaginationInfo",
+        "Token",
+        "Notification",
+        "Notifications",
+        "MongoID",
+        "Date",
+        "String",
+        "Int",
+        "Float",
+        "Boolean",
+        "ID",
+        "Enum",
+        "Any",
+        "Callable",
+        "FieldInfo",
     }
 )
 
@@ -295,6 +328,16 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
             key=True,
         )
     if field.type == "enum":
+        type_name = name[0].upper() + name[1:]
+        if type_name in TYPE_NAMES or type_name.startswith(("Filter", "Sort")):
+            problems.append(
+                document.problem(
+                    ("fields", name),
+                    f"enum field {name!r} would name its GraphQL type {type_name!r},"
+                    " which the service already defines; choose another name",
+                    key=True,
+                )
+            )
         if not field.values:
             if "values" in given:
                 add("values", "an enum needs at least one value")
