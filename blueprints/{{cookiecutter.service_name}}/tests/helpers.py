@@ -25,6 +25,7 @@ _counter = itertools.count(1)
 USER_SELECTION = " ".join(USER_FIELDS)
 
 REGISTER = "mutation($fields: UserRegisterInput!) { register(fields: $fields) }"
+EMAIL_AVAILABLE = "query($email: String!) { emailAvailable(email: $email) }"
 LOGIN = (
     "mutation($email: String!, $password: String!) { login(email: $email, password: $password)"
     " { token expiryDate user { " + USER_SELECTION + " } } }"
