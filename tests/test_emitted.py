@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import EXAMPLE
+from conftest import EVERY_OPTION, EXAMPLE
 
 INTROSPECTION = (
     "{ __schema { queryType { name } mutationType { name } types { name } } }"
@@ -90,10 +90,11 @@ def test_the_service_root_is_the_same_endpoint(service_url: str) -> None:
 
 
 @pytest.mark.emitted
-def test_the_emitted_test_suite_passes(tmp_path: Path) -> None:
-    out = tmp_path / "acme-auth"
+@pytest.mark.parametrize("spec", [EXAMPLE, EVERY_OPTION], ids=["example", "every-option"])
+def test_the_emitted_test_suite_passes(tmp_path: Path, spec: Path) -> None:
+    out = tmp_path / "service"
     generate = subprocess.run(
-        [sys.executable, "-m", "authgen", "generate", str(EXAMPLE), "-o", str(out)],
+        [sys.executable, "-m", "authgen", "generate", str(spec), "-o", str(out)],
         capture_output=True,
         text=True,
     )

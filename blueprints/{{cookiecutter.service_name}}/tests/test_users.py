@@ -251,10 +251,15 @@ def test_hidden_fields_cannot_be_read_filtered_or_sorted(client, users, name):
         assert result.get("data") is None
 
 
-def test_no_public_query_returns_a_private_value(client, users):
-    values = [wire(user[name]) for user in users for name in HIDDEN if name in user]
+def _texts(users: list[dict], names: list[str]) -> set[str]:
+    values = [wire(user[name]) for user in users for name in names if name in user]
     items = [item for value in values for item in (value if isinstance(value, list) else [value])]
-    private = {item for item in items if isinstance(item, str)}
+    return {item for item in items if isinstance(item, str)}
+
+
+def test_no_public_query_returns_a_private_value(client, users):
+    # A value that a public field also holds (two equal sample dates) proves nothing.
+    private = _texts(users, HIDDEN) - _texts(users, list(PUBLIC_FIELDS))
     responses = [
         client(f"{{ userMany(limit: 100) {{ {SELECTION} }} }}"),
         client(f"{{ userPagination(perPage: 100) {{ items {{ {SELECTION} }} }} }}"),

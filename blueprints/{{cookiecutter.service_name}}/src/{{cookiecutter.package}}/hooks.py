@@ -28,9 +28,11 @@ async def after_email_verified(user: dict[str, Any]) -> None:
 
 async def before_delete(user: dict[str, Any]) -> None:
     """Called before an account is deleted; raise to refuse."""
-{%- for field in cookiecutter._fields.values() if field.validator.startswith("hooks:") %}
+{%- for validator in cookiecutter._fields.values() | map(attribute="validator") | unique %}
+{%- if validator.startswith("hooks:") %}
 
 
-def {{ field.validator.split(":")[1] }}(value: Any) -> None:
-    """Checks {{ field.name }}; raise ValueError("...") to refuse a value."""
+def {{ validator.split(":")[1] }}(value: Any) -> None:
+    """A custom check named in user.yaml; raise ValueError("...") to refuse a value."""
+{%- endif %}
 {%- endfor %}

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateColumn
 
-from ..models import FIELDS
+from ..models import FIELDS, parse_value
 from .base import (
     AllOf,
     AnyOf,
@@ -129,6 +129,8 @@ _DATETIME_COLUMNS = {
     table.name: {column.name for column in table.columns if isinstance(column.type, DateTime)}
     for table in metadata.tables.values()
 }
+# Lists of dates come back from JSON as text and are parsed again.
+_DATED_LISTS = [name for name, field in FIELDS.items() if field.list and field.type in ("date", "datetime")]
 _UNIQUE_VIOLATION = re.compile(r"users\.(\w+)|ux_users_(\w+)")
 
 
@@ -153,7 +155,15 @@ def _row(table: Table, row: Any) -> dict[str, Any]:
         value = record.get(name)
         if isinstance(value, datetime):
             record[name] = value.replace(tzinfo=UTC)
+    if table is users:
+        for name in _DATED_LISTS:
+            record[name] = parse_value(FIELDS[name], record[name])
     return record
+
+
+def _json(value: Any) -> str:
+    """JSON columns hold lists; dates in them are kept as ISO 8601 text."""
+    return json.dumps(value, default=lambda item: item.isoformat())
 
 
 def _values(record: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +173,7 @@ def _values(record: dict[str, Any]) -> dict[str, Any]:
 class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_async_engine(_async_url(url))
+        self.engine = create_async_engine(_async_url(url), json_serializer=_json)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -394,7 +404,7 @@ def _condition(condition: Condition) -> Any:
     value = _to_db(condition.value)
     if isinstance(column.type, JSON):
         # Lists compare as a whole, through their JSON text.
-        column, value = type_coerce(column, Text), json.dumps(value)
+        column, value = type_coerce(column, Text), _json(value)
     op = condition.op
     if op == "eq":
         return column.is_(None) if value is None else column == value
