@@ -35,15 +35,22 @@ def queries(fields: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
     """The benchmarked queries, on the spec's own indexed and unique public fields."""
     indexed = next(name for name, field in fields.items() if field.public and field.indexed and not field.unique)
     unique = next(name for name, field in fields.items() if field.public and field.unique)
+    page = """query($filter: FilterFindManyUserPublicInfoInput) {
+      userPagination(page: 500, perPage: 20, filter: $filter) {
+        count items { _id %s %s } pageInfo { currentPage pageCount hasNextPage }
+      }
+    }""" % (
+        indexed,
+        unique,
+    )
     return {
         f"userPagination(page: 500, perPage: 20) where {indexed} >= 20": (
-            """query($filter: FilterFindManyUserPublicInfoInput) {
-              userPagination(page: 500, perPage: 20, filter: $filter) {
-                count items { _id %s %s } pageInfo { currentPage pageCount hasNextPage }
-              }
-            }"""
-            % (indexed, unique),
+            page,
             {"filter": {"_operators": {indexed: {"gte": 20}}}},
+        ),
+        f"userPagination(page: 500, perPage: 20) where 18 <= {indexed} <= 65": (
+            page,
+            {"filter": {"_operators": {indexed: {"gte": 18, "lte": 65}}}},
         ),
         f"userCount where {indexed} >= 20": (
             "query($filter: FilterUserPublicInfoInput) { userCount(filter: $filter) }",

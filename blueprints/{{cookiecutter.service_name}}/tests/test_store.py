@@ -253,6 +253,12 @@ def conditions(users: list[dict[str, Any]]) -> list[Condition]:
 
 def queries(users: list[dict[str, Any]]) -> list[UserQuery]:
     found = [UserQuery(where=condition, limit=1000) for condition in conditions(users)]
+    # Pages that tell the store how many users match (as pagination does),
+    # which lets it read them along the id index instead.
+    found += [
+        UserQuery(where=condition, skip=2, limit=3, matches=sum(matches(user, condition) for user in users))
+        for condition in conditions(users)
+    ]
     for name in ["_id", "email_verified", *INDEXED, *UNIQUE]:
         for direction in (1, -1):
             sort = ((name, direction),) if name == "_id" else ((name, direction), ("_id", 1))

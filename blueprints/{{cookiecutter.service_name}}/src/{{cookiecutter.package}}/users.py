@@ -5,7 +5,6 @@ UserPublicInfo or in the filter and sort types, so GraphQL validation refuses
 them before any resolver runs.
 """
 
-import asyncio
 import math
 from typing import Any
 
@@ -139,9 +138,10 @@ class PublicUsers:
             raise BadRequestError("page must be at least 1.")
         per_page = self._limit("perPage", per_page, 20)
         where = to_condition(graphql_filter)
-        query = UserQuery(where=where, sort=to_sort(sort), skip=(page - 1) * per_page, limit=per_page)
-        # Two reads side by side: the count and the page do not wait for each other.
-        count, items = await asyncio.gather(self.store.count_users(where), self.store.find_users(query))
+        count = await self.store.count_users(where)
+        skip = (page - 1) * per_page
+        query = UserQuery(where=where, sort=to_sort(sort), skip=skip, limit=per_page, matches=count)
+        items = await self.store.find_users(query) if skip < count else []
         page_count = math.ceil(count / per_page)
         return {
             "count": count,

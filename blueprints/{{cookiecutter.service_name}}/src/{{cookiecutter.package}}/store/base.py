@@ -71,6 +71,9 @@ class UserQuery:
     sort: tuple[tuple[str, int], ...] = (("_id", 1),)
     skip: int = 0
     limit: int = 100
+    #: How many users `where` matches, when the caller has counted them
+    #: (pagination does): lets an adapter choose its plan for deep pages.
+    matches: int | None = None
 
 
 @dataclass
