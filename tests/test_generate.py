@@ -84,6 +84,17 @@ def test_every_python_file_compiles_and_is_black_formatted(
         assert black.format_str(source, mode=BLACK_MODE) == source, path
 
 
+def test_no_unused_import_or_undefined_name(generated, spec: Path) -> None:
+    """The emitted code reads as if written by hand: pyflakes' rules hold."""
+    out = generated(spec)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--select", "F,E9", "--exclude", ".authgen", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
+
+
 def test_the_package_imports_and_builds_its_app(generated, spec: Path) -> None:
     out = generated(spec)
     package = package_of(spec)

@@ -63,7 +63,7 @@ def test_template_syntax_error_names_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(RenderError) as caught:
         render(build_context(load_spec(MINIMAL)), template=template)
-    assert str(caught.value).startswith(f"src/{{{{cookiecutter.package}}}}/users.py:")
+    assert str(caught.value).startswith("src/{{cookiecutter.package}}/users.py:")
 
 
 def test_undefined_variable_names_the_file(tmp_path: Path) -> None:

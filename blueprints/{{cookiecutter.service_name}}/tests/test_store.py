@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from async_mongomock import AsyncMongomockClient
 from pymongo import AsyncMongoClient
-from sample import EPOCH, sample_user
+from sample import sample_user
 from sqlalchemy import text
 
 from {{ cookiecutter.package }}.mail import outbox_record

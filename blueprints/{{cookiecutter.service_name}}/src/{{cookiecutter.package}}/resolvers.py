@@ -8,7 +8,6 @@ from graphql import GraphQLResolveInfo
 
 from . import recovery
 from .accounts import Accounts, owner_view
-from .store import is_valid_id
 from .users import PublicUsers
 
 query = QueryType()

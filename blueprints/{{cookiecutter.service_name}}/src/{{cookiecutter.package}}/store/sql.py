@@ -8,7 +8,7 @@ or dropped, and data the model cannot take stops the start with the fix.
 
 import json
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -50,7 +50,6 @@ from ..models import FIELDS, parse_value
 from .base import (
     AllOf,
     AnyOf,
-    Compare,
     Condition,
     DuplicateValueError,
     Rotation,
