@@ -1,3 +1,4 @@
+{% set column_types = cookiecutter._fields.values() | map(attribute="sql_type") | join(" ") -%}
 """The embedded default: SQLite through SQLAlchemy (async), one typed table per record kind.
 
 The users table is generated from the spec with real unique and filter
@@ -13,12 +14,18 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+{%- if "BigInteger(" in column_types %}
     BigInteger,
+{%- endif %}
     Boolean,
     Column,
+{%- if "Date(" in column_types %}
     Date,
+{%- endif %}
     DateTime,
+{%- if "Float(" in column_types %}
     Float,
+{%- endif %}
     Index,
     Integer,
     MetaData,
