@@ -21,11 +21,12 @@ from .errors import (
     UserValidationError,
     WrongPasswordError,
 )
-from .mail import Mailer, outbox_record
-from .models import EMAIL_PATTERN, USER_FIELDS, validate_fields
+from .links import verification_writes
+from .mail import Mailer
+from .models import EMAIL_PATTERN, account_view, hook_view, owner_view, validate_fields
 from .passwords import Passwords
 from .settings import Settings
-from .store import DuplicateValueError, Rotation, SideWrites, Store, is_valid_id, new_id
+from .store import DuplicateValueError, Rotation, Store, is_valid_id, new_id
 from .tokens import KeyPair, hash_secret, new_secret
 
 EMAIL_MAX_LENGTH = 320
@@ -42,30 +43,6 @@ class RefreshCookie(Protocol):
     def set_refresh_cookie(self, value: str) -> None: ...
 
     def clear_refresh_cookie(self) -> None: ...
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def account_view(user: dict[str, Any]) -> dict[str, Any]:
-    """What the user may see of themselves, JSON-safe: the claims of their token."""
-    return {name: _json_safe(user.get(name)) for name in USER_FIELDS}
-
-
-def owner_view(user: dict[str, Any]) -> dict[str, Any]:
-    """The `User` type of the API: every non-internal field."""
-    return {name: user.get(name) for name in USER_FIELDS}
-
-
-def hook_view(user: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in user.items() if name != "password_hash"}
 
 
 def normalize_email(value: str) -> str:
@@ -113,7 +90,7 @@ class Accounts:
             **custom,
         }
         try:
-            await self.store.insert_user(user, self._verification(user))
+            await self.store.insert_user(user, verification_writes(self.settings, user))
         except DuplicateValueError as error:
             raise _duplicate(error) from None
         self.mailer.wake()
@@ -126,21 +103,6 @@ class Accounts:
         except UserValidationError:
             return False  # nobody can register it
         return await self.store.get_user_by_email(address) is None
-
-    def _verification(self, user: dict[str, Any]) -> SideWrites:
-        """The verification token and mail for the user's current email."""
-        raw, token_hash = new_secret()
-        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.settings.verification_token_ttl)
-        link = f"{self.settings.public_url.rstrip('/')}/user/email/confirmation?token={raw}"
-        token = {
-            "token_hash": token_hash,
-            "user_id": user["_id"],
-            "purpose": "verify_email",
-            "email": user["email"],
-            "expires_at": expires_at,
-        }
-        mail = outbox_record(user["email"], "verify_email", {"link": link, "user": account_view(user)})
-        return SideWrites(tokens=[token], mails=[mail])
 
     # Logins and sessions.
 
@@ -276,7 +238,7 @@ class Accounts:
         side = None
         if email is not None:
             changes.update(email=email, email_verified=False)
-            side = self._verification({**user, **changes})
+            side = verification_writes(self.settings, {**user, **changes})
             await self.store.delete_user_tokens(user["_id"], "verify_email")
         if password is not None:
             changes["password_hash"] = await self.passwords.hash(password)

@@ -175,3 +175,27 @@ def item_problem(field: FieldInfo, value: Any) -> str | None:
         if field.max is not None and value > field.max:
             return f"must be at most {field.max:g}."
     return None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def account_view(user: dict[str, Any]) -> dict[str, Any]:
+    """What the user may see of themselves, JSON-safe: the claims of their token."""
+    return {name: _json_safe(user.get(name)) for name in USER_FIELDS}
+
+
+def owner_view(user: dict[str, Any]) -> dict[str, Any]:
+    """The `User` type of the API: every non-internal field."""
+    return {name: user.get(name) for name in USER_FIELDS}
+
+
+def hook_view(user: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in user.items() if name != "password_hash"}

@@ -4,11 +4,11 @@ Tokens are random, stored only as hashes, single-use (consumed atomically) and
 expire; each new link of a kind replaces the user's older ones.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from . import hooks
-from .accounts import account_view, hook_view, normalize_email
+from .accounts import normalize_email
 from .errors import (
     AlreadyLoggedInError,
     EmailAlreadyConfirmedError,
@@ -16,44 +16,10 @@ from .errors import (
     UnauthorizedError,
     UpdatePasswordTooLateError,
 )
-from .mail import outbox_record
+from .links import RESET_PASSWORD, VERIFY_EMAIL, recovery_writes, verification_writes
+from .models import hook_view
 from .services import RequestContext, Services
-from .settings import Settings
-from .store import SideWrites
-from .tokens import hash_secret, new_secret
-
-VERIFY_EMAIL = "verify_email"
-RESET_PASSWORD = "reset_password"
-
-
-def verification_writes(settings: Settings, user: dict[str, Any]) -> SideWrites:
-    """The token and mail that ask `user` to confirm their current email address."""
-    return _link_writes(
-        settings, user, VERIFY_EMAIL, "/user/email/confirmation", settings.verification_token_ttl
-    )
-
-
-def recovery_writes(settings: Settings, user: dict[str, Any]) -> SideWrites:
-    """The token and mail that let `user` choose a new password."""
-    return _link_writes(
-        settings, user, RESET_PASSWORD, "/form/reset/password", settings.recovery_token_ttl
-    )
-
-
-def _link_writes(settings: Settings, user: dict[str, Any], purpose: str, path: str, ttl: int) -> SideWrites:
-    raw, token_hash = new_secret()
-    token = {
-        "token_hash": token_hash,
-        "user_id": user["_id"],
-        "purpose": purpose,
-        "email": user["email"],
-        "expires_at": datetime.now(UTC) + timedelta(seconds=ttl),
-    }
-    link = f"{settings.public_url.rstrip('/')}{path}?token={raw}"
-    template = "verify_email" if purpose == VERIFY_EMAIL else "reset_password_email"
-    mail = outbox_record(user["email"], template, {"link": link, "user": account_view(user)})
-    return SideWrites(tokens=[token], mails=[mail])
-
+from .tokens import hash_secret
 
 async def send_verification_email(context: RequestContext) -> bool:
     """Send a new confirmation link to the logged-in user.

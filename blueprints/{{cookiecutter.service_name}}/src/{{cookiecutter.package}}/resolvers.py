@@ -7,7 +7,8 @@ from ariadne import MutationType, QueryType, ScalarType
 from graphql import GraphQLResolveInfo
 
 from . import recovery
-from .accounts import Accounts, owner_view
+from .accounts import Accounts
+from .models import owner_view
 from .users import PublicUsers
 
 query = QueryType()
