@@ -78,10 +78,6 @@ class TooManyRequestsError(AuthError):
     message = "Too many failed attempts; try again later."
 
 
-class NotImplementedYetError(AuthError):
-    message = "This operation is not available in this version of the service."
-
-
 class BadRequestError(AuthError):
     """A request the GraphQL endpoint refuses before executing it."""
 

@@ -1,7 +1,6 @@
 """What a request handler can reach: the long-lived services and the request."""
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.requests import Request
 
@@ -50,7 +49,6 @@ class RequestContext:
     request: Request
     # Cookie changes the endpoint applies to the response: (name, value, max_age).
     cookies: list[tuple[str, str, int]] = field(default_factory=list)
-    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
