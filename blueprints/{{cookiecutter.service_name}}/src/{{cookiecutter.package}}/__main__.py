@@ -3,9 +3,12 @@
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 import uvicorn
+
+from .settings import Settings, available_cores
 
 log = logging.getLogger("{{ cookiecutter.package }}")
 
@@ -22,6 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # The workers share the machine's cores for password hashing.
+    cores = available_cores()
+    os.environ.setdefault("AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers))))
     try:
         asyncio.run(preflight())
     except (RuntimeError, ValueError) as error:
@@ -42,7 +48,6 @@ async def preflight() -> None:
     """Open the store once before serving, so that schema changes are applied
     and a model the stored data cannot take stops here with a clear message
     (not a traceback from every worker)."""
-    from .settings import Settings
     from .store import SchemaError, open_store
 
     store = open_store(Settings().database)

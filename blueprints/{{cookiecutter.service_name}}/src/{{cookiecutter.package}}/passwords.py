@@ -1,6 +1,5 @@
 """Passwords: argon2id hashing, run off the event loop, and the password policy."""
 
-import os
 import secrets
 
 import anyio
@@ -23,9 +22,10 @@ class Passwords:
             parallelism=settings.argon2_parallelism,
             type=Type.ID,
         )
-        # Each hash holds memory_cost KiB while it runs: at most one per core at
-        # a time keeps a burst of logins from exhausting memory.
-        self.limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
+        # Each hash holds a core and memory_cost KiB while it runs: a bounded
+        # number at a time keeps a burst of logins from starving the event
+        # loops of every worker, or exhausting memory.
+        self.limiter = anyio.CapacityLimiter(settings.hash_concurrency)
         # Unknown emails are checked against this, so they take as long as a
         # wrong password and do not reveal which accounts exist.
         self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))

@@ -1,5 +1,6 @@
 """Configuration from the environment (prefix AUTH_) or a `.env` file."""
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -8,6 +9,13 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICE_NAME = "{{ cookiecutter.service_name }}"
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -36,7 +44,11 @@ class Settings(BaseSettings):
     password_max_length: int = Field(default=256, le=4096)
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_cost: int = Field(default=65536, ge=8192)
-    argon2_parallelism: int = Field(default=4, ge=1)
+    # One lane per hash: a hash keeps to one core, so `hash_concurrency` hashes
+    # use that many cores and no more (the cost to an attacker is memory x time).
+    argon2_parallelism: int = Field(default=1, ge=1)
+    # Hashes one process runs at once; `serve --workers N` sets cores / N.
+    hash_concurrency: int = Field(default_factory=lambda: available_cores(), ge=1)
     login_max_failures_per_account: int = Field(default=10, ge=1)
     login_max_failures_per_address: int = Field(default=100, ge=1)
     login_failure_window: int = Field(default=15 * 60, gt=0)
