@@ -1,8 +1,12 @@
 """Passwords: argon2id hashing, run off the event loop, and the password policy."""
 
+import asyncio
+import os
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
-import anyio
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -23,9 +27,12 @@ class Passwords:
             type=Type.ID,
         )
         # Each hash holds a core and memory_cost KiB while it runs: a bounded
-        # number at a time keeps a burst of logins from starving the event
-        # loops of every worker, or exhausting memory.
-        self.limiter = anyio.CapacityLimiter(settings.hash_concurrency)
+        # number at a time keeps a burst of logins from exhausting memory.
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.hash_concurrency,
+            thread_name_prefix="argon2",
+            initializer=_yield_to_event_loops,
+        )
         # Unknown emails are checked against this, so they take as long as a
         # wrong password and do not reveal which accounts exist.
         self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
@@ -37,14 +44,18 @@ class Passwords:
             raise UserValidationError(f"password: must be at most {self.max_length} characters long.")
 
     async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(self.hasher.hash, password, limiter=self.limiter)
+        return await self._off_the_loop(self.hasher.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         """Whether the password matches; with no stored hash, False after the same work."""
-        matches = await anyio.to_thread.run_sync(
-            self._verify, stored_hash or self.dummy_hash, password, limiter=self.limiter
-        )
+        matches = await self._off_the_loop(self._verify, stored_hash or self.dummy_hash, password)
         return matches and stored_hash is not None
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _off_the_loop(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""
@@ -55,3 +66,12 @@ class Passwords:
             return self.hasher.verify(stored_hash, password)
         except (VerificationError, InvalidHashError):
             return False
+
+
+def _yield_to_event_loops() -> None:
+    """Hashing threads run at a lower priority: under load a login may wait a
+    little longer, but requests that hash nothing keep their latency."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not on Linux, or not allowed: run as is
+        pass

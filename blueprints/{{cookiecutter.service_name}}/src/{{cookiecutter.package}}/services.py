@@ -39,6 +39,7 @@ class Services:
     async def stop(self) -> None:
         await self.mailer.stop()
         await self.store.close()
+        self.passwords.close()
 
 
 @dataclass
