@@ -55,7 +55,7 @@ def create_app() -> FastAPI:
     password_helper = PasswordHelper(PasswordHash((Argon2Hasher(
         time_cost=int(os.environ.get("BENCH_ARGON2_TIME_COST", 3)),
         memory_cost=int(os.environ.get("BENCH_ARGON2_MEMORY_COST", 65536)),
-        parallelism=int(os.environ.get("BENCH_ARGON2_PARALLELISM", 4)),
+        parallelism=int(os.environ.get("BENCH_ARGON2_PARALLELISM", 1)),
     ),)))
 
     class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
