@@ -66,8 +66,9 @@ def smtp() -> Iterator[MailSink]:
 class Service:
     """A running service process and what it needs."""
 
-    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+    def __init__(self, folder: Path, env: dict[str, str], workers: int = 1) -> None:
         self.folder = folder
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The service under test is this checkout's, whatever else is installed.
@@ -78,6 +79,7 @@ class Service:
 
     def start(self, timeout: float = 30.0) -> None:
         command = [sys.executable, "-m", "{{ cookiecutter.package }}", "serve", "--port", str(self.port)]
+        command += ["--workers", str(self.workers)]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT
