@@ -7,7 +7,9 @@ a separate step that can also be previewed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import stat
@@ -17,13 +19,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import black
 from cookiecutter.exceptions import CookiecutterException, UndefinedVariableInTemplate
 from cookiecutter.generate import generate_files
 from jinja2 import TemplateError
 
-_BLACK_MODE = black.Mode(target_versions={black.TargetVersion.PY311})
-_CACHE_SALT = f"black {black.__version__} {_BLACK_MODE!r}\n".encode()
+# black is imported only when the cache misses: importing it costs more than
+# a whole warm generation's rendering.
+_BLACK_OPTIONS = "target_versions={PY311}"
 
 
 class RenderError(Exception):
@@ -110,19 +112,35 @@ def format_python(relative: str, content: bytes) -> bytes:
     are the same from one run to the next, so results are kept by the hash of
     their input (and black's version).
     """
-    key = hashlib.sha256(_CACHE_SALT + content).hexdigest()
+    key = hashlib.sha256(_cache_salt() + content).hexdigest()
     cached = _cache_dir() / key[:2] / key
     try:
         return cached.read_bytes()
     except OSError:
         pass
+    import black
+
+    mode = black.Mode(target_versions={black.TargetVersion.PY311})
     try:
         source = content.decode("utf-8")
-        formatted = black.format_str(source, mode=_BLACK_MODE).encode("utf-8")
+        formatted = black.format_str(source, mode=mode).encode("utf-8")
     except (black.InvalidInput, UnicodeDecodeError, ValueError) as error:
         raise RenderError(f"{relative}: black cannot format it: {error}") from error
     _store(cached, formatted)
     return formatted
+
+
+@functools.cache
+def _cache_salt() -> bytes:
+    """Names the installed black without importing it: a new or reinstalled
+    black has another file, so its results are never mixed with the old one's."""
+    spec = importlib.util.find_spec("black")
+    origin = Path(spec.origin) if spec and spec.origin else Path("black")
+    try:
+        stamp = origin.stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return f"black {origin} {stamp} {_BLACK_OPTIONS}\n".encode()
 
 
 def _cache_dir() -> Path:
