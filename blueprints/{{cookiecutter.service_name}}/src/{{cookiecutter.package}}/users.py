@@ -137,11 +137,10 @@ class PublicUsers:
         if page < 1:
             raise BadRequestError("page must be at least 1.")
         per_page = self._limit("perPage", per_page, 20)
-        where = to_condition(graphql_filter)
-        count = await self.store.count_users(where)
-        skip = (page - 1) * per_page
-        query = UserQuery(where=where, sort=to_sort(sort), skip=skip, limit=per_page, matches=count)
-        items = await self.store.find_users(query) if skip < count else []
+        query = UserQuery(
+            where=to_condition(graphql_filter), sort=to_sort(sort), skip=(page - 1) * per_page, limit=per_page
+        )
+        count, items = await self.store.find_page(query)
         page_count = math.ceil(count / per_page)
         return {
             "count": count,

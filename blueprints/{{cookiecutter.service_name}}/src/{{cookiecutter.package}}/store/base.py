@@ -71,9 +71,6 @@ class UserQuery:
     sort: tuple[tuple[str, int], ...] = (("_id", 1),)
     skip: int = 0
     limit: int = 100
-    #: How many users `where` matches, when the caller has counted them
-    #: (pagination does): lets an adapter choose its plan for deep pages.
-    matches: int | None = None
 
 
 @dataclass
@@ -135,6 +132,11 @@ class Store(ABC):
 
     @abstractmethod
     async def count_users(self, where: Condition | None = None) -> int: ...
+
+    @abstractmethod
+    async def find_page(self, query: UserQuery) -> tuple[int, list[dict[str, Any]]]:
+        """How many users match, and the page of them the query asks for, read
+        together (one snapshot where the database has them)."""
 
     # Sessions: one refresh token chain per device.
 

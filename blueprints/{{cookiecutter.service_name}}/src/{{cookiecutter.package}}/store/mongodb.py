@@ -195,6 +195,10 @@ class MongoStore(Store):
     async def count_users(self, where: Condition | None = None) -> int:
         return await self.users.count_documents(_filter(where))
 
+    async def find_page(self, query: UserQuery) -> tuple[int, list[dict[str, Any]]]:
+        matches = await self.count_users(query.where)
+        return matches, await self.find_users(query) if query.skip < matches else []
+
     # Sessions.
 
     async def add_refresh_token(self, record: dict[str, Any]) -> None:

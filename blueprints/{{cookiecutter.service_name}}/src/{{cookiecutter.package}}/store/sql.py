@@ -236,20 +236,19 @@ class SqlStore(Store):
             return result.rowcount > 0
 
     async def find_users(self, query: UserQuery) -> list[dict[str, Any]]:
-        order = [users.c[name].asc() if direction > 0 else users.c[name].desc() for name, direction in query.sort]
-        statement = select(users).order_by(*order).offset(query.skip).limit(query.limit)
         async with self.engine.connect() as connection:
-            if query.where is not None:
-                walk = await _walk_in_id_order(connection, query)
-                statement = statement.where(_condition(query.where, use_indexes=not walk))
-            return [_row(users, row) for row in await connection.execute(statement)]
+            return await _find(connection, query)
 
     async def count_users(self, where: Condition | None = None) -> int:
-        statement = select(func.count()).select_from(users)
-        if where is not None:
-            statement = statement.where(_condition(where))
         async with self.engine.connect() as connection:
-            return (await connection.execute(statement)).scalar_one()
+            return await _count(connection, where)
+
+    async def find_page(self, query: UserQuery) -> tuple[int, list[dict[str, Any]]]:
+        async with self.engine.connect() as connection:
+            matches = await _count(connection, query.where)
+            if query.skip >= matches:
+                return matches, []
+            return matches, await _find(connection, query, matches)
 
     # Sessions.
 
@@ -402,29 +401,39 @@ async def _write_side(connection: AsyncConnection, side: SideWrites | None) -> N
             await connection.execute(insert(table), [_values(record) for record in records])
 
 
-async def _walk_in_id_order(connection: AsyncConnection, query: UserQuery) -> bool:
+async def _find(connection: AsyncConnection, query: UserQuery, matches: int | None = None) -> list[dict[str, Any]]:
+    order = [users.c[name].asc() if direction > 0 else users.c[name].desc() for name, direction in query.sort]
+    statement = select(users).order_by(*order).offset(query.skip).limit(query.limit)
+    if query.where is not None:
+        walk = matches is not None and await _walk_in_id_order(connection, query, matches)
+        statement = statement.where(_condition(query.where, use_indexes=not walk))
+    return [_row(users, row) for row in await connection.execute(statement)]
+
+
+async def _count(connection: AsyncConnection, where: Condition | None) -> int:
+    statement = select(func.count()).select_from(users)
+    if where is not None:
+        statement = statement.where(_condition(where))
+    return (await connection.execute(statement)).scalar_one()
+
+
+async def _walk_in_id_order(connection: AsyncConnection, query: UserQuery, matches: int) -> bool:
     """Whether a page in id order is cheaper read along the id index than
     found through the filter's own indexes and then sorted.
 
     SQLite's planner guesses the size of a range (`age >= 18 AND age <= 65`)
     and may pick its index, then sort every match to skip to a deep page. With
     the number of matches known, walking the (_id, field) index costs about
-    (skip + limit) * total / matches rows, against about matches rows.
+    (skip + limit) * total / matches rows, against about matches rows. (A
+    unary + hides a column's indexes from SQLite's planner and changes nothing
+    else: SQLite only.)
     """
-    if query.matches is None or query.sort[0][0] != "_id":
+    if connection.dialect.name != "sqlite" or query.sort[0][0] != "_id":
         return False
-    total = await _estimated_user_count(connection)
-    return (query.skip + query.limit) * total < 4 * query.matches**2
-
-
-async def _estimated_user_count(connection: AsyncConnection) -> int:
-    """About how many users there are, without counting them: SQLite's
-    largest rowid (deletions only make it an overestimate)."""
-    if connection.dialect.name == "sqlite":
-        statement = select(func.max(literal_column("rowid"))).select_from(users)
-    else:
-        statement = select(func.count()).select_from(users)
-    return (await connection.execute(statement)).scalar_one() or 0
+    # SQLite's largest rowid: about the number of users, without counting them.
+    statement = select(func.max(literal_column("rowid"))).select_from(users)
+    total = (await connection.execute(statement)).scalar_one() or 0
+    return (query.skip + query.limit) * total < 4 * matches**2
 
 
 def _condition(condition: Condition, use_indexes: bool = True) -> Any:
