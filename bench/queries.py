@@ -52,6 +52,11 @@ def queries(fields: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
             page,
             {"filter": {"_operators": {indexed: {"gte": 18, "lte": 65}}}},
         ),
+        f"userPagination(page: 500, perPage: 20, sort: {indexed.upper()}_DESC) where 18 <= {indexed} <= 65": (
+            page.replace("$filter: FilterFindManyUserPublicInfoInput", "$filter: FilterFindManyUserPublicInfoInput, $sort: SortFindManyUserPublicInfoInput")
+            .replace("filter: $filter)", "filter: $filter, sort: $sort)"),
+            {"filter": {"_operators": {indexed: {"gte": 18, "lte": 65}}}, "sort": f"{indexed.upper()}_DESC"},
+        ),
         f"userCount where {indexed} >= 20": (
             "query($filter: FilterUserPublicInfoInput) { userCount(filter: $filter) }",
             {"filter": {"_operators": {indexed: {"gte": 20}}}},

@@ -552,6 +552,30 @@ async def test_new_index_is_created_on_existing_data(opener, name):
     assert index in await index_names(reopened)
 
 
+async def index_columns(store: Store, index: str) -> list[str]:
+    if isinstance(store, SqlStore):
+        async with store.engine.connect() as connection:
+            rows = await connection.execute(text(f'PRAGMA index_info("{index}")'))
+            return [row[2] for row in rows]
+    return [key for key, _ in (await store.users.index_information())[index]["key"]]
+
+
+@pytest.mark.parametrize("name", each([n for n in INDEXED if n not in UNIQUE], "indexed, not unique"))
+async def test_an_index_of_an_older_shape_is_rebuilt(opener, name):
+    """Indexes of an older generation may have other columns under the same name."""
+    store = await opener()
+    await store.insert_user(sample_user(25))
+    index = f"ix_users_{name}"
+    await drop_index(store, index)
+    if isinstance(store, SqlStore):
+        await execute_sql(store, f'CREATE INDEX "{index}" ON users ("{name}")')
+    else:
+        await store.users.create_index(name, name=index)
+    assert await index_columns(store, index) == [name]
+    reopened = await opener()
+    assert await index_columns(reopened, index) == [name, "_id"]
+
+
 @pytest.mark.parametrize("name", each(UNIQUE, "unique"))
 async def test_new_unique_index_over_duplicates_stops_the_start(opener, name):
     store = await opener()

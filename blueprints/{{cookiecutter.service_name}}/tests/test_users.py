@@ -161,9 +161,11 @@ def test_and_or(client, users):
 @pytest.mark.parametrize("direction", ["ASC", "DESC"])
 def test_sorts(client, users, name, direction):
     descending = direction == "DESC"
-    present = sorted((u for u in users if u[name] is not None), key=lambda u: u[name], reverse=descending)
-    absent = [u for u in users if u[name] is None]
-    # Nulls first when ascending, last when descending; ties keep id order (a stable sort).
+    # Nulls first when ascending, last when descending; ties broken by id, in the same direction.
+    present = sorted(
+        (u for u in users if u[name] is not None), key=lambda u: (u[name], u["_id"]), reverse=descending
+    )
+    absent = sorted((u for u in users if u[name] is None), key=lambda u: u["_id"], reverse=descending)
     expected = present + absent if descending else absent + present
     found = many(client, sort=f"{name.upper()}_{direction}")
     assert [same(u) for u in found] == [public(u) for u in expected]

@@ -67,7 +67,8 @@ def _parse(field: str, value: Any) -> Any:
 
 
 def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
-    """`AGE_DESC` -> (("age", -1), ("_id", 1)): ties always broken by id."""
+    """`AGE_DESC` -> (("age", -1), ("_id", -1)): ties broken by id, in the same
+    direction, so that the (field, _id) index gives the order without a sort."""
     if not value:
         return (("_id", 1),)
     key, _, direction = value.rpartition("_")
@@ -75,7 +76,7 @@ def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
     if key == "_ID":
         return (("_id", order),)
     field = next(name for name in PUBLIC_FIELDS if name.upper() == key)
-    return ((field, order), ("_id", 1))
+    return ((field, order), ("_id", order))
 
 
 class PublicUsers:

@@ -80,7 +80,8 @@ def user_indexes() -> dict[str, dict[str, Any]]:
                 "partialFilterExpression": {name: {"$exists": True}},
             }
         elif field.indexed:
-            wanted[f"ix_users_{name}"] = {"keys": [(name, ASCENDING)]}
+            # Sorts on the field break ties by id: both in the index, no sort in memory.
+            wanted[f"ix_users_{name}"] = {"keys": [(name, ASCENDING), ("_id", ASCENDING)]}
         if field.indexed:
             # Pages in id order filtered on the field read the index alone, not every skipped user.
             wanted[f"ix_users_{name}_by_id"] = {"keys": [("_id", ASCENDING), (name, ASCENDING)]}
@@ -314,11 +315,18 @@ class MongoStore(Store):
                         f" give '{name}' a default in user.yaml (or make it optional) and generate again"
                     )
         wanted = user_indexes()
-        present = set(await self.users.index_information())
-        for name in sorted(present - set(wanted)):
-            if name.startswith(("ix_users_", "ux_users_")):
-                await self.users.drop_index(name)
-        for name in sorted(set(wanted) - present):
+        present = {name: info["key"] for name, info in (await self.users.index_information()).items()}
+        # An index of ours that is no longer wanted, or no longer has the wanted keys, goes.
+        outdated = [
+            name
+            for name, keys in present.items()
+            if name.startswith(("ix_users_", "ux_users_"))
+            and (name not in wanted or [tuple(key) for key in keys] != list(wanted[name]["keys"]))
+        ]
+        for name in sorted(outdated):
+            await self.users.drop_index(name)
+            del present[name]
+        for name in sorted(set(wanted) - set(present)):
             options = dict(wanted[name])
             try:
                 await self.users.create_index(options.pop("keys"), name=name, **options)
