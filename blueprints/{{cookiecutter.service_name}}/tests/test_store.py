@@ -136,6 +136,16 @@ async def test_update_sets_and_unsets(store):
     assert await store.update_user(new_id(), {"email_verified": True}) is None
 
 
+async def test_update_only_when_the_expected_values_hold(store):
+    user = sample_user(4)
+    await store.insert_user(user)
+    stale = await store.update_user(user["_id"], {"email_verified": True}, expected={"email": "old@example.com"})
+    assert stale is None
+    assert await store.get_user(user["_id"]) == user
+    current = await store.update_user(user["_id"], {"email_verified": True}, expected={"email": user["email"]})
+    assert current == {**user, "email_verified": True}
+
+
 async def test_delete_user(store):
     user = sample_user(4)
     await store.insert_user(user)

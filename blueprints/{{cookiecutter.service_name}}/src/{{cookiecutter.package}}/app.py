@@ -16,7 +16,7 @@ from starlette.routing import Route
 from . import pages
 from .api import GraphQLRunner, QueryLimits, build_schema
 from .errors import AuthError, BadRequestError, RequestTooLargeError
-from .services import RequestContext, Services
+from .services import RequestContext, Services, read_body
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,16 +105,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:
     """The request body as a GraphQL request, refusing oversized bodies early."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
-    chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
     try:
-        body = json.loads(chunks)
+        body = json.loads(await read_body(request, limit))
     except (ValueError, UnicodeDecodeError):
         raise BadRequestError("The request body is not valid JSON.") from None
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):

@@ -8,8 +8,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from . import recovery
-from .errors import AuthError
-from .services import Services
+from .errors import AuthError, RequestTooLargeError
+from .services import Services, read_body
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,10 @@ async def reset_password_form(request: Request) -> Response:
 
 async def _reset_password(request: Request, services: Services) -> Response:
     """The form posted without JavaScript: reset, then show the outcome."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return notification_page(services, "error", "The form is too large.", 413)
+    try:
+        body = await read_body(request, MAX_FORM_BYTES)
+    except RequestTooLargeError:
+        return notification_page(services, "error", "The form is too large.", 413)
     form = {name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace")).items()}
     password = form.get("password", "")
     if password != form.get("confirmation", password):

@@ -90,10 +90,14 @@ async def confirm_email(services: Services, raw_token: str) -> str:
         raise UnauthorizedError("This confirmation link is invalid or was already used.")
     if record["expires_at"] <= datetime.now(UTC):
         raise UnauthorizedError("This confirmation link has expired. Ask for a new one from your account.")
-    user = await services.store.get_user(record["user_id"])
-    if user is None or user["email"] != record["email"]:
+    before = await services.store.get_user(record["user_id"])
+    # Only while the account still has the address the link was sent to: an
+    # email change in between must not verify the new address.
+    user = await services.store.update_user(
+        record["user_id"], {"email_verified": True}, expected={"email": record["email"]}
+    )
+    if before is None or user is None:
         raise UnauthorizedError("This link confirms an email address that is no longer the one of the account.")
-    if not user["email_verified"]:
-        user = await services.store.update_user(user["_id"], {"email_verified": True}) or user
+    if not before["email_verified"]:
         await hooks.after_email_verified(hook_view(user))
     return f"Thank you: {user['email']} is confirmed."

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from .accounts import Accounts
+from .errors import RequestTooLargeError
 from .mail import Mailer
 from .passwords import Passwords
 from .settings import Settings
@@ -12,6 +13,20 @@ from .store import Store, open_store
 from .tokens import KeyPair
 
 REFRESH_COOKIE = "refreshToken"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (RequestTooLargeError) as soon as it passes
+    `limit` bytes, declared or not, so an oversized body is never held whole."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
+    return bytes(body)
 
 
 @dataclass

@@ -119,9 +119,15 @@ class Store(ABC):
 
     @abstractmethod
     async def update_user(
-        self, user_id: str, changes: dict[str, Any], side: SideWrites | None = None
+        self,
+        user_id: str,
+        changes: dict[str, Any],
+        side: SideWrites | None = None,
+        *,
+        expected: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
-        """Apply changes and return the updated user (None if it is gone)."""
+        """Apply changes and return the updated user; None if it is gone, or if
+        it no longer has the `expected` values (checked in the same write)."""
 
     @abstractmethod
     async def delete_user(self, user_id: str) -> bool:

@@ -151,11 +151,16 @@ class MongoStore(Store):
         return _user(await self.users.find_one({"email": email}))
 
     async def update_user(
-        self, user_id: str, changes: dict[str, Any], side: SideWrites | None = None
+        self,
+        user_id: str,
+        changes: dict[str, Any],
+        side: SideWrites | None = None,
+        *,
+        expected: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         if not ObjectId.is_valid(user_id):
             return None
-        selector = {"_id": ObjectId(user_id)}
+        selector = {"_id": ObjectId(user_id), **{name: _encode(value) for name, value in (expected or {}).items()}}
         update: dict[str, Any] = {}
         kept = {key: _encode(value) for key, value in changes.items() if value is not None}
         if kept:

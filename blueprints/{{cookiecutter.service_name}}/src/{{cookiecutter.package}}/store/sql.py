@@ -224,13 +224,21 @@ class SqlStore(Store):
         return await self._one(users, select(users).where(users.c.email == email))
 
     async def update_user(
-        self, user_id: str, changes: dict[str, Any], side: SideWrites | None = None
+        self,
+        user_id: str,
+        changes: dict[str, Any],
+        side: SideWrites | None = None,
+        *,
+        expected: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
+        selected = [users.c._id == user_id]
+        selected += [users.c[name] == _to_db(value) for name, value in (expected or {}).items()]
         async with self.engine.begin() as connection:
             if changes:
-                statement = update(users).where(users.c._id == user_id).values(_values(changes))
-                await _guard_unique(connection.execute(statement))
-            row = (await connection.execute(select(users).where(users.c._id == user_id))).first()
+                statement = update(users).where(*selected).values(_values(changes))
+                if (await _guard_unique(connection.execute(statement))).rowcount == 0:
+                    return None
+            row = (await connection.execute(select(users).where(*selected))).first()
             if row is None:
                 return None
             await _write_side(connection, side)
