@@ -31,6 +31,18 @@ def authgen(
     )
 
 
+def run_service_tests(out: Path) -> subprocess.CompletedProcess[str]:
+    """Run a generated service's own test-suite on its own code (not an installed copy)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
+        cwd=out,
+        env={**os.environ, "PYTHONPATH": str(out / "src")},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under root (relative path -> bytes), the state folder included."""
     return {

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import EVERY_OPTION, EXAMPLE
+from conftest import EVERY_OPTION, EXAMPLE, authgen, run_service_tests
 
 INTROSPECTION = (
     "{ __schema { queryType { name } mutationType { name } types { name } } }"
@@ -93,18 +93,7 @@ def test_the_service_root_is_the_same_endpoint(service_url: str) -> None:
 @pytest.mark.parametrize("spec", [EXAMPLE, EVERY_OPTION], ids=["example", "every-option"])
 def test_the_emitted_test_suite_passes(tmp_path: Path, spec: Path) -> None:
     out = tmp_path / "service"
-    generate = subprocess.run(
-        [sys.executable, "-m", "authgen", "generate", str(spec), "-o", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    generate = authgen("generate", spec, "-o", out)
     assert generate.returncode == 0, generate.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
-        cwd=out,
-        env={**os.environ, "PYTHONPATH": str(out / "src")},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_service_tests(out)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]

@@ -21,6 +21,8 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from conftest import authgen, run_service_tests
+
 SPEC_V1 = """\
 service:
   name: shop-auth
@@ -77,12 +79,6 @@ def check_nickname(value):
 VERIFIES = "The public key that verifies the auth tokens, in PEM."
 REGISTER = "mutation($f: UserRegisterInput!) { register(fields: $f) }"
 LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token user { _id } } }"
-
-
-def authgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "authgen", *args], cwd=cwd, capture_output=True, text=True
-    )
 
 
 def free_port() -> int:
@@ -209,13 +205,7 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
     assert "plan: String" in (out / "src/shop_auth/schema.graphql").read_text()
 
     # The service's own tests pass on the new model.
-    tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
-        cwd=out,
-        env={**os.environ, "PYTHONPATH": str(out / "src")},
-        capture_output=True,
-        text=True,
-    )
+    tests = run_service_tests(out)
     assert tests.returncode == 0, tests.stdout[-3000:]
 
     with running(out, data, smtp_port) as client:
