@@ -56,40 +56,31 @@ def copy_blueprints(tmp_path: Path) -> Path:
     return copy
 
 
-def test_template_syntax_error_names_the_file(tmp_path: Path) -> None:
+def render_error(tmp_path: Path, name: str, appended: str) -> str:
+    """The error of rendering a copy of the blueprints with `appended` added to one module."""
     template = copy_blueprints(tmp_path)
-    broken = template / PACKAGE_DIR / "users.py"
-    broken.write_text(broken.read_text() + "\n{% if %}\n")
-
+    broken = template / PACKAGE_DIR / name
+    broken.write_text(broken.read_text() + appended)
     with pytest.raises(RenderError) as caught:
         render(build_context(load_spec(MINIMAL)), template=template)
-    assert str(caught.value).startswith("src/{{cookiecutter.package}}/users.py:")
+    return str(caught.value)
+
+
+def test_template_syntax_error_names_the_file(tmp_path: Path) -> None:
+    message = render_error(tmp_path, "users.py", "\n{% if %}\n")
+    assert message.startswith("src/{{cookiecutter.package}}/users.py:")
 
 
 def test_undefined_variable_names_the_file(tmp_path: Path) -> None:
-    template = copy_blueprints(tmp_path)
-    broken = template / PACKAGE_DIR / "errors.py"
-    broken.write_text(
-        broken.read_text() + "\nX = {{ cookiecutter.no_such_thing.attr }}\n"
-    )
-
-    with pytest.raises(RenderError) as caught:
-        render(build_context(load_spec(MINIMAL)), template=template)
-    assert str(caught.value) == (
+    message = render_error(tmp_path, "errors.py", "\nX = {{ cookiecutter.no_such_thing.attr }}\n")
+    assert message == (
         "src/{{cookiecutter.package}}/errors.py: 'dict object' has no attribute 'no_such_thing'"
     )
 
 
 def test_black_failure_names_the_rendered_file(tmp_path: Path) -> None:
-    template = copy_blueprints(tmp_path)
-    broken = template / PACKAGE_DIR / "tokens.py"
-    broken.write_text(broken.read_text() + "\ndef broken(:\n")
-
-    with pytest.raises(RenderError) as caught:
-        render(build_context(load_spec(MINIMAL)), template=template)
-    assert str(caught.value).startswith(
-        "src/bare_auth/tokens.py: black cannot format it:"
-    )
+    message = render_error(tmp_path, "tokens.py", "\ndef broken(:\n")
+    assert message.startswith("src/bare_auth/tokens.py: black cannot format it:")
 
 
 def test_broken_blueprint_through_the_cli(tmp_path: Path) -> None:
