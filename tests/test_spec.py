@@ -163,27 +163,27 @@ MISTAKES = [
     # Defaults that fail the field's own validators.
     pytest.param(
         HEAD + "  nick:\n    type: string\n    min_length: 5\n    default: ab\n",
-        "user.yaml:7:14: fields.nick.default: 'ab' is shorter than min_length 5",
+        "user.yaml:7:14: fields.nick.default: 'ab' must be at least 5 characters long.",
         id="default-too-short",
     ),
     pytest.param(
         HEAD + "  nick:\n    type: string\n    max_length: 2\n    default: abc\n",
-        "user.yaml:7:14: fields.nick.default: 'abc' is longer than max_length 2",
+        "user.yaml:7:14: fields.nick.default: 'abc' must be at most 2 characters long.",
         id="default-too-long",
     ),
     pytest.param(
         HEAD + "  nick:\n    type: string\n    pattern: '^[a-z]+$'\n    default: A1\n",
-        "user.yaml:7:14: fields.nick.default: 'A1' does not match the pattern",
+        "user.yaml:7:14: fields.nick.default: 'A1' does not have the expected format.",
         id="default-does-not-match-pattern",
     ),
     pytest.param(
         HEAD + "  mail:\n    type: string\n    format: email\n    default: nobody\n",
-        "user.yaml:7:14: fields.mail.default: 'nobody' is not an email address",
+        "user.yaml:7:14: fields.mail.default: 'nobody' must be an email address.",
         id="default-not-an-email",
     ),
     pytest.param(
         HEAD + "  site:\n    type: string\n    format: url\n    default: example.com\n",
-        "user.yaml:7:14: fields.site.default: 'example.com' is not a URL",
+        "user.yaml:7:14: fields.site.default: 'example.com' must be an http(s) URL.",
         id="default-not-a-url",
     ),
     pytest.param(
@@ -203,7 +203,7 @@ MISTAKES = [
     ),
     pytest.param(
         HEAD + "  age:\n    type: int\n    max: 10\n    default: 11\n",
-        "user.yaml:7:14: fields.age.default: 11 is greater than the maximum 10",
+        "user.yaml:7:14: fields.age.default: 11 must be at most 10.",
         id="default-above-max",
     ),
     pytest.param(
@@ -213,17 +213,17 @@ MISTAKES = [
     ),
     pytest.param(
         HEAD + "  born:\n    type: date\n    default: 2020-13-45\n",
-        "user.yaml:6:14: fields.born.default: '2020-13-45' is not a date (YYYY-MM-DD)",
+        "user.yaml:6:14: fields.born.default: '2020-13-45' must be a date (YYYY-MM-DD).",
         id="default-impossible-date",
     ),
     pytest.param(
         HEAD + "  born:\n    type: date\n    default: tomorrow\n",
-        "user.yaml:6:14: fields.born.default: 'tomorrow' is not a date (YYYY-MM-DD)",
+        "user.yaml:6:14: fields.born.default: 'tomorrow' must be a date (YYYY-MM-DD).",
         id="default-date-does-not-parse",
     ),
     pytest.param(
         HEAD + "  seen:\n    type: datetime\n    default: soon\n",
-        "user.yaml:6:14: fields.seen.default: 'soon' is not a datetime (ISO 8601)",
+        "user.yaml:6:14: fields.seen.default: 'soon' must be a date and time (ISO 8601).",
         id="default-datetime-does-not-parse",
     ),
     pytest.param(
@@ -234,7 +234,7 @@ MISTAKES = [
     pytest.param(
         HEAD
         + "  tags:\n    type: string\n    list: true\n    max_length: 2\n    default: [ab, abc]\n",
-        "user.yaml:8:14: fields.tags.default: ['ab', 'abc'] is longer than max_length 2",
+        "user.yaml:8:14: fields.tags.default: ['ab', 'abc'] must be at most 2 characters long.",
         id="list-default-item-too-long",
     ),
     # Regular expressions.
