@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 from graphql import build_schema
 
 from authgen.loader import SpecError, load
+from authgen.render import blueprints_dir
 from authgen.spec import (
     FIELD_TYPES,
     TYPE_NAMES,
     FieldSpec,
     ServiceSpec,
+    RULES_PATH,
     check,
     load_spec,
+    rules,
 )
 
 from conftest import EXAMPLE, MINIMAL
@@ -237,6 +241,68 @@ MISTAKES = [
         "user.yaml:8:14: fields.tags.default: ['ab', 'abc'] must be at most 2 characters long.",
         id="list-default-item-too-long",
     ),
+    # max_items.
+    pytest.param(
+        HEAD + "  tags:\n    type: string\n    max_items: 3\n",
+        "user.yaml:6:5: fields.tags.max_items: applies only to a list field (list: true)",
+        id="max-items-not-a-list",
+    ),
+    pytest.param(
+        HEAD + "  tags:\n    type: string\n    list: true\n    max_items: 0\n",
+        "user.yaml:7:16: fields.tags.max_items: must be at least 1, got 0",
+        id="max-items-zero",
+    ),
+    pytest.param(
+        HEAD
+        + "  tags:\n    type: int\n    list: true\n    max_items: 2\n    default: [1, 2, 3]\n",
+        "user.yaml:8:14: fields.tags.default: [1, 2, 3] must have at most 2 items.",
+        id="list-default-above-max-items",
+    ),
+    pytest.param(
+        HEAD
+        + "  tags:\n    type: int\n    list: true\n    default: ["
+        + "0, " * 100
+        + "0]\n",
+        "user.yaml:7:14: fields.tags.default: "
+        + repr([0] * 101)
+        + " must have at most 100 items.",
+        id="list-default-above-the-default-cap",
+    ),
+    # Patterns and formats match the whole value; strings have a default cap.
+    pytest.param(
+        HEAD + "  nick:\n    type: string\n    pattern: '[a-z]+'\n    default: abc1\n",
+        "user.yaml:7:14: fields.nick.default: 'abc1' does not have the expected format.",
+        id="default-pattern-is-a-full-match",
+    ),
+    pytest.param(
+        HEAD + "  nick:\n    type: string\n    default: " + "x" * 1001 + "\n",
+        "user.yaml:6:14: fields.nick.default: "
+        + repr("x" * 1001)
+        + " must be at most 1000 characters long.",
+        id="default-above-the-default-length-cap",
+    ),
+    pytest.param(
+        HEAD + '  nick:\n    type: string\n    default: "a\\0b"\n',
+        "user.yaml:6:14: fields.nick.default: 'a\\x00b' must not contain control characters.",
+        id="default-with-a-control-character",
+    ),
+    pytest.param(
+        HEAD
+        + '  mail:\n    type: string\n    format: email\n    default: "a@'
+        + "." * 40
+        + '@"\n',
+        "user.yaml:7:14: fields.mail.default: 'a@"
+        + "." * 40
+        + "@' must be an email address.",
+        id="default-email-not-an-address",
+    ),
+    pytest.param(
+        HEAD
+        + "  seen:\n    type: datetime\n    default: '9999-12-31T23:59:59-14:00'\n",
+        "user.yaml:6:14: fields.seen.default: '9999-12-31T23:59:59-14:00'"
+        " must be within the years 1 to 9999 in UTC.",
+        id="default-datetime-out-of-range",
+    ),
     # Regular expressions.
     pytest.param(
         HEAD + "  nick:\n    type: string\n    pattern: '[a-'\n",
@@ -448,3 +514,41 @@ def test_every_schema_type_name_is_reserved(generated) -> None:
     for name in schema.type_map:
         if not name.startswith(("__", "Filter", "Sort")):
             assert name in TYPE_NAMES, name
+
+
+def test_max_items_is_a_list_option(tmp_path: Path) -> None:
+    path = tmp_path / "user.yaml"
+    path.write_text(
+        HEAD
+        + "  tags:\n    type: int\n    list: true\n    max_items: 2\n    default: [1, 2]\n"
+    )
+    assert load_spec(path).fields["tags"].max_items == 2
+
+
+def test_defaults_are_checked_by_the_services_own_rules_module() -> None:
+    """One source: the rules authgen checks a default with are the file the service ships."""
+    assert Path(rules().__file__) == blueprints_dir() / RULES_PATH
+    assert "{{" not in (blueprints_dir() / RULES_PATH).read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "default"),
+    [
+        ({"type": "string", "min_length": 5}, "ab"),
+        ({"type": "string", "max_length": 2}, "abc"),
+        ({"type": "string", "pattern": "[a-z]+"}, "abc\n"),
+        ({"type": "string", "format": "email"}, "a@b"),
+        ({"type": "string", "format": "url"}, "ftp://example.org"),
+        ({"type": "int", "min": 3}, 2),
+        ({"type": "float", "max": 1.5}, 2.5),
+    ],
+)
+def test_a_bad_default_gets_the_message_the_service_gives(
+    options: dict, default: object
+) -> None:
+    """The words of a spec mistake are those of the service's refusal."""
+    text = HEAD + "  nick: " + json.dumps({**options, "default": default}) + "\n"
+    message = rules().value_problem(FieldSpec.model_validate(options), default)
+    assert message
+    [line] = problems(text)
+    assert line.endswith(f"fields.nick.default: {default!r} {message}")

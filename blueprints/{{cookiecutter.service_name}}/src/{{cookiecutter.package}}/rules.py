@@ -104,7 +104,9 @@ def normalize_email(value: str) -> str:
         raise ValueError(CONTROL_MESSAGE)
     address = unicodedata.normalize("NFKC", value).strip()
     try:
-        valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        valid = validate_email(
+            address, check_deliverability=False, allow_smtputf8=False
+        )
     except EmailNotValidError:
         raise ValueError(EMAIL_MESSAGE) from None
     return valid.ascii_email.lower()
