@@ -123,6 +123,13 @@ def test_lists_take_at_most_max_items(client, declared):
     assert client(REGISTER, {"fields": registration(**{field.name: [item] * limit})}) == {"data": {"register": True}}
 
 
+def test_lists_take_no_null_items(client):
+    field = field_where(lambda f: f.list and not f.pattern)
+    items = sample_value(field, 7004) + [None]
+    result = client(REGISTER, {"fields": registration(**{field.name: items})})
+    assert refusal(result, "UserValidationError") == f"{field.name}: {field.message or 'must not contain null items.'}"
+
+
 # One form per email address; no control characters.
 
 
