@@ -142,3 +142,8 @@ def test_hooks_is_user_owned() -> None:
     assert user_owned_paths(build_context(load_spec(EXAMPLE))) == {
         "src/acme_auth/hooks.py"
     }
+
+
+def test_max_items_reaches_the_service_as_a_constraint() -> None:
+    context = field_context("tags", field(type="int", list=True, max_items=5))
+    assert context["constraints"] == {"max_items": "5"}

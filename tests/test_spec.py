@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 from graphql import build_schema
 
 from authgen.loader import SpecError, load
+from authgen.render import blueprints_dir
 from authgen.spec import (
     FIELD_TYPES,
     TYPE_NAMES,
     FieldSpec,
     ServiceSpec,
+    RULES_PATH,
     check,
     load_spec,
+    rules,
 )
 
 from conftest import EXAMPLE, MINIMAL
@@ -163,27 +167,27 @@ MISTAKES = [
     # Defaults that fail the field's own validators.
     pytest.param(
         HEAD + "  nick:\n    type: string\n    min_length: 5\n    default: ab\n",
-        "user.yaml:7:14: fields.nick.default: 'ab' is shorter than min_length 5",
+        "user.yaml:7:14: fields.nick.default: 'ab' must be at least 5 characters long.",
         id="default-too-short",
     ),
     pytest.param(
         HEAD + "  nick:\n    type: string\n    max_length: 2\n    default: abc\n",
-        "user.yaml:7:14: fields.nick.default: 'abc' is longer than max_length 2",
+        "user.yaml:7:14: fields.nick.default: 'abc' must be at most 2 characters long.",
         id="default-too-long",
     ),
     pytest.param(
         HEAD + "  nick:\n    type: string\n    pattern: '^[a-z]+$'\n    default: A1\n",
-        "user.yaml:7:14: fields.nick.default: 'A1' does not match the pattern",
+        "user.yaml:7:14: fields.nick.default: 'A1' does not have the expected format.",
         id="default-does-not-match-pattern",
     ),
     pytest.param(
         HEAD + "  mail:\n    type: string\n    format: email\n    default: nobody\n",
-        "user.yaml:7:14: fields.mail.default: 'nobody' is not an email address",
+        "user.yaml:7:14: fields.mail.default: 'nobody' must be an email address.",
         id="default-not-an-email",
     ),
     pytest.param(
         HEAD + "  site:\n    type: string\n    format: url\n    default: example.com\n",
-        "user.yaml:7:14: fields.site.default: 'example.com' is not a URL",
+        "user.yaml:7:14: fields.site.default: 'example.com' must be an http(s) URL.",
         id="default-not-a-url",
     ),
     pytest.param(
@@ -203,7 +207,7 @@ MISTAKES = [
     ),
     pytest.param(
         HEAD + "  age:\n    type: int\n    max: 10\n    default: 11\n",
-        "user.yaml:7:14: fields.age.default: 11 is greater than the maximum 10",
+        "user.yaml:7:14: fields.age.default: 11 must be at most 10.",
         id="default-above-max",
     ),
     pytest.param(
@@ -213,17 +217,17 @@ MISTAKES = [
     ),
     pytest.param(
         HEAD + "  born:\n    type: date\n    default: 2020-13-45\n",
-        "user.yaml:6:14: fields.born.default: '2020-13-45' is not a date (YYYY-MM-DD)",
+        "user.yaml:6:14: fields.born.default: '2020-13-45' must be a date (YYYY-MM-DD).",
         id="default-impossible-date",
     ),
     pytest.param(
         HEAD + "  born:\n    type: date\n    default: tomorrow\n",
-        "user.yaml:6:14: fields.born.default: 'tomorrow' is not a date (YYYY-MM-DD)",
+        "user.yaml:6:14: fields.born.default: 'tomorrow' must be a date (YYYY-MM-DD).",
         id="default-date-does-not-parse",
     ),
     pytest.param(
         HEAD + "  seen:\n    type: datetime\n    default: soon\n",
-        "user.yaml:6:14: fields.seen.default: 'soon' is not a datetime (ISO 8601)",
+        "user.yaml:6:14: fields.seen.default: 'soon' must be a date and time (ISO 8601).",
         id="default-datetime-does-not-parse",
     ),
     pytest.param(
@@ -234,8 +238,70 @@ MISTAKES = [
     pytest.param(
         HEAD
         + "  tags:\n    type: string\n    list: true\n    max_length: 2\n    default: [ab, abc]\n",
-        "user.yaml:8:14: fields.tags.default: ['ab', 'abc'] is longer than max_length 2",
+        "user.yaml:8:14: fields.tags.default: ['ab', 'abc'] must be at most 2 characters long.",
         id="list-default-item-too-long",
+    ),
+    # max_items.
+    pytest.param(
+        HEAD + "  tags:\n    type: string\n    max_items: 3\n",
+        "user.yaml:6:5: fields.tags.max_items: applies only to a list field (list: true)",
+        id="max-items-not-a-list",
+    ),
+    pytest.param(
+        HEAD + "  tags:\n    type: string\n    list: true\n    max_items: 0\n",
+        "user.yaml:7:16: fields.tags.max_items: must be at least 1, got 0",
+        id="max-items-zero",
+    ),
+    pytest.param(
+        HEAD
+        + "  tags:\n    type: int\n    list: true\n    max_items: 2\n    default: [1, 2, 3]\n",
+        "user.yaml:8:14: fields.tags.default: [1, 2, 3] must have at most 2 items.",
+        id="list-default-above-max-items",
+    ),
+    pytest.param(
+        HEAD
+        + "  tags:\n    type: int\n    list: true\n    default: ["
+        + "0, " * 100
+        + "0]\n",
+        "user.yaml:7:14: fields.tags.default: "
+        + repr([0] * 101)
+        + " must have at most 100 items.",
+        id="list-default-above-the-default-cap",
+    ),
+    # Patterns and formats match the whole value; strings have a default cap.
+    pytest.param(
+        HEAD + "  nick:\n    type: string\n    pattern: '[a-z]+'\n    default: abc1\n",
+        "user.yaml:7:14: fields.nick.default: 'abc1' does not have the expected format.",
+        id="default-pattern-is-a-full-match",
+    ),
+    pytest.param(
+        HEAD + "  nick:\n    type: string\n    default: " + "x" * 1001 + "\n",
+        "user.yaml:6:14: fields.nick.default: "
+        + repr("x" * 1001)
+        + " must be at most 1000 characters long.",
+        id="default-above-the-default-length-cap",
+    ),
+    pytest.param(
+        HEAD + '  nick:\n    type: string\n    default: "a\\0b"\n',
+        "user.yaml:6:14: fields.nick.default: 'a\\x00b' must not contain control characters.",
+        id="default-with-a-control-character",
+    ),
+    pytest.param(
+        HEAD
+        + '  mail:\n    type: string\n    format: email\n    default: "a@'
+        + "." * 40
+        + '@"\n',
+        "user.yaml:7:14: fields.mail.default: 'a@"
+        + "." * 40
+        + "@' must be an email address.",
+        id="default-email-not-an-address",
+    ),
+    pytest.param(
+        HEAD
+        + "  seen:\n    type: datetime\n    default: '9999-12-31T23:59:59-14:00'\n",
+        "user.yaml:6:14: fields.seen.default: '9999-12-31T23:59:59-14:00'"
+        " must be within the years 1 to 9999 in UTC.",
+        id="default-datetime-out-of-range",
     ),
     # Regular expressions.
     pytest.param(
@@ -448,3 +514,43 @@ def test_every_schema_type_name_is_reserved(generated) -> None:
     for name in schema.type_map:
         if not name.startswith(("__", "Filter", "Sort")):
             assert name in TYPE_NAMES, name
+
+
+def test_max_items_is_a_list_option(tmp_path: Path) -> None:
+    path = tmp_path / "user.yaml"
+    path.write_text(
+        HEAD
+        + "  tags:\n    type: int\n    list: true\n    max_items: 2\n    default: [1, 2]\n"
+    )
+    assert load_spec(path).fields["tags"].max_items == 2
+
+
+def test_defaults_are_checked_by_the_services_own_rules_module(generated) -> None:
+    """One source: the rules authgen checks a default with are the file the service ships."""
+    source = blueprints_dir() / RULES_PATH
+    assert Path(rules().__file__) == source
+    emitted = generated(MINIMAL) / "src/bare_auth/rules.py"
+    assert emitted.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("options", "default"),
+    [
+        ({"type": "string", "min_length": 5}, "ab"),
+        ({"type": "string", "max_length": 2}, "abc"),
+        ({"type": "string", "pattern": "[a-z]+"}, "abc\n"),
+        ({"type": "string", "format": "email"}, "a@b"),
+        ({"type": "string", "format": "url"}, "ftp://example.org"),
+        ({"type": "int", "min": 3}, 2),
+        ({"type": "float", "max": 1.5}, 2.5),
+    ],
+)
+def test_a_bad_default_gets_the_message_the_service_gives(
+    options: dict, default: object
+) -> None:
+    """The words of a spec mistake are those of the service's refusal."""
+    text = HEAD + "  nick: " + json.dumps({**options, "default": default}) + "\n"
+    message = rules().value_problem(FieldSpec.model_validate(options), default)
+    assert message
+    [line] = problems(text)
+    assert line.endswith(f"fields.nick.default: {default!r} {message}")

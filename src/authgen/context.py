@@ -108,6 +108,7 @@ def _constraints(field: FieldSpec) -> dict[str, str]:
         "format": field.format,
         "min": field.min,
         "max": field.max,
+        "max_items": field.max_items,
     }
     return {key: repr(value) for key, value in options.items() if value is not None}
 

@@ -4,6 +4,8 @@ Pydantic checks the shape (known keys, value types); the rules that tie
 several options together (min <= max, a default that passes its own
 validators, names that stay valid everywhere they are emitted) are plain
 functions below, so every mistake is reported with its position, all at once.
+A default is checked with the emitted service's own rules module, loaded from
+the blueprint, so both report a bad value with the same message.
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import difflib
+import functools
+import importlib.util
 import keyword
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from pydantic import ValidationError
 
 from authgen.loader import Document, Problem, SpecError, read
+from authgen.render import blueprints_dir
 
 FieldType = Literal["string", "int", "float", "boolean", "date", "datetime", "enum"]
 FIELD_TYPES: tuple[str, ...] = FieldType.__args__  # type: ignore[attr-defined]
@@ -83,8 +89,8 @@ VALIDATOR_PATTERN = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 )
 ENUM_VALUE_PATTERN = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+#: The field rules of the emitted service, inside the blueprint.
+RULES_PATH = Path("{{cookiecutter.service_name}}/src/{{cookiecutter.package}}/rules.py")
 
 Number = int | float
 
@@ -118,6 +124,7 @@ class FieldSpec(_Strict):
     format: Literal["email", "url"] | None = None
     min: Number | None = None
     max: Number | None = None
+    max_items: int | None = Field(default=None, ge=1)
     values: builtins.list[StrictStr] | None = None
     message: StrictStr | None = None
     validator: StrictStr | None = None
@@ -377,6 +384,8 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
             f"{field.validator!r} must look like 'module:function'"
             " (e.g. 'hooks:check_username')",
         )
+    if "max_items" in given and not field.list:
+        add("max_items", "applies only to a list field (list: true)", key=True)
     if field.list and field.indexed:
         option = "unique" if field.unique else "index"
         add(option, f"a list field cannot be {'unique' if field.unique else 'indexed'}")
@@ -392,20 +401,33 @@ def _greater(low: Any, high: Any) -> bool:
     return low is not None and high is not None and low > high
 
 
+@functools.cache
+def rules() -> ModuleType:
+    """The emitted service's rules.py, loaded from the blueprint once."""
+    path = blueprints_dir() / RULES_PATH
+    module_spec = importlib.util.spec_from_file_location("authgen_service_rules", path)
+    assert module_spec is not None and module_spec.loader is not None, path
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def default_problem(field: FieldSpec, value: Any) -> str | None:
-    """Why `value` is not a valid value of `field`, or None when it is."""
-    if field.list:
-        if not isinstance(value, list):
-            return "must be a list"
-        for item in value:
-            reason = _item_problem(field, item)
-            if reason:
-                return reason
-        return None
-    return _item_problem(field, value)
+    """Why `value` is not a valid value of `field`, or None when it is.
+
+    The YAML types are checked here (at run time GraphQL checks them); the
+    field's rules, with their messages, are those of the service.
+    """
+    if field.list and not isinstance(value, list):
+        return "must be a list"
+    for item in value if field.list else [value]:
+        reason = _type_problem(field, item)
+        if reason:
+            return reason
+    return rules().value_problem(field, value)
 
 
-def _item_problem(field: FieldSpec, value: Any) -> str | None:
+def _type_problem(field: FieldSpec, value: Any) -> str | None:
     kind = field.type
     if kind == "boolean":
         return None if isinstance(value, bool) else "is not a boolean"
@@ -416,48 +438,30 @@ def _item_problem(field: FieldSpec, value: Any) -> str | None:
     ):
         return "is not a number"
     if kind in ("int", "float"):
-        if field.min is not None and value < field.min:
-            return f"is less than the minimum {field.min}"
-        if field.max is not None and value > field.max:
-            return f"is greater than the maximum {field.max}"
         return None
     if kind == "date":
         if isinstance(value, dt.datetime) or not isinstance(value, (dt.date, str)):
             return "is not a date (YYYY-MM-DD)"
-        return _parses(dt.date.fromisoformat, value, "is not a date (YYYY-MM-DD)")
+        return _parses(rules().parse_date, value)
     if kind == "datetime":
         if isinstance(value, dt.datetime):
-            return None
+            return _parses(rules().parse_datetime, value.isoformat())
         if not isinstance(value, str):
             return "is not a datetime (ISO 8601)"
-        return _parses(dt.datetime.fromisoformat, value, "is not a datetime (ISO 8601)")
+        return _parses(rules().parse_datetime, value)
     if not isinstance(value, str):
         return "is not a string"
     if kind == "enum":
         values = field.values or []
         return None if value in values else f"is not one of {', '.join(values)}"
-    return _string_problem(field, value)
+    return None
 
 
-def _parses(parse: Any, value: Any, reason: str) -> str | None:
+def _parses(parse: Any, value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     try:
         parse(value)
-    except ValueError:
-        return reason
-    return None
-
-
-def _string_problem(field: FieldSpec, value: str) -> str | None:
-    if field.min_length is not None and len(value) < field.min_length:
-        return f"is shorter than min_length {field.min_length}"
-    if field.max_length is not None and len(value) > field.max_length:
-        return f"is longer than max_length {field.max_length}"
-    if field.pattern is not None and not re.search(field.pattern, value):
-        return "does not match the pattern"
-    if field.format == "email" and not EMAIL_PATTERN.match(value):
-        return "is not an email address"
-    if field.format == "url" and not URL_PATTERN.match(value):
-        return "is not a URL"
+    except ValueError as error:
+        return str(error)
     return None

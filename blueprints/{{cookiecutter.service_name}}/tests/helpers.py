@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from {{ cookiecutter.package }} import models
+from {{ cookiecutter.package }} import models, rules
 from {{ cookiecutter.package }}.models import FIELDS, USER_FIELDS, FieldInfo
 
 PASSWORD = "correct horse battery"
@@ -53,7 +53,7 @@ def _string(field: FieldInfo, seed: int) -> str:
             candidate = candidate + "x" * (field.min_length - len(candidate))
         if field.max_length is not None and len(candidate) > field.max_length:
             candidate = candidate[-field.max_length :]
-        if models.item_problem(field, candidate) is None:
+        if rules.item_problem(field, candidate) is None:
             return candidate
     pytest.skip(f"no sample value satisfies the rules of field {field.name!r}")
 
@@ -129,7 +129,7 @@ def rule_message(field: FieldInfo, bad: Any) -> str:
     if field.message:
         return field.message
     item = bad[0] if field.list else bad
-    return models.item_problem(field, item) or ""
+    return rules.item_problem(field, item) or ""
 
 
 def no_secret(text: str) -> bool:

@@ -19,7 +19,8 @@ from aiosmtpd.controller import Controller
 from conftest import GraphQLClient, MailSink, Service, free_port, service_env
 from helpers import PASSWORD, registration
 
-from {{ cookiecutter.package }}.models import FIELDS, item_problem
+from {{ cookiecutter.package }}.models import FIELDS
+from {{ cookiecutter.package }}.rules import item_problem
 from {{ cookiecutter.package }}.store import open_store
 
 REGISTER = "mutation ($fields: UserRegisterInput!) { register(fields: $fields) }"

@@ -23,13 +23,13 @@ from .errors import (
 )
 from .links import verification_writes
 from .mail import Mailer
-from .models import EMAIL_PATTERN, account_view, hook_view, owner_view, validate_fields
+from .models import account_view, hook_view, owner_view, validate_fields
 from .passwords import Passwords
+from .rules import normalize_email
 from .settings import Settings
 from .store import DuplicateValueError, Rotation, Store, is_valid_id, new_id
 from .tokens import KeyPair, hash_secret, new_secret
 
-EMAIL_MAX_LENGTH = 320
 #: How often a worker forgets expired sessions and tokens (seconds).
 PURGE_INTERVAL = 60.0
 
@@ -45,15 +45,21 @@ class RefreshCookie(Protocol):
     def clear_refresh_cookie(self) -> None: ...
 
 
-def normalize_email(value: str) -> str:
-    return value.strip().lower()
-
-
 def valid_email(value: str) -> str:
-    email = normalize_email(value)
-    if len(email) > EMAIL_MAX_LENGTH or not EMAIL_PATTERN.match(email):
-        raise UserValidationError("email: must be an email address.")
-    return email
+    """The address in its stored form (see rules.normalize_email); UserValidationError if none."""
+    try:
+        return normalize_email(value)
+    except ValueError as error:
+        raise UserValidationError(f"email: {error}") from None
+
+
+def lookup_email(value: str) -> str:
+    """The address to look an account up by. One that cannot be valid is looked
+    up as the empty address, which no account has: it fails as an unknown one."""
+    try:
+        return normalize_email(value)
+    except ValueError:
+        return ""
 
 
 def _duplicate(error: DuplicateValueError) -> Exception:
@@ -107,8 +113,7 @@ class Accounts:
     # Logins and sessions.
 
     async def login(self, email: str, password: str, address: str, cookie: RefreshCookie) -> dict[str, Any]:
-        # Longer than any stored email: cut, so it cannot match nor bloat the failure keys.
-        email = normalize_email(email)[: EMAIL_MAX_LENGTH + 1]
+        email = lookup_email(email)
         now = dt.datetime.now(dt.UTC)
         account_key, address_key = f"account:{email}", f"address:{address[:64]}"
         since = now - dt.timedelta(seconds=self.settings.login_failure_window)

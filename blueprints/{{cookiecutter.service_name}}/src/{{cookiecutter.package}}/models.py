@@ -2,16 +2,13 @@
 
 import datetime as dt
 import importlib
-import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable
 
+from . import rules
 from .errors import UserValidationError
 {%- set fields = cookiecutter._fields.values() | list %}
-
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 {% for field in fields if field.enum_name %}
 
 class {{ field.enum_name }}(str, Enum):
@@ -60,6 +57,7 @@ class FieldInfo:
     format: str | None = None
     min: float | None = None
     max: float | None = None
+    max_items: int | None = None
     message: str | None = None
     validator: Callable[[Any], Any] | None = None
 
@@ -107,13 +105,11 @@ def parse_value(field: FieldInfo, value: Any) -> Any:
 
 
 def _parse_item(field: FieldInfo, value: Any) -> Any:
+    """Raises ValueError with the rule's message for a date out of range."""
     if field.type == "date" and isinstance(value, str):
-        return dt.date.fromisoformat(value[:10])
+        return rules.parse_date(value)
     if field.type == "datetime" and isinstance(value, str):
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
-        return moment.astimezone(dt.timezone.utc)
+        return rules.parse_datetime(value)
     if field.type == "enum" and isinstance(value, Enum):
         return value.value
     if field.type == "float" and isinstance(value, int):
@@ -141,12 +137,13 @@ def validate_fields(values: dict[str, Any], *, creating: bool) -> dict[str, Any]
             continue
         try:
             value = parse_value(field, values[name])
-        except (TypeError, ValueError):
-            raise UserValidationError(f"{name}: is not a valid {field.type}.") from None
-        for item in value if field.list else [value]:
-            problem = item_problem(field, item)
-            if problem:
-                raise UserValidationError(f"{name}: {field.message or problem}")
+        except ValueError as error:
+            raise UserValidationError(f"{name}: {error}") from None
+        problem = rules.value_problem(field, value)
+        if problem:
+            raise UserValidationError(f"{name}: {field.message or problem}")
+        if field.format == "email":
+            value = [rules.normalize_email(item) for item in value] if field.list else rules.normalize_email(value)
         if field.validator is not None:
             try:
                 field.validator(value)
@@ -154,27 +151,6 @@ def validate_fields(values: dict[str, Any], *, creating: bool) -> dict[str, Any]
                 raise UserValidationError(f"{name}: {error}") from None
         clean[name] = value
     return clean
-
-
-def item_problem(field: FieldInfo, value: Any) -> str | None:
-    """Why one value breaks the field's rules, or None."""
-    if isinstance(value, str):
-        if field.min_length is not None and len(value) < field.min_length:
-            return f"must be at least {field.min_length} characters long."
-        if field.max_length is not None and len(value) > field.max_length:
-            return f"must be at most {field.max_length} characters long."
-        if field.pattern is not None and not re.search(field.pattern, value):
-            return "does not have the expected format."
-        if field.format == "email" and not EMAIL_PATTERN.match(value):
-            return "must be an email address."
-        if field.format == "url" and not URL_PATTERN.match(value):
-            return "must be an http(s) URL."
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if field.min is not None and value < field.min:
-            return f"must be at least {field.min:g}."
-        if field.max is not None and value > field.max:
-            return f"must be at most {field.max:g}."
-    return None
 
 
 def _json_safe(value: Any) -> Any:

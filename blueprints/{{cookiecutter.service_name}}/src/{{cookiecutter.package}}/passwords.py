@@ -11,6 +11,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .errors import UserValidationError
+from .rules import password_problem
 from .settings import Settings
 
 
@@ -42,6 +43,9 @@ class Passwords:
             raise UserValidationError(f"password: must be at least {self.min_length} characters long.")
         if len(password) > self.max_length:
             raise UserValidationError(f"password: must be at most {self.max_length} characters long.")
+        problem = password_problem(password)
+        if problem:
+            raise UserValidationError(f"password: {problem}")
 
     async def hash(self, password: str) -> str:
         return await self._off_the_loop(self.hasher.hash, password)

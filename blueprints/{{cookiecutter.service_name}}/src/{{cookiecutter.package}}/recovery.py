@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import hooks
-from .accounts import normalize_email
+from .accounts import lookup_email
 from .errors import (
     AlreadyLoggedInError,
     EmailAlreadyConfirmedError,
@@ -55,7 +55,7 @@ async def send_password_recovery_email(context: RequestContext, email: str) -> b
         else:
             raise AlreadyLoggedInError()
     services = context.services
-    user = await services.store.get_user_by_email(normalize_email(email))
+    user = await services.store.get_user_by_email(lookup_email(email))
     if user is None:
         return True
     await services.store.delete_user_tokens(user["_id"], RESET_PASSWORD)

@@ -46,7 +46,7 @@ def parse_mongo_id(value: Any) -> str:
 
 def _users(info: GraphQLResolveInfo) -> PublicUsers:
     context = info.context
-    return PublicUsers(context.services.store, context.settings.max_page_size)
+    return PublicUsers(context.services.store, context.settings.max_page_size, context.settings.max_filter_conditions)
 
 
 @query.field("userById")

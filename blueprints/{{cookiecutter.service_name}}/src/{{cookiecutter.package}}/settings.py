@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     max_query_aliases: int = Field(default=30, ge=0)
     max_query_fields: int = Field(default=300, gt=0)
     max_page_size: int = Field(default=100, gt=0)
+    # Conditions of one public filter: comparisons, AND/OR groups, `in`/`nin` items.
+    max_filter_conditions: int = Field(default=100, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

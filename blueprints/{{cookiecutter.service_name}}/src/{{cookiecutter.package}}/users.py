@@ -38,6 +38,32 @@ def to_condition(graphql_filter: dict[str, Any] | None) -> Condition | None:
     return AllOf(tuple(conditions))
 
 
+def count_conditions(graphql_filter: dict[str, Any] | None, limit: int) -> int:
+    """The filter's conditions: each comparison, `in`/`nin` item, AND/OR group
+    and empty filter in a group (it still becomes a term of the SQL expression).
+
+    Walked without recursion and given up past `limit`, since the input can be
+    nested as deep as the body allows.
+    """
+    count, pending = 0, [graphql_filter or {}]
+    while pending and count <= limit:
+        for name, value in pending.pop().items():
+            if name in ("AND", "OR"):
+                count += 1
+                for item in value or []:
+                    if item:
+                        pending.append(item)
+                    else:
+                        count += 1
+            elif name == "_operators":
+                for operators in (value or {}).values():
+                    for operand in (operators or {}).values():
+                        count += len(operand) if isinstance(operand, list) else 1
+            else:
+                count += 1
+    return count
+
+
 def _nested(filters: list[dict[str, Any]] | None) -> list[Condition]:
     return [to_condition(item) or AllOf(()) for item in filters or []]
 
@@ -63,7 +89,10 @@ def _compare(field: str, op: str, value: Any) -> Condition:
 
 def _parse(field: str, value: Any) -> Any:
     info = FIELDS.get(field)
-    return parse_value(info, value) if info is not None else value
+    try:
+        return parse_value(info, value) if info is not None else value
+    except ValueError as error:  # a date out of range
+        raise BadRequestError(f"{field}: {error}") from None
 
 
 def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
@@ -82,9 +111,17 @@ def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
 class PublicUsers:
     """userById, userByIds, userOne, userMany, userCount, userPagination."""
 
-    def __init__(self, store: Store, max_page_size: int) -> None:
+    def __init__(self, store: Store, max_page_size: int, max_filter_conditions: int) -> None:
         self.store = store
         self.max_page_size = max_page_size
+        self.max_filter_conditions = max_filter_conditions
+
+    def _where(self, graphql_filter: dict | None) -> Condition | None:
+        """The filter as a store condition; too large a filter is refused before
+        it reaches the database (SQLite's expression depth is 1000)."""
+        if count_conditions(graphql_filter, self.max_filter_conditions) > self.max_filter_conditions:
+            raise BadRequestError(f"A filter may have at most {self.max_filter_conditions} conditions.")
+        return to_condition(graphql_filter)
 
     def _limit(self, name: str, value: int | None, default: int) -> int:
         if value is None:
@@ -113,7 +150,7 @@ class PublicUsers:
         return [public_view(user) for user in await self.store.find_users(query)]
 
     async def one(self, graphql_filter: dict | None, skip: int | None, sort: str | None) -> dict[str, Any] | None:
-        query = UserQuery(where=to_condition(graphql_filter), sort=to_sort(sort), skip=self._skip(skip), limit=1)
+        query = UserQuery(where=self._where(graphql_filter), sort=to_sort(sort), skip=self._skip(skip), limit=1)
         found = await self.store.find_users(query)
         return public_view(found[0]) if found else None
 
@@ -121,7 +158,7 @@ class PublicUsers:
         self, graphql_filter: dict | None, skip: int | None, limit: int | None, sort: str | None
     ) -> list[dict[str, Any]]:
         query = UserQuery(
-            where=to_condition(graphql_filter),
+            where=self._where(graphql_filter),
             sort=to_sort(sort),
             skip=self._skip(skip),
             limit=self._limit("limit", limit, 100),
@@ -129,7 +166,7 @@ class PublicUsers:
         return [public_view(user) for user in await self.store.find_users(query)]
 
     async def count(self, graphql_filter: dict | None) -> int:
-        return await self.store.count_users(to_condition(graphql_filter))
+        return await self.store.count_users(self._where(graphql_filter))
 
     async def pagination(
         self, graphql_filter: dict | None, page: int | None, per_page: int | None, sort: str | None
@@ -139,7 +176,7 @@ class PublicUsers:
             raise BadRequestError("page must be at least 1.")
         per_page = self._limit("perPage", per_page, 20)
         query = UserQuery(
-            where=to_condition(graphql_filter), sort=to_sort(sort), skip=(page - 1) * per_page, limit=per_page
+            where=self._where(graphql_filter), sort=to_sort(sort), skip=(page - 1) * per_page, limit=per_page
         )
         count, items = await self.store.find_page(query)
         page_count = math.ceil(count / per_page)
