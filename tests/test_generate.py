@@ -58,6 +58,7 @@ def test_layout(generated, spec: Path) -> None:
         "user.yaml",
         f"src/{package}/__main__.py",
         f"src/{package}/app.py",
+        f"src/{package}/transport.py",
         f"src/{package}/settings.py",
         f"src/{package}/schema.graphql",
         f"src/{package}/resolvers.py",

@@ -2,13 +2,16 @@
 
 import argparse
 import asyncio
+import copy
 import logging
 import os
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from .settings import Settings, available_cores
+from .transport import RedactTokens
 
 log = logging.getLogger("{{ cookiecutter.package }}")
 
@@ -30,9 +33,16 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers))))
     try:
         asyncio.run(preflight())
+    except ValidationError as error:
+        log.error("cannot start: %s", "; ".join(_problem(detail) for detail in error.errors()))
+        sys.exit(1)
     except (RuntimeError, ValueError) as error:
         log.error("cannot start: %s", error)
         sys.exit(1)
+    # The access log shows the links' paths, never their one-time tokens.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["filters"] = {"redact_tokens": {"()": RedactTokens}}
+    log_config["handlers"]["access"]["filters"] = ["redact_tokens"]
     uvicorn.run(
         "{{ cookiecutter.package }}.app:create_app",
         factory=True,
@@ -40,8 +50,17 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        log_config=log_config,
         proxy_headers=False,
     )
+
+
+def _problem(detail: dict) -> str:
+    """One line per bad setting, named as the environment names it."""
+    message = detail["msg"].removeprefix("Value error, ")
+    if message.startswith("AUTH_") or not detail["loc"]:
+        return message
+    return f"AUTH_{str(detail['loc'][0]).upper()}: {message}"
 
 
 async def preflight() -> None:

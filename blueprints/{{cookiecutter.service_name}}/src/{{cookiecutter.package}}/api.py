@@ -21,19 +21,25 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     execute,
+    get_operation_ast,
     parse,
+    specified_rules,
     validate,
 )
+from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from .errors import (
     AuthError,
     GraphQLValidationError,
     InternalServerError,
+    MethodNotAllowedError,
     QueryTooComplexError,
 )
 from .resolvers import bindables
+from .transport import error_payload
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +128,13 @@ def _depth(
 class GraphQLRunner:
     """Checks and runs GraphQL requests against the schema."""
 
-    def __init__(self, schema: GraphQLSchema, limits: QueryLimits, cache_size: int = 512):
+    def __init__(
+        self, schema: GraphQLSchema, limits: QueryLimits, introspection: bool = True, cache_size: int = 512
+    ):
         self.schema = schema
         self.limits = limits
+        # Without introspection, __schema and __type are validation errors.
+        self.rules = specified_rules if introspection else (*specified_rules, NoSchemaIntrospectionCustomRule)
         self.cache_size = cache_size
         self._documents: OrderedDict[str, DocumentNode | list[dict]] = OrderedDict()
 
@@ -148,8 +158,8 @@ class GraphQLRunner:
         try:
             self.limits.check(document)
         except AuthError as error:
-            return [_formatted(error)]
-        errors = validate(self.schema, document)
+            return [error_payload(error)]
+        errors = validate(self.schema, document, self.rules)
         if errors:
             return [format_error(error) for error in errors]
         return document
@@ -160,10 +170,17 @@ class GraphQLRunner:
         variables: dict[str, Any] | None,
         operation_name: str | None,
         context: Any,
+        read_only: bool = False,
     ) -> dict[str, Any]:
+        """The response to one request; `read_only` (GET) refuses mutations
+        with MethodNotAllowedError, as GraphQL over HTTP has it."""
         prepared = self.prepare(query)
         if isinstance(prepared, list):
             return {"errors": prepared}
+        if read_only:
+            operation = get_operation_ast(prepared, operation_name)
+            if operation is not None and operation.operation is not OperationType.QUERY:
+                raise MethodNotAllowedError()
         result = execute(
             self.schema,
             prepared,
@@ -191,12 +208,4 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     else:
         log.error("unexpected error in %s", error.path, exc_info=original)
         known = InternalServerError()
-    formatted = error.formatted
-    formatted["message"] = str(known)
-    formatted["extensions"] = {"type": known.type}
-    formatted["type"] = known.type
-    return formatted
-
-
-def _formatted(error: AuthError) -> dict[str, Any]:
-    return {"message": str(error), "extensions": {"type": error.type}, "type": error.type}
+    return {**error.formatted, **error_payload(known)}

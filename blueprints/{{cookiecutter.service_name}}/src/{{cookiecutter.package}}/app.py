@@ -1,23 +1,21 @@
 """The ASGI application: routes, the GraphQL endpoint, start and stop."""
 
-import json
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from ariadne.explorer import ExplorerGraphiQL
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from . import pages
+from . import pages, transport
 from .api import GraphQLRunner, QueryLimits, build_schema
-from .errors import AuthError, BadRequestError, RequestTooLargeError
-from .services import RequestContext, Services, read_body
+from .errors import AuthError
+from .services import Services
 from .settings import Settings
+from .transport import RequestContext
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +29,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_aliases=settings.max_query_aliases,
             max_fields=settings.max_query_fields,
         ),
+        introspection=settings.introspection,
     )
     explorer = ExplorerGraphiQL(title="{{ cookiecutter.service_name }}").html(None)
+    explorer_headers = transport.graphiql_headers(explorer)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -44,32 +44,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await services.stop()
 
     async def graphql(request: Request) -> Response:
-        if request.method == "GET":
-            if not settings.graphiql:
+        if request.method == "GET" and "query" not in request.query_params:
+            # GraphiQL explores the schema through introspection.
+            if not (settings.graphiql and settings.introspection):
                 return Response(status_code=404)
-            return HTMLResponse(explorer)
-        try:
-            body = await _read_json(request, settings.max_body_bytes)
-        except RequestTooLargeError as error:
-            return _error_response(error, 413)
-        except BadRequestError as error:
-            return _error_response(error, 400)
+            return HTMLResponse(explorer, headers=explorer_headers)
         context = RequestContext(services=request.app.state.services, request=request)
-        result = await runner.run(
-            body["query"], body.get("variables"), body.get("operationName"), context
-        )
-        response = JSONResponse(result)
-        for name, value, max_age in context.cookies:
-            response.set_cookie(
-                name,
-                value,
-                max_age=max_age,
-                path=settings.cookie_path,
-                domain=settings.cookie_domain,
-                secure=settings.secure_cookies,
-                httponly=True,
-                samesite=settings.cookie_samesite,
+        try:
+            transport.check_origin(request, settings)
+            body = await transport.read_graphql_request(request, settings.max_body_bytes)
+            result = await runner.run(
+                body["query"],
+                body.get("variables"),
+                body.get("operationName"),
+                context,
+                read_only=request.method == "GET",
             )
+        except AuthError as error:
+            return transport.refusal(error)
+        response = JSONResponse(result)
+        context.write_cookies(response)
         return response
 
     async def healthz(request: Request) -> Response:
@@ -82,17 +76,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services: Services = request.app.state.services
         return JSONResponse(services.keys.jwks, headers={"cache-control": "public, max-age=300"})
 
-    middleware = []
-    if settings.cors_origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_credentials=True,
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
-            )
-        )
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/", graphql, methods=["POST"]),
@@ -100,26 +83,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         *pages.routes,
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
-
-
-async def _read_json(request: Request, limit: int) -> dict[str, Any]:
-    """The request body as a GraphQL request, refusing oversized bodies early."""
-    try:
-        body = json.loads(await read_body(request, limit))
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequestError("The request body is not valid JSON.") from None
-    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-        raise BadRequestError("The request body must be a JSON object with a 'query' string.")
-    variables = body.get("variables")
-    if variables is not None and not isinstance(variables, dict):
-        raise BadRequestError("'variables' must be a JSON object.")
-    operation = body.get("operationName")
-    if operation is not None and not isinstance(operation, str):
-        raise BadRequestError("'operationName' must be a string.")
-    return body
-
-
-def _error_response(error: AuthError, status: int) -> JSONResponse:
-    formatted = {"message": str(error), "extensions": {"type": error.type}, "type": error.type}
-    return JSONResponse({"errors": [formatted]}, status_code=status)
+    return Starlette(routes=routes, middleware=transport.middleware(settings), lifespan=lifespan)

@@ -98,3 +98,11 @@ class GraphQLValidationError(AuthError):
 
 class InternalServerError(AuthError):
     message = "Something went wrong; the error has been logged."
+
+
+class UnsupportedMediaTypeError(BadRequestError):
+    message = "The GraphQL endpoint takes application/json only."
+
+
+class MethodNotAllowedError(BadRequestError):
+    message = "GET runs queries only; send mutations with POST."

@@ -154,16 +154,17 @@ class Mailer:
             reason = _reason(error)
             if isinstance(error, PermanentFailure) or attempts >= self.settings.mail_max_attempts:
                 status = "failed"
-                log.error("mail %s to %s failed after %d attempt(s): %s", mail["_id"], mail["recipient"], attempts, reason)
+                log.error("mail %s (%s) to %s failed after %d attempt(s): %s", mail["_id"], mail["template"], mail["recipient"], attempts, reason)
                 changes = {"status": status, "context": _without_secrets(mail["context"])}
             else:
                 status = "pending"
                 delay = min(self.settings.mail_retry_delay * 2 ** (attempts - 1), self.settings.mail_retry_max_delay)
-                log.warning("mail %s to %s not sent (%s); retrying in %.1f s", mail["_id"], mail["recipient"], reason, delay)
+                log.warning("mail %s (%s) to %s not sent (%s); retrying in %.1f s", mail["_id"], mail["template"], mail["recipient"], reason, delay)
                 changes = {"next_attempt_at": now + timedelta(seconds=delay)}
             changes.update(attempts=attempts, last_error=reason)
         else:
             status = "sent"
+            log.info("mail %s (%s) sent to %s", mail["_id"], mail["template"], mail["recipient"])
             changes = {"status": status, "attempts": attempts, "sent_at": now, "last_error": None,
                        "context": _without_secrets(mail["context"])}
         await self.store.update_mail(mail["_id"], changes)
@@ -209,13 +210,15 @@ class Mailer:
             raise
 
     def _write_eml(self, mail: dict[str, Any], message: EmailMessage) -> None:
-        """Development delivery: a file per mail, and the link in the log."""
+        """Development delivery (no AUTH_SMTP_HOST): a file per mail, and its
+        link in the log, so the flows work on a fresh machine. With SMTP, the
+        log names the mail's kind and recipient only: the link is a secret."""
         folder = self.settings.outbox_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{mail['created_at']:%Y%m%d-%H%M%S}-{mail['_id']}.eml"
         path.write_bytes(message.as_bytes())
         link = mail["context"].get("link")
-        log.info("mail to %s written to %s%s", mail["recipient"], path, f"; link: {link}" if link else "")
+        log.info("mail %s (%s) to %s written to %s%s", mail["_id"], mail["template"], mail["recipient"], path, f"; link: {link}" if link else "")
 
 
 def _without_secrets(context: dict[str, Any]) -> dict[str, Any]:

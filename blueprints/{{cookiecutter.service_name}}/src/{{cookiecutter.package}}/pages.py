@@ -1,6 +1,7 @@
 """The HTML pages behind the links in mails: email confirmation, password reset form."""
 
 import logging
+import secrets
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -9,21 +10,24 @@ from starlette.routing import Route
 
 from . import recovery
 from .errors import AuthError, RequestTooLargeError
-from .services import Services, read_body
+from .services import Services
+from .transport import page_headers, read_body
 
 log = logging.getLogger(__name__)
 
 # A reset form post carries two passwords and a token: a few kilobytes at most.
 MAX_FORM_BYTES = 20_000
 
-# Pages carrying one-time tokens are neither cached nor leaked through Referer.
-_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+def render(services: Services, name: str, status: int = 200, **variables: object) -> HTMLResponse:
+    """A page template with its security headers; `nonce` marks the page's own scripts."""
+    nonce = secrets.token_urlsafe(16)
+    page = services.mailer.templates.page(name, nonce=nonce, **variables)
+    return HTMLResponse(page, status_code=status, headers=page_headers(nonce))
 
 
 def notification_page(services: Services, kind: str, message: str, status: int = 200) -> HTMLResponse:
-    notifications = [{"type": kind, "message": message}]
-    page = services.mailer.templates.page("notification_page", notifications=notifications)
-    return HTMLResponse(page, status_code=status, headers=_NO_STORE)
+    return render(services, "notification_page", status, notifications=[{"type": kind, "message": message}])
 
 
 async def confirm_email(request: Request) -> Response:
@@ -42,8 +46,7 @@ async def reset_password_form(request: Request) -> Response:
     token = request.query_params.get("token", "")
     if not token:
         return notification_page(services, "error", "This password recovery link is incomplete.", 400)
-    page = services.mailer.templates.page("reset_password_form", token=token)
-    return HTMLResponse(page, headers=_NO_STORE)
+    return render(services, "reset_password_form", token=token)
 
 
 async def _reset_password(request: Request, services: Services) -> Response:

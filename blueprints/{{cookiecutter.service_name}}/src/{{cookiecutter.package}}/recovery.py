@@ -18,18 +18,17 @@ from .errors import (
 )
 from .links import RESET_PASSWORD, VERIFY_EMAIL, recovery_writes, verification_writes
 from .models import hook_view
-from .services import RequestContext, Services
+from .services import Services
 from .tokens import hash_secret
 
-async def send_verification_email(context: RequestContext) -> bool:
+async def send_verification_email(services: Services, bearer_token: str | None) -> bool:
     """Send a new confirmation link to the logged-in user.
 
     Waits up to AUTH_MAIL_SEND_WAIT seconds for the first delivery attempt:
     EmailNotSentError if the mail was refused for good; a mail still being
     retried counts as sent.
     """
-    services = context.services
-    user = await services.accounts.authenticate(context.bearer_token)
+    user = await services.accounts.authenticate(bearer_token)
     if user["email_verified"]:
         raise EmailAlreadyConfirmedError()
     side = verification_writes(services.settings, user)
@@ -41,20 +40,19 @@ async def send_verification_email(context: RequestContext) -> bool:
     return True
 
 
-async def send_password_recovery_email(context: RequestContext, email: str) -> bool:
+async def send_password_recovery_email(services: Services, bearer_token: str | None, email: str) -> bool:
     """Mail a recovery link if the account exists; the answer is True either way.
 
     Neither path waits for the mail, so their timing does not tell whether an
     account exists.
     """
-    if context.bearer_token is not None:
+    if bearer_token is not None:
         try:
-            await context.services.accounts.authenticate(context.bearer_token)
+            await services.accounts.authenticate(bearer_token)
         except UnauthorizedError:
             pass
         else:
             raise AlreadyLoggedInError()
-    services = context.services
     user = await services.store.get_user_by_email(lookup_email(email))
     if user is None:
         return True

@@ -157,12 +157,13 @@ async def resolve_delete_me(_: Any, info: GraphQLResolveInfo, password: str) -> 
 
 @query.field("sendVerificationEmail")
 async def resolve_send_verification_email(_: Any, info: GraphQLResolveInfo) -> bool:
-    return await recovery.send_verification_email(info.context)
+    return await recovery.send_verification_email(info.context.services, info.context.bearer_token)
 
 
 @query.field("sendPasswordRecoveryEmail")
 async def resolve_send_password_recovery_email(_: Any, info: GraphQLResolveInfo, email: str) -> bool:
-    return await recovery.send_password_recovery_email(info.context, email)
+    context = info.context
+    return await recovery.send_password_recovery_email(context.services, context.bearer_token, email)
 
 
 @mutation.field("resetMyPassword")

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICE_NAME = "{{ cookiecutter.service_name }}"
@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:5000"
     graphiql: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # __schema/__type queries (and GraphiQL, which needs them).
+    introspection: bool = True
 
     # Tokens and keys.
     auth_token_ttl: int = Field(default=15 * 60, gt=0)
@@ -38,6 +40,8 @@ class Settings(BaseSettings):
     private_key_file: Path = Path("keys/private.pem")
     public_key_file: Path = Path("keys/public.pem")
     cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    # Unset: a host-only cookie. A domain also sends it to every subdomain.
+    cookie_domain: str | None = None
 
     # Passwords and logins.
     password_min_length: int = Field(default=8, ge=8)
@@ -54,6 +58,9 @@ class Settings(BaseSettings):
     login_failure_window: int = Field(default=15 * 60, gt=0)
     # Only behind a reverse proxy that sets it: the client address for throttling.
     trust_forwarded_for: bool = False
+    # Reverse proxies in front of the service, each appending to X-Forwarded-For;
+    # 0 ignores the header (AUTH_TRUST_FORWARDED_FOR=true counts as 1).
+    trusted_proxies: int = Field(default=0, ge=0)
 
     # Mail.
     smtp_host: str = ""
@@ -89,8 +96,20 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            value = [origin.strip() for origin in value.split(",") if origin.strip()]
+        if isinstance(value, list) and "*" in value:
+            raise ValueError(
+                "AUTH_CORS_ORIGINS=* would let every website call with the user's cookie; list the origins"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _cookies_reach_browsers(self) -> "Settings":
+        if self.cookie_samesite == "none" and not self.secure_cookies:
+            raise ValueError(
+                "AUTH_COOKIE_SAMESITE=none needs an https AUTH_PUBLIC_URL: browsers drop such cookies over http"
+            )
+        return self
 
     @property
     def database(self) -> str:
@@ -105,9 +124,5 @@ class Settings(BaseSettings):
         return urlsplit(self.public_url).path.rstrip("/") or "/"
 
     @property
-    def cookie_domain(self) -> str | None:
-        host = urlsplit(self.public_url).hostname
-        # Browsers reject a Domain attribute for IP addresses and localhost.
-        if not host or host == "localhost" or host.replace(".", "").isdigit() or ":" in host:
-            return None
-        return host
+    def proxy_hops(self) -> int:
+        return self.trusted_proxies or int(self.trust_forwarded_for)
