@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     private_key_file: Path = Path("keys/private.pem")
     public_key_file: Path = Path("keys/public.pem")
     cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    # Seconds an already-rotated refresh token still continues its session
+    # (concurrent refreshes, a login during a refresh); later, reuse revokes it.
+    refresh_reuse_interval: float = Field(default=10.0, ge=0)
 
     # Passwords and logins.
     password_min_length: int = Field(default=8, ge=8)
@@ -54,6 +57,9 @@ class Settings(BaseSettings):
     login_failure_window: int = Field(default=15 * 60, gt=0)
     # Only behind a reverse proxy that sets it: the client address for throttling.
     trust_forwarded_for: bool = False
+    # Whether updateMe needs previousPassword to change the email too (Krypton's
+    # own client sends none; the old address gets a notice either way).
+    email_change_needs_password: bool = False
 
     # Mail.
     smtp_host: str = ""
