@@ -224,9 +224,10 @@ class MongoStore(Store):
         # Only one request can claim a current token; others within the interval join its session.
         found = await self.refresh_tokens.find_one_and_update(
             {**live, "rotated": False}, {"$set": {"rotated": True, "rotated_at": now}}
-        ) or await self.refresh_tokens.find_one(
-            {**live, "rotated": True, "rotated_at": {"$gt": now - timedelta(seconds=reuse_interval)}}
         )
+        if found is None:
+            recently = {"$gt": now - timedelta(seconds=reuse_interval)}
+            found = await self.refresh_tokens.find_one({**live, "rotated": True, "rotated_at": recently})
         if found is None:
             found = await self.refresh_tokens.find_one({"_id": token_hash})
             if found is None or not found["rotated"]:
