@@ -5,15 +5,19 @@ The values of the custom fields are built from the model's own rules, so the
 same tests run for every user.yaml.
 """
 
+import contextlib
 import datetime as dt
 import itertools
 import math
 import re
+from collections.abc import Iterator
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import MailSink, Service, service_env
 
 from {{ cookiecutter.package }} import models, rules
 from {{ cookiecutter.package }}.models import FIELDS, USER_FIELDS, FieldInfo
@@ -159,3 +163,14 @@ def logged_in(client: Any, fields: dict[str, Any]) -> dict[str, Any]:
 def post(url: str, query: str, variables: dict | None = None, **headers: str) -> httpx.Response:
     """One request with exactly the given headers and no cookie jar."""
     return httpx.post(f"{url}/graphql", json={"query": query, "variables": variables}, headers=headers)
+
+
+@contextlib.contextmanager
+def running_service(folder: Path, smtp: MailSink | None = None, **env: str) -> Iterator[Service]:
+    """A service of its own, started with these extra settings and stopped on leaving."""
+    service = Service(folder, {**service_env(folder, smtp), **env})
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()

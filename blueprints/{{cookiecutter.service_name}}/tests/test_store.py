@@ -353,6 +353,73 @@ async def test_concurrent_refreshes_cannot_both_win(store):
     assert sorted(outcome.value for outcome, _ in outcomes) == ["reused", "rotated"]
 
 
+async def test_a_token_rotated_within_the_reuse_interval_continues_its_session(store):
+    first = refresh_token("u1", "s1")
+    await store.add_refresh_token(first)
+    second, sibling = replacement(), replacement()
+    assert (await store.rotate_refresh_token(first["token_hash"], second, NOW, 10))[0] is Rotation.ROTATED
+    soon = NOW + dt.timedelta(seconds=9)
+    outcome, record = await store.rotate_refresh_token(first["token_hash"], sibling, soon, 10)
+    assert outcome is Rotation.ROTATED and record["session_id"] == "s1" and record["user_id"] == "u1"
+    # Both replacements are current tokens of the session.
+    heads = [replacement(), replacement()]
+    for token, head in zip((second, sibling), heads):
+        assert (await store.rotate_refresh_token(token["token_hash"], head, soon, 10))[0] is Rotation.ROTATED
+    # The interval runs from the first rotation, whatever was presented since:
+    # after it, the first token is a replay and the whole session ends.
+    late = NOW + dt.timedelta(seconds=11)
+    outcome, record = await store.rotate_refresh_token(first["token_hash"], replacement(), late, 10)
+    assert outcome is Rotation.REUSED and record["session_id"] == "s1"
+    for head in heads:
+        assert await store.end_session(head["token_hash"]) is None
+
+
+async def test_concurrent_refreshes_within_the_interval_all_continue_the_session(store):
+    token = refresh_token("u1", "s1")
+    await store.add_refresh_token(token)
+    replacements = [replacement() for _ in range(8)]
+    outcomes = await asyncio.gather(
+        *(store.rotate_refresh_token(token["token_hash"], new, NOW, 10) for new in replacements)
+    )
+    assert [(outcome, record["session_id"]) for outcome, record in outcomes] == [(Rotation.ROTATED, "s1")] * 8
+    for new in replacements:
+        assert (await store.rotate_refresh_token(new["token_hash"], replacement(), NOW, 10))[0] is Rotation.ROTATED
+
+
+async def test_the_reuse_interval_does_not_revive_an_ended_or_expired_session(store):
+    first = refresh_token("u1", "s1")
+    await store.add_refresh_token(first)
+    second = replacement()
+    await store.rotate_refresh_token(first["token_hash"], second, NOW, 10)
+    await store.end_session(second["token_hash"])
+    assert await store.rotate_refresh_token(first["token_hash"], replacement(), NOW, 10) == (Rotation.INVALID, None)
+    expiring = refresh_token("u1", "s2", expires_at=NOW + dt.timedelta(seconds=5))
+    await store.add_refresh_token(expiring)
+    await store.rotate_refresh_token(expiring["token_hash"], replacement(), NOW, 10)
+    later = NOW + dt.timedelta(seconds=6)
+    assert (await store.rotate_refresh_token(expiring["token_hash"], replacement(), later, 10))[0] is not Rotation.ROTATED
+
+
+async def test_refresh_tokens_of_an_older_generation_gain_the_rotation_time(tmp_path):
+    """A database made before the reuse interval existed lacks the column; the start adds it."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = SqlStore(url)
+    await store.open()
+    token = refresh_token("u1", "s1")
+    await store.add_refresh_token(token)
+    async with store.engine.begin() as connection:
+        await connection.execute(text("ALTER TABLE refresh_tokens DROP COLUMN rotated_at"))
+    await store.close()
+    store = SqlStore(url)
+    await store.open()
+    try:
+        for _ in range(2):
+            outcome, _ = await store.rotate_refresh_token(token["token_hash"], replacement(), NOW, 10)
+            assert outcome is Rotation.ROTATED
+    finally:
+        await store.close()
+
+
 async def test_end_session_ends_only_that_session(store):
     first, other = refresh_token("u1", "s1"), refresh_token("u1", "s2")
     await store.add_refresh_token(first)

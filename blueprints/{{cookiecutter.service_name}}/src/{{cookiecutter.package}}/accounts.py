@@ -1,9 +1,11 @@
 """The account logic: registration, logins and sessions, the logged-in user's changes.
 
 A session is a chain of refresh tokens, one per device: each refresh swaps the
-cookie for a new one, and a cookie that was already swapped (a stolen copy
-replayed) revokes its whole session. Only SHA-256 hashes of refresh and
-one-time tokens are stored; passwords are argon2id hashes.
+cookie for a new one. A cookie swapped less than AUTH_REFRESH_REUSE_INTERVAL
+seconds ago still continues its session (two tabs refreshing at once, a login
+during a refresh); one swapped earlier (a stolen copy replayed) revokes the
+whole session. Only SHA-256 hashes of refresh and one-time tokens are stored;
+passwords are argon2id hashes.
 """
 
 import datetime as dt
@@ -21,7 +23,7 @@ from .errors import (
     UserValidationError,
     WrongPasswordError,
 )
-from .links import verification_writes
+from .links import credentials_writes, verification_writes
 from .mail import Mailer
 from .models import account_view, hook_view, owner_view, validate_fields
 from .passwords import Passwords
@@ -135,10 +137,7 @@ class Accounts:
             await self.store.update_user(user["_id"], {"password_hash": await self.passwords.hash(password)})
         await hooks.after_login(hook_view(user))
         await self._purge_now_and_then(now)
-        if cookie.refresh_cookie:
-            # This device logs in again: its previous session ends.
-            await self.store.end_session(hash_secret(cookie.refresh_cookie))
-        cookie.set_refresh_cookie(await self._new_session(user["_id"], now))
+        await self._login_session(user["_id"], now, cookie)
         return self._user_and_token(user)
 
     async def authenticate(self, bearer_token: str | None) -> dict[str, Any]:
@@ -172,6 +171,22 @@ class Accounts:
         cookie.clear_refresh_cookie()
         return True
 
+    async def _login_session(self, user_id: str, now: dt.datetime, cookie: RefreshCookie) -> None:
+        """Give the device that logs in a fresh cookie.
+
+        A cookie of the user's own session continues that session: a refresh
+        sent with the same cookie may be in flight (Krypton's client does
+        that), and whichever answer the browser keeps must work. A cookie of
+        another user's session ends it; a replayed one revoked its session.
+        """
+        if cookie.refresh_cookie:
+            rotation, record = await self._rotate(cookie)
+            if rotation is Rotation.ROTATED and record is not None:
+                if record["user_id"] == user_id:
+                    return
+                await self.store.end_session(hash_secret(cookie.refresh_cookie))
+        cookie.set_refresh_cookie(await self._new_session(user_id, now))
+
     async def _new_session(self, user_id: str, now: dt.datetime) -> str:
         raw, token_hash = new_secret()
         await self.store.add_refresh_token(
@@ -193,7 +208,7 @@ class Accounts:
             "expires_at": now + dt.timedelta(seconds=self.settings.refresh_token_ttl),
         }
         rotation, record = await self.store.rotate_refresh_token(
-            hash_secret(cookie.refresh_cookie or ""), replacement, now
+            hash_secret(cookie.refresh_cookie or ""), replacement, now, self.settings.refresh_reuse_interval
         )
         if rotation is Rotation.ROTATED:
             cookie.set_refresh_cookie(raw)
@@ -218,8 +233,9 @@ class Accounts:
     async def update_me(self, user: dict[str, Any], fields: dict[str, Any], cookie: RefreshCookie) -> dict[str, Any]:
         """Changes the user's fields; email and password also need this session's cookie.
 
-        A new email must be verified again; a new password ends every other
-        session of the user.
+        A new email must be verified again. A new email or password ends every
+        other session and every outstanding link of the user, and notifies
+        the address the account had.
         """
         values = dict(fields)
         email = values.pop("email", None)
@@ -232,6 +248,7 @@ class Accounts:
                 email = None
         if password is not None:
             self.passwords.check_policy(password)
+        if password is not None or (email is not None and self.settings.email_change_needs_password):
             if not previous_password or not await self.passwords.verify(user["password_hash"], previous_password):
                 raise WrongPasswordError()
         in_session = False
@@ -243,10 +260,10 @@ class Accounts:
         side = None
         if email is not None:
             changes.update(email=email, email_verified=False)
-            side = verification_writes(self.settings, {**user, **changes})
-            await self.store.delete_user_tokens(user["_id"], "verify_email")
         if password is not None:
             changes["password_hash"] = await self.passwords.hash(password)
+        if email is not None or password is not None:
+            side = credentials_writes(self.settings, user, {**user, **changes})
         try:
             updated = await self.store.update_user(user["_id"], changes, side)
         except DuplicateValueError as error:
@@ -255,8 +272,7 @@ class Accounts:
             raise UnauthorizedError()
         if side is not None:
             self.mailer.wake()
-        if password is not None:
-            await self.store.end_user_sessions(user["_id"])
+            # The other sessions ended with the change; this device goes on in a new one.
             cookie.set_refresh_cookie(await self._new_session(user["_id"], dt.datetime.now(dt.UTC)))
         return self._user_and_token(updated)
 

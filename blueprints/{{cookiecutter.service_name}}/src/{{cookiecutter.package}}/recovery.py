@@ -16,7 +16,7 @@ from .errors import (
     UnauthorizedError,
     UpdatePasswordTooLateError,
 )
-from .links import RESET_PASSWORD, VERIFY_EMAIL, recovery_writes, verification_writes
+from .links import RESET_PASSWORD, VERIFY_EMAIL, credentials_writes, recovery_writes, verification_writes
 from .models import hook_view
 from .services import Services
 from .tokens import hash_secret
@@ -63,7 +63,8 @@ async def send_password_recovery_email(services: Services, bearer_token: str | N
 
 
 async def reset_password(services: Services, password: str, raw_token: str) -> dict[str, Any]:
-    """Set a new password from a recovery link, and end every session of the user."""
+    """Set a new password from a recovery link: every session and other link
+    of the user ends, and the account's address gets a notice."""
     # Checked first, so a refused password does not use up the link.
     services.passwords.check_policy(password)
     record = await services.store.consume_user_token(hash_secret(raw_token), RESET_PASSWORD)
@@ -71,12 +72,16 @@ async def reset_password(services: Services, password: str, raw_token: str) -> d
         raise UnauthorizedError("This password recovery link is invalid or was already used.")
     if record["expires_at"] <= datetime.now(UTC):
         raise UpdatePasswordTooLateError()
-    password_hash = await services.passwords.hash(password)
-    user = await services.store.update_user(record["user_id"], {"password_hash": password_hash})
-    if user is None:
+    before = await services.store.get_user(record["user_id"])
+    if before is None:
         raise UnauthorizedError("This account no longer exists.")
-    await services.store.delete_user_tokens(user["_id"], RESET_PASSWORD)
-    await services.store.end_user_sessions(user["_id"])
+    changes = {"password_hash": await services.passwords.hash(password)}
+    side = credentials_writes(services.settings, before, {**before, **changes})
+    # Only while the account still has the address the link was sent to.
+    user = await services.store.update_user(before["_id"], changes, side, expected={"email": record["email"]})
+    if user is None:
+        raise UnauthorizedError("This link was sent to an address that is no longer the one of the account.")
+    services.mailer.wake()
     message = "Your password has been changed. You can now log in with it."
     return {"notifications": [{"type": "success", "message": message}]}
 

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     cookie_samesite: Literal["lax", "strict", "none"] = "lax"
     # Unset: a host-only cookie. A domain also sends it to every subdomain.
     cookie_domain: str | None = None
+    # Seconds an already-rotated refresh token still continues its session
+    # (concurrent refreshes, a login during a refresh); later, reuse revokes it.
+    refresh_reuse_interval: float = Field(default=10.0, ge=0)
 
     # Passwords and logins.
     password_min_length: int = Field(default=8, ge=8)
@@ -61,6 +64,9 @@ class Settings(BaseSettings):
     # Reverse proxies in front of the service, each appending to X-Forwarded-For;
     # 0 ignores the header (AUTH_TRUST_FORWARDED_FOR=true counts as 1).
     trusted_proxies: int = Field(default=0, ge=0)
+    # Whether updateMe needs previousPassword to change the email too (Krypton's
+    # own client sends none; the old address gets a notice either way).
+    email_change_needs_password: bool = False
 
     # Mail.
     smtp_host: str = ""

@@ -83,11 +83,16 @@ class SideWrites:
 
     tokens: list[dict[str, Any]] = field(default_factory=list)
     mails: list[dict[str, Any]] = field(default_factory=list)
+    # What the change revokes (update_user only), before `tokens` are written:
+    # the user's one-time tokens of these purposes, and with `end_sessions`
+    # every session of the user. Links die with what they were issued under.
+    revoked_purposes: list[str] = field(default_factory=list)
+    end_sessions: bool = False
 
 
 class Rotation(Enum):
-    ROTATED = "rotated"  # the token was current; it is now replaced
-    REUSED = "reused"  # the token had already been rotated: its session is revoked
+    ROTATED = "rotated"  # the token was current (or just rotated): its session continues
+    REUSED = "reused"  # the token had been rotated before the reuse interval: its session is revoked
     INVALID = "invalid"  # unknown or expired
 
 
@@ -152,12 +157,15 @@ class Store(ABC):
 
     @abstractmethod
     async def rotate_refresh_token(
-        self, token_hash: str, replacement: dict[str, Any], now: datetime
+        self, token_hash: str, replacement: dict[str, Any], now: datetime, reuse_interval: float = 0.0
     ) -> tuple[Rotation, dict[str, Any] | None]:
         """Swap a current token for `replacement` (same session), atomically.
 
-        A token that was already rotated is a stolen or replayed one: its
-        whole session is revoked and REUSED returned.
+        A token rotated less than `reuse_interval` seconds before `now` is a
+        concurrent request of the same client (two tabs, a login during a
+        refresh): `replacement` joins its session too, and ROTATED is returned.
+        A token rotated earlier is a stolen or replayed one: its whole session
+        is revoked and REUSED returned.
         """
 
     @abstractmethod

@@ -11,16 +11,18 @@ partial, so users without a value never collide), new fields with a default
 are filled in, and data the model cannot take stops the start with the fix.
 
 Without a replica set MongoDB has no multi-document transactions, so a user
-change and its side records (one-time tokens, outbox mails) are two writes:
-the user first, then the side records. A crash in between keeps the change
-but loses its mail; the user can ask for the mail again (e.g.
-sendVerificationEmail). Every other operation is a single atomic document
-update: a refresh token is rotated with a conditional update, so two
-concurrent refreshes cannot both win, and a mail is leased the same way.
+change and its side records (revoked links and sessions, one-time tokens,
+outbox mails) are several writes: the user first, then the side records. A
+crash in between keeps the change but may lose its mail or leave an older
+link alive (links are also bound to the address they were sent to); the user
+can ask for the mail again (e.g. sendVerificationEmail). Every other
+operation is a single atomic document update: a refresh token is rotated with
+a conditional update, so two concurrent refreshes cannot both claim it, and a
+mail is leased the same way.
 """
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,7 +53,7 @@ LOGIN_FAILURE_TTL = 7 * 24 * 3600
 MATCH_NOTHING: dict[str, Any] = {"_id": {"$in": []}}
 
 # The fields of each kind of record, as the SQL adapter's columns.
-REFRESH_TOKEN_KEYS = ("token_hash", "session_id", "user_id", "expires_at", "rotated")
+REFRESH_TOKEN_KEYS = ("token_hash", "session_id", "user_id", "expires_at", "rotated", "rotated_at")
 USER_TOKEN_KEYS = ("token_hash", "user_id", "purpose", "email", "expires_at")
 MAIL_KEYS = (
     "_id",
@@ -179,6 +181,11 @@ class MongoStore(Store):
             raise DuplicateValueError(_duplicate_field(error)) from None
         if document is None:
             return None
+        if side is not None:
+            if side.revoked_purposes:
+                await self.user_tokens.delete_many({"user_id": user_id, "purpose": {"$in": side.revoked_purposes}})
+            if side.end_sessions:
+                await self.refresh_tokens.delete_many({"user_id": user_id})
         await self.add_side_writes(side)
         return _user(document)
 
@@ -211,21 +218,30 @@ class MongoStore(Store):
         await self.refresh_tokens.insert_one(_keyed({"rotated": False, **record}))
 
     async def rotate_refresh_token(
-        self, token_hash: str, replacement: dict[str, Any], now: datetime
+        self, token_hash: str, replacement: dict[str, Any], now: datetime, reuse_interval: float = 0.0
     ) -> tuple[Rotation, dict[str, Any] | None]:
-        claimed = await self.refresh_tokens.find_one_and_update(
-            {"_id": token_hash, "rotated": False, "expires_at": {"$gt": now}}, {"$set": {"rotated": True}}
+        live = {"_id": token_hash, "expires_at": {"$gt": now}}
+        # Only one request can claim a current token; others within the interval join its session.
+        found = await self.refresh_tokens.find_one_and_update(
+            {**live, "rotated": False}, {"$set": {"rotated": True, "rotated_at": now}}
         )
-        if claimed is not None:
-            record = _record(claimed, REFRESH_TOKEN_KEYS)
-            new = {**replacement, "session_id": record["session_id"], "user_id": record["user_id"], "rotated": False}
-            await self.refresh_tokens.insert_one(_keyed(new))
-            return Rotation.ROTATED, record
-        found = await self.refresh_tokens.find_one({"_id": token_hash})
-        if found is None or not found["rotated"]:
-            return Rotation.INVALID, None  # unknown, or expired
-        await self.refresh_tokens.delete_many({"session_id": found["session_id"]})
-        return Rotation.REUSED, _record(found, REFRESH_TOKEN_KEYS)
+        if found is None:
+            recently = {"$gt": now - timedelta(seconds=reuse_interval)}
+            found = await self.refresh_tokens.find_one({**live, "rotated": True, "rotated_at": recently})
+        if found is None:
+            found = await self.refresh_tokens.find_one({"_id": token_hash})
+            if found is None or not found["rotated"]:
+                return Rotation.INVALID, None  # unknown, or expired
+            await self.refresh_tokens.delete_many({"session_id": found["session_id"]})
+            return Rotation.REUSED, _record(found, REFRESH_TOKEN_KEYS)
+        record = _record(found, REFRESH_TOKEN_KEYS)
+        new = {**replacement, "session_id": record["session_id"], "user_id": record["user_id"], "rotated": False}
+        await self.refresh_tokens.insert_one(_keyed(new))
+        if await self.refresh_tokens.find_one({"_id": token_hash}) is None:
+            # The session was revoked meanwhile: the replacement goes with it.
+            await self.refresh_tokens.delete_one({"_id": replacement["token_hash"]})
+            return Rotation.INVALID, None
+        return Rotation.ROTATED, record
 
     async def end_session(self, token_hash: str) -> dict[str, Any] | None:
         found = await self.refresh_tokens.find_one({"_id": token_hash})

@@ -9,7 +9,7 @@ or dropped, and data the model cannot take stops the start with the fix.
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -104,6 +104,8 @@ refresh_tokens = Table(
     Column("user_id", String(24), nullable=False, index=True),
     Column("expires_at", DateTime, nullable=False, index=True),
     Column("rotated", Boolean, nullable=False, default=False),
+    # When it was first rotated; a database of an older generation lacks it.
+    Column("rotated_at", DateTime, nullable=True),
 )
 
 user_tokens = Table(
@@ -197,6 +199,7 @@ class SqlStore(Store):
     async def open(self) -> None:
         async with self.engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
+            await connection.run_sync(_add_missing_columns, refresh_tokens)
             await connection.run_sync(_sync_users_schema)
 
     async def close(self) -> None:
@@ -241,6 +244,7 @@ class SqlStore(Store):
             row = (await connection.execute(select(users).where(*selected))).first()
             if row is None:
                 return None
+            await _revoke(connection, user_id, side)
             await _write_side(connection, side)
             return _row(users, row)
 
@@ -273,30 +277,35 @@ class SqlStore(Store):
             await connection.execute(insert(refresh_tokens).values(_values({"rotated": False, **record})))
 
     async def rotate_refresh_token(
-        self, token_hash: str, replacement: dict[str, Any], now: datetime
+        self, token_hash: str, replacement: dict[str, Any], now: datetime, reuse_interval: float = 0.0
     ) -> tuple[Rotation, dict[str, Any] | None]:
         token = refresh_tokens.c
+        this = token.token_hash == token_hash
         async with self.engine.begin() as connection:
-            row = (await connection.execute(select(refresh_tokens).where(token.token_hash == token_hash))).first()
+            # One conditional write claims a current token, or one rotated within
+            # the interval (keeping its first rotation time), and holds the
+            # session against a concurrent revocation until the replacement is in.
+            claimed = await connection.execute(
+                update(refresh_tokens)
+                .where(
+                    this,
+                    token.expires_at > _to_db(now),
+                    or_(token.rotated == false(), token.rotated_at > _to_db(now - timedelta(seconds=reuse_interval))),
+                )
+                .values(rotated=True, rotated_at=func.coalesce(token.rotated_at, _to_db(now)))
+            )
+            row = (await connection.execute(select(refresh_tokens).where(this))).first()
             if row is None:
                 return Rotation.INVALID, None
             record = _row(refresh_tokens, row)
-            if record["rotated"]:
-                await connection.execute(delete(refresh_tokens).where(token.session_id == record["session_id"]))
-                return Rotation.REUSED, record
-            if record["expires_at"] <= now:
-                return Rotation.INVALID, None
-            claimed = await connection.execute(
-                update(refresh_tokens)
-                .where(token.token_hash == token_hash, token.rotated == false())
-                .values(rotated=True)
-            )
-            if claimed.rowcount != 1:
-                await connection.execute(delete(refresh_tokens).where(token.session_id == record["session_id"]))
-                return Rotation.REUSED, record
-            new = {**replacement, "session_id": record["session_id"], "user_id": record["user_id"], "rotated": False}
-            await connection.execute(insert(refresh_tokens).values(_values(new)))
-            return Rotation.ROTATED, record
+            if claimed.rowcount == 1:
+                new = {**replacement, "session_id": record["session_id"], "user_id": record["user_id"]}
+                await connection.execute(insert(refresh_tokens).values(_values({**new, "rotated": False})))
+                return Rotation.ROTATED, record
+            if not record["rotated"]:
+                return Rotation.INVALID, None  # expired
+            await connection.execute(delete(refresh_tokens).where(token.session_id == record["session_id"]))
+            return Rotation.REUSED, record
 
     async def end_session(self, token_hash: str) -> dict[str, Any] | None:
         token = refresh_tokens.c
@@ -408,6 +417,19 @@ async def _guard_unique(execution: Any) -> Any:
         raise DuplicateValueError(match.group(1) or match.group(2)) from None
 
 
+async def _revoke(connection: AsyncConnection, user_id: str, side: SideWrites | None) -> None:
+    """What a user change revokes, in its transaction (see SideWrites)."""
+    if side is None:
+        return
+    if side.revoked_purposes:
+        token = user_tokens.c
+        await connection.execute(
+            delete(user_tokens).where(token.user_id == user_id, token.purpose.in_(side.revoked_purposes))
+        )
+    if side.end_sessions:
+        await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
+
+
 async def _write_side(connection: AsyncConnection, side: SideWrites | None) -> None:
     if side is None:
         return
@@ -493,15 +515,20 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sync_users_schema(connection: Any) -> None:
-    """Bring an existing users table up to the current model, or explain why not."""
-    inspector = inspect(connection)
-    existing = {column["name"] for column in inspector.get_columns("users")}
-    for column in users.columns:
+def _add_missing_columns(connection: Any, table: Table) -> None:
+    """Add the columns a table made by an older generation lacks (created empty)."""
+    existing = {column["name"] for column in inspect(connection).get_columns(table.name)}
+    for column in table.columns:
         if column.name in existing:
             continue
         ddl = CreateColumn(column).compile(dialect=connection.dialect)
-        connection.execute(text(f"ALTER TABLE users ADD COLUMN {ddl}"))
+        connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
+
+def _sync_users_schema(connection: Any) -> None:
+    """Bring an existing users table up to the current model, or explain why not."""
+    _add_missing_columns(connection, users)
+    inspector = inspect(connection)
     for name, field in FIELDS.items():
         if field.has_default:
             connection.execute(
