@@ -382,7 +382,7 @@ async def test_purge_expired(store):
     await store.add_refresh_token(expired)
     await store.add_refresh_token(current)
     await store.add_side_writes(SideWrites(tokens=[one_time_token("u1", "verify", NOW - dt.timedelta(minutes=1))]))
-    await store.purge_expired(NOW)
+    await store.purge_expired(NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7))
     assert await store.end_session(expired["token_hash"]) is None
     assert await store.end_session(current["token_hash"]) is not None
     assert await store.consume_user_token("1" * 64, "verify") is None
@@ -436,19 +436,6 @@ async def test_side_writes_travel_with_the_user(store):
     assert [m["_id"] for m in await store.list_mails("pending")] == [mail["_id"], second["_id"]]
     assert await store.update_user(new_id(), {}, SideWrites(mails=[outbox_record("x@y.z", "t", {})])) is None
     assert len(await store.list_mails()) == 2
-
-
-# Failed logins.
-
-
-async def test_login_failures(store):
-    for minute in range(3):
-        await store.add_login_failure(["account:a", "address:1"], NOW + dt.timedelta(minutes=minute))
-    assert await store.count_login_failures("account:a", NOW - dt.timedelta(seconds=1)) == 3
-    assert await store.count_login_failures("account:a", NOW) == 2
-    await store.clear_login_failures("account:a")
-    assert await store.count_login_failures("account:a", NOW - dt.timedelta(hours=1)) == 0
-    assert await store.count_login_failures("address:1", NOW - dt.timedelta(hours=1)) == 3
 
 
 # Mail outbox.

@@ -98,3 +98,12 @@ class GraphQLValidationError(AuthError):
 
 class InternalServerError(AuthError):
     message = "Something went wrong; the error has been logged."
+
+
+class TooManyPasswordChecksError(BadRequestError):
+    """More than one root field that hashes a password in one request."""
+
+    message = (
+        "A request may check or set one password at most: send login, register,"
+        " updateMe, deleteMe and resetMyPassword in separate requests."
+    )
