@@ -115,8 +115,9 @@ class Accounts:
     async def login(self, email: str, password: str, address: str, cookie: RefreshCookie) -> dict[str, Any]:
         # Longer than any stored email: cut, so it cannot match nor bloat the failure keys.
         email = normalize_email(email)[: EMAIL_MAX_LENGTH + 1]
+        attempt = await self._password_attempt(email, address)
         user = await self.store.get_user_by_email(email)
-        if not await self._check_password(email, address, user["password_hash"] if user else None, password):
+        if not await self._verify(attempt, user["password_hash"] if user else None, password):
             raise UserNotFoundError()
         assert user is not None
         if self.passwords.needs_rehash(user["password_hash"]):
@@ -128,9 +129,8 @@ class Accounts:
         cookie.set_refresh_cookie(await self._new_session(user["_id"], dt.datetime.now(dt.UTC)))
         return self._user_and_token(user)
 
-    async def _check_password(self, email: str, address: str, password_hash: str | None, password: str) -> bool:
-        """Whether the password is right, checked within the failure limits
-        (TooManyRequestsError past them). A failure stays counted, a success does not.
+    async def _password_attempt(self, email: str, address: str) -> str:
+        """Record a password check, within the failure limits (TooManyRequestsError past them).
 
         Failures count per (account, address) and per address, so one client
         cannot lock a user out, and per account (a much higher limit) against
@@ -139,11 +139,14 @@ class Accounts:
         settings = self.settings
         window = settings.login_failure_window
         address = address[:ADDRESS_MAX_LENGTH]
-        attempt = await self.limits.enter(
+        return await self.limits.enter(
             Limit(f"password-pair:{address} {email}", settings.login_max_failures_per_account_address, window),
             Limit(f"password-account:{email}", settings.login_max_failures_per_account, window),
             Limit(f"password-address:{address}", settings.login_max_failures_per_address, window),
         )
+
+    async def _verify(self, attempt: str, password_hash: str | None, password: str) -> bool:
+        """Whether the password is right: a failed attempt stays counted, a right one does not."""
         if not await self.passwords.verify(password_hash, password):
             return False
         await self.limits.forget(attempt)
@@ -237,18 +240,23 @@ class Accounts:
             email = valid_email(email)
             if email == user["email"]:
                 email = None
+        needs_session = email is not None or password is not None
+        attempt = None
         if password is not None:
             self.passwords.check_policy(password)
+            if not previous_password:
+                raise WrongPasswordError()
+            if cookie.refresh_cookie:
+                attempt = await self._password_attempt(user["email"], address)
         in_session = False
         if cookie.refresh_cookie:
             rotation, record = await self._rotate(cookie)
             in_session = rotation is Rotation.ROTATED and record is not None and record["user_id"] == user["_id"]
-        if (email is not None or password is not None) and not in_session:
+        if needs_session and not in_session:
+            if attempt is not None:
+                await self.limits.forget(attempt)  # no password was checked
             raise UnauthorizedError("Changing the email or password needs this session's refresh cookie: log in again.")
-        if password is not None and not (
-            previous_password
-            and await self._check_password(user["email"], address, user["password_hash"], previous_password)
-        ):
+        if attempt is not None and not await self._verify(attempt, user["password_hash"], previous_password):
             raise WrongPasswordError()
         side = None
         if email is not None:
@@ -271,7 +279,8 @@ class Accounts:
         return self._user_and_token(updated)
 
     async def delete_me(self, user: dict[str, Any], password: str, cookie: RefreshCookie, address: str) -> bool:
-        if not await self._check_password(user["email"], address, user["password_hash"], password):
+        attempt = await self._password_attempt(user["email"], address)
+        if not await self._verify(attempt, user["password_hash"], password):
             raise WrongPasswordError()
         await hooks.before_delete(hook_view(user))
         await self.store.delete_user(user["_id"])
