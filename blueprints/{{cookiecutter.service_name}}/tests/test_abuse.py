@@ -259,7 +259,7 @@ def test_recovery_and_email_available_take_as_long_for_unknown_addresses(abuse):
         known_time, unknown_time = median_durations(
             client, [(SEND_RECOVERY, {"email": email}, {}) for email in (fields["email"], unknown)], 50
         )
-        assert abs(known_time - unknown_time) < 0.25 * max(known_time, unknown_time) + 0.0005
+        assert abs(known_time - unknown_time) < 0.3 * max(known_time, unknown_time) + 0.001
         addresses = iter(f"10.8.{number // 200}.{number % 200}" for number in range(1000))
         calls = [(EMAIL_AVAILABLE, {"email": email}, {}) for email in (fields["email"], unknown)]
         known = [[], []]
@@ -268,7 +268,7 @@ def test_recovery_and_email_available_take_as_long_for_unknown_addresses(abuse):
                 headers = {"x-forwarded-for": next(addresses)}
                 known[index].append(median_durations(client, [(call[0], call[1], headers)], 1)[0])
         known_time, unknown_time = (statistics.median(times) for times in known)
-        assert abs(known_time - unknown_time) < 0.25 * max(known_time, unknown_time) + 0.0005
+        assert abs(known_time - unknown_time) < 0.3 * max(known_time, unknown_time) + 0.001
 
 
 def test_email_available_is_throttled_per_address(abuse):

@@ -210,6 +210,8 @@ class SqlStore(Store):
             # Created readable by the owner only; SQLite gives its -wal and -shm files the same mode.
             os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
         async with self.engine.begin() as connection:
+            # Replaced by the attempts table.
+            await connection.execute(text("DROP TABLE IF EXISTS login_failures"))
             await connection.run_sync(metadata.create_all)
             await connection.run_sync(_sync_users_schema)
 
