@@ -19,8 +19,8 @@ from .errors import (
     UserValidationError,
     WrongPasswordError,
 )
-from .limits import Limit, Limits
-from .links import verification_writes
+from .limits import Limit, Limits, mail_limit
+from .links import VERIFY_EMAIL, verification_writes
 from .mail import Mailer
 from .models import EMAIL_PATTERN, account_view, hook_view, owner_view, validate_fields
 from .passwords import Passwords
@@ -258,6 +258,9 @@ class Accounts:
             raise UnauthorizedError("Changing the email or password needs this session's refresh cookie: log in again.")
         if attempt is not None and not await self._verify(attempt, user["password_hash"], previous_password):
             raise WrongPasswordError()
+        if email is not None:
+            # The new address gets a confirmation mail: within that address's mail limit.
+            await self.limits.enter(mail_limit(self.settings, VERIFY_EMAIL, email))
         side = None
         if email is not None:
             changes.update(email=email, email_verified=False)
