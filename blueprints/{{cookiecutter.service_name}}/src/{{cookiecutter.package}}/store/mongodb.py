@@ -124,6 +124,9 @@ class MongoStore(Store):
         await self.outbox.create_index(
             [("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="ix_outbox_status_next"
         )
+        await self.outbox.create_index(
+            [("status", ASCENDING), ("created_at", ASCENDING)], name="ix_outbox_status_created"
+        )
 
     async def close(self) -> None:
         await self.client.close()

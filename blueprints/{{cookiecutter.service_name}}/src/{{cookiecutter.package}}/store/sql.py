@@ -149,6 +149,7 @@ outbox = Table(
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime, nullable=True),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_status_created", "status", "created_at"),
 )
 
 _TABLES_BY_RECORD = {"tokens": user_tokens, "mails": outbox}
