@@ -449,7 +449,7 @@ async def test_purge_expired(store):
     await store.add_refresh_token(expired)
     await store.add_refresh_token(current)
     await store.add_side_writes(SideWrites(tokens=[one_time_token("u1", "verify", NOW - dt.timedelta(minutes=1))]))
-    await store.purge_expired(NOW)
+    await store.purge_expired(NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7))
     assert await store.end_session(expired["token_hash"]) is None
     assert await store.end_session(current["token_hash"]) is not None
     assert await store.consume_user_token("1" * 64, "verify") is None
@@ -503,19 +503,6 @@ async def test_side_writes_travel_with_the_user(store):
     assert [m["_id"] for m in await store.list_mails("pending")] == [mail["_id"], second["_id"]]
     assert await store.update_user(new_id(), {}, SideWrites(mails=[outbox_record("x@y.z", "t", {})])) is None
     assert len(await store.list_mails()) == 2
-
-
-# Failed logins.
-
-
-async def test_login_failures(store):
-    for minute in range(3):
-        await store.add_login_failure(["account:a", "address:1"], NOW + dt.timedelta(minutes=minute))
-    assert await store.count_login_failures("account:a", NOW - dt.timedelta(seconds=1)) == 3
-    assert await store.count_login_failures("account:a", NOW) == 2
-    await store.clear_login_failures("account:a")
-    assert await store.count_login_failures("account:a", NOW - dt.timedelta(hours=1)) == 0
-    assert await store.count_login_failures("address:1", NOW - dt.timedelta(hours=1)) == 3
 
 
 # Mail outbox.
@@ -678,3 +665,67 @@ async def test_required_field_is_fine_on_empty_data(opener):
     for name in REQUIRED_NO_DEFAULT:
         await forget_field(store, name)
     await opener()
+
+
+# Attempts: the rate limits' primitive (record, then count), and the purge.
+
+
+async def test_attempts_are_counted_per_key_and_since_a_moment(store):
+    first = await store.add_attempt(["pair:a", "account:a"], NOW)
+    await store.add_attempt(["pair:a", "account:a"], NOW + dt.timedelta(minutes=1))
+    await store.add_attempt(["pair:b", "account:a"], NOW + dt.timedelta(minutes=2))
+    assert await store.count_attempts("account:a", NOW - dt.timedelta(seconds=1)) == 3
+    assert await store.count_attempts("account:a", NOW) == 2
+    assert await store.count_attempts("pair:a", NOW - dt.timedelta(seconds=1)) == 2
+    assert await store.count_attempts("pair:c", NOW - dt.timedelta(seconds=1)) == 0
+    await store.forget_attempt(first)
+    assert await store.count_attempts("account:a", NOW - dt.timedelta(seconds=1)) == 2
+    assert await store.count_attempts("pair:a", NOW - dt.timedelta(seconds=1)) == 1
+
+
+async def test_simultaneous_attempts_each_see_their_own_record(store):
+    """Record first, count after: of 20 attempts at once, each counts itself and
+    at most `limit` of them can see a count within a limit."""
+
+    async def attempt() -> int:
+        await store.add_attempt(["burst"], NOW)
+        return await store.count_attempts("burst", NOW - dt.timedelta(seconds=1))
+
+    counts = await asyncio.gather(*(attempt() for _ in range(20)))
+    assert all(count >= 1 for count in counts)
+    assert sum(count <= 5 for count in counts) <= 5
+    assert await store.count_attempts("burst", NOW - dt.timedelta(seconds=1)) == 20
+
+
+async def test_purge_forgets_old_attempts_and_old_mails(store):
+    await store.add_attempt(["old"], NOW - dt.timedelta(hours=2))
+    await store.add_attempt(["old", "new"], NOW - dt.timedelta(minutes=1))
+    sent = outbox_record("a@example.com", "verify_email", {})
+    failed = outbox_record("b@example.com", "verify_email", {})
+    pending = outbox_record("c@example.com", "verify_email", {})
+    recent = outbox_record("d@example.com", "verify_email", {})
+    long_ago = NOW - dt.timedelta(days=8)
+    for mail in (sent, failed, pending):
+        mail["created_at"] = long_ago
+    await store.add_side_writes(SideWrites(mails=[sent, failed, pending, recent]))
+    await store.update_mail(sent["_id"], {"status": "sent", "sent_at": long_ago})
+    await store.update_mail(failed["_id"], {"status": "failed"})
+    await store.update_mail(recent["_id"], {"status": "sent", "sent_at": NOW})
+    await store.purge_expired(NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7))
+    assert await store.count_attempts("old", NOW - dt.timedelta(days=1)) == 1
+    assert await store.count_attempts("new", NOW - dt.timedelta(days=1)) == 1
+    assert [mail["_id"] for mail in await store.list_mails()] == sorted([pending["_id"], recent["_id"]])
+
+
+async def test_every_public_field_has_an_equality_index(store):
+    """Strangers filter on public fields: none of them is a full scan."""
+    if isinstance(store, SqlStore):
+        async with store.engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT sql FROM sqlite_master WHERE type = 'index'"))).all()
+        leading = {row[0].split("(", 1)[1].split(",")[0].strip(' )"') for row in rows if row[0]}
+    else:
+        information = await store.users.index_information()
+        leading = {index["key"][0][0] for index in information.values()}
+    public = [name for name, field in FIELDS.items() if field.public and not field.list]
+    assert set(public) | {"email_verified"} <= leading
+

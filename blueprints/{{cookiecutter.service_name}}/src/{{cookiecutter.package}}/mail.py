@@ -12,6 +12,7 @@ at the next start.
 import asyncio
 import html
 import logging
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -210,13 +211,15 @@ class Mailer:
             raise
 
     def _write_eml(self, mail: dict[str, Any], message: EmailMessage) -> None:
-        """Development delivery (no AUTH_SMTP_HOST): a file per mail, and its
-        link in the log, so the flows work on a fresh machine. With SMTP, the
-        log names the mail's kind and recipient only: the link is a secret."""
+        """Development delivery (no AUTH_SMTP_HOST): a file per mail, readable
+        by the owner only (it holds a one-time link), and its link in the log, so
+        the flows work on a fresh machine. With SMTP, the log names the mail's
+        kind and recipient only: the link is a secret."""
         folder = self.settings.outbox_dir
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = folder / f"{mail['created_at']:%Y%m%d-%H%M%S}-{mail['_id']}.eml"
-        path.write_bytes(message.as_bytes())
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+            file.write(message.as_bytes())
         link = mail["context"].get("link")
         log.info("mail %s (%s) to %s written to %s%s", mail["_id"], mail["template"], mail["recipient"], path, f"; link: {link}" if link else "")
 

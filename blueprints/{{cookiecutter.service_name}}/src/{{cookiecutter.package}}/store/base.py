@@ -176,8 +176,9 @@ class Store(ABC):
     async def end_user_sessions(self, user_id: str) -> int: ...
 
     @abstractmethod
-    async def purge_expired(self, now: datetime) -> None:
-        """Forget expired refresh tokens, one-time tokens and old login failures."""
+    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
+        """Forget expired refresh tokens and one-time tokens, attempts recorded
+        before `attempts_before`, and mails sent or given up created before `mails_before`."""
 
     # One-time tokens (email verification, password recovery).
 
@@ -191,16 +192,19 @@ class Store(ABC):
     @abstractmethod
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None: ...
 
-    # Failed logins, for throttling across workers.
+    # Attempts, for rate limits shared by every worker (logins, mails, ...).
 
     @abstractmethod
-    async def add_login_failure(self, keys: list[str], at: datetime) -> None: ...
+    async def add_attempt(self, keys: list[str], at: datetime) -> str:
+        """Record one attempt under each key; returns its id for forget_attempt."""
 
     @abstractmethod
-    async def count_login_failures(self, key: str, since: datetime) -> int: ...
+    async def count_attempts(self, key: str, since: datetime) -> int:
+        """How many attempts are recorded under `key` after `since`."""
 
     @abstractmethod
-    async def clear_login_failures(self, key: str) -> None: ...
+    async def forget_attempt(self, attempt_id: str) -> None:
+        """Remove an attempt under every key it was recorded under."""
 
     # Mail outbox.
 

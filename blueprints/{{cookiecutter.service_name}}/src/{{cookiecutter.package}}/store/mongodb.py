@@ -42,13 +42,14 @@ from .base import (
     SideWrites,
     Store,
     UserQuery,
+    new_id,
 )
 
 DEFAULT_DATABASE = "{{ cookiecutter.package }}"
 USER_KEYS = ("email", "email_verified", "password_hash", "created_at", *FIELDS)
 DATE_FIELDS = frozenset(name for name, field in FIELDS.items() if field.type == "date")
-#: Login failures are kept this long at most (the throttling window is shorter).
-LOGIN_FAILURE_TTL = 7 * 24 * 3600
+#: Attempts are kept this long at most, whatever the windows (the purge is exact).
+ATTEMPT_TTL = 7 * 24 * 3600
 #: A filter no document matches (MongoDB refuses an empty $or).
 MATCH_NOTHING: dict[str, Any] = {"_id": {"$in": []}}
 
@@ -73,7 +74,10 @@ _INDEX_IN_MESSAGE = re.compile(r"index: ux_users_(\w+)")
 
 def user_indexes() -> dict[str, dict[str, Any]]:
     """The users collection's own indexes for the current model, by name."""
-    wanted: dict[str, dict[str, Any]] = {"ux_users_email": {"keys": [("email", ASCENDING)], "unique": True}}
+    wanted: dict[str, dict[str, Any]] = {
+        "ux_users_email": {"keys": [("email", ASCENDING)], "unique": True},
+        "ix_users_email_verified": {"keys": [("email_verified", ASCENDING), ("_id", ASCENDING)]},
+    }
     for name, field in FIELDS.items():
         if field.unique:
             wanted[f"ux_users_{name}"] = {
@@ -83,6 +87,9 @@ def user_indexes() -> dict[str, dict[str, Any]]:
             }
         elif field.indexed:
             # Sorts on the field break ties by id: both in the index, no sort in memory.
+            wanted[f"ix_users_{name}"] = {"keys": [(name, ASCENDING), ("_id", ASCENDING)]}
+        elif field.public and not field.list:
+            # Every public field a stranger can filter on (equality only): no public query scans.
             wanted[f"ix_users_{name}"] = {"keys": [(name, ASCENDING), ("_id", ASCENDING)]}
         if field.indexed:
             # Pages in id order filtered on the field read the index alone, not every skipped user.
@@ -99,7 +106,7 @@ class MongoStore(Store):
         self.users = database["users"]
         self.refresh_tokens = database["refresh_tokens"]
         self.user_tokens = database["user_tokens"]
-        self.login_failures = database["login_failures"]
+        self.attempts = database["attempts"]
         self.outbox = database["outbox"]
 
     async def open(self) -> None:
@@ -113,14 +120,14 @@ class MongoStore(Store):
             [("user_id", ASCENDING), ("purpose", ASCENDING)], name="ix_user_tokens_user_id_purpose"
         )
         await self.user_tokens.create_index("expires_at", name="ttl_user_tokens_expires_at", expireAfterSeconds=0)
-        await self.login_failures.create_index(
-            [("key", ASCENDING), ("at", ASCENDING)], name="ix_login_failures_key_at"
-        )
-        await self.login_failures.create_index(
-            "at", name="ttl_login_failures_at", expireAfterSeconds=LOGIN_FAILURE_TTL
-        )
+        await self.attempts.create_index([("key", ASCENDING), ("at", ASCENDING)], name="ix_attempts_key_at")
+        await self.attempts.create_index("attempt_id", name="ix_attempts_attempt_id")
+        await self.attempts.create_index("at", name="ttl_attempts_at", expireAfterSeconds=ATTEMPT_TTL)
         await self.outbox.create_index(
             [("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="ix_outbox_status_next"
+        )
+        await self.outbox.create_index(
+            [("status", ASCENDING), ("created_at", ASCENDING)], name="ix_outbox_status_created"
         )
 
     async def close(self) -> None:
@@ -254,10 +261,12 @@ class MongoStore(Store):
         result = await self.refresh_tokens.delete_many({"user_id": user_id})
         return result.deleted_count
 
-    async def purge_expired(self, now: datetime) -> None:
-        """The TTL indexes do this too, within a minute or so; this makes it exact."""
+    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
+        """The TTL indexes do part of this too, within a minute or so; this makes it exact."""
         await self.refresh_tokens.delete_many({"expires_at": {"$lte": now}})
         await self.user_tokens.delete_many({"expires_at": {"$lte": now}})
+        await self.attempts.delete_many({"at": {"$lt": attempts_before}})
+        await self.outbox.delete_many({"status": {"$in": ["sent", "failed"]}, "created_at": {"$lt": mails_before}})
 
     # One-time tokens.
 
@@ -276,17 +285,19 @@ class MongoStore(Store):
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None:
         await self.user_tokens.delete_many({"user_id": user_id, "purpose": purpose})
 
-    # Failed logins.
+    # Attempts.
 
-    async def add_login_failure(self, keys: list[str], at: datetime) -> None:
+    async def add_attempt(self, keys: list[str], at: datetime) -> str:
+        attempt_id = new_id()
         if keys:
-            await self.login_failures.insert_many([{"key": key, "at": at} for key in keys])
+            await self.attempts.insert_many([{"attempt_id": attempt_id, "key": key, "at": at} for key in keys])
+        return attempt_id
 
-    async def count_login_failures(self, key: str, since: datetime) -> int:
-        return await self.login_failures.count_documents({"key": key, "at": {"$gt": since}})
+    async def count_attempts(self, key: str, since: datetime) -> int:
+        return await self.attempts.count_documents({"key": key, "at": {"$gt": since}})
 
-    async def clear_login_failures(self, key: str) -> None:
-        await self.login_failures.delete_many({"key": key})
+    async def forget_attempt(self, attempt_id: str) -> None:
+        await self.attempts.delete_many({"attempt_id": attempt_id})
 
     # Mail outbox.
 

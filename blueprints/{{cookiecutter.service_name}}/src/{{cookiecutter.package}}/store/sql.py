@@ -8,6 +8,7 @@ or dropped, and data the model cannot take stops the start with the fix.
 """
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +66,7 @@ from .base import (
     SideWrites,
     Store,
     UserQuery,
+    new_id,
 )
 
 metadata = MetaData()
@@ -94,6 +96,12 @@ users = Table(
 {%- endif %}
     Index("ix_users_{{ field.name }}_by_id", "_id", "{{ field.name }}"),
 {%- endfor %}
+    # Every other public field a stranger can filter on (equality only) gets a
+    # (field, _id) index too, so no public query scans the table.
+    Index("ix_users_email_verified", "email_verified", "_id"),
+{%- for field in cookiecutter._fields.values() if field.public and not field.list and not field.indexed %}
+    Index("ix_users_{{ field.name }}", "{{ field.name }}", "_id"),
+{%- endfor %}
 )
 
 refresh_tokens = Table(
@@ -118,13 +126,15 @@ user_tokens = Table(
     Column("expires_at", DateTime, nullable=False, index=True),
 )
 
-login_failures = Table(
-    "login_failures",
+# One row per key of an attempt (see Store.add_attempt).
+attempts = Table(
+    "attempts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("attempt_id", String(24), nullable=False, index=True),
     Column("key", String(400), nullable=False),
-    Column("at", DateTime, nullable=False),
-    Index("ix_login_failures_key_at", "key", "at"),
+    Column("at", DateTime, nullable=False, index=True),
+    Index("ix_attempts_key_at", "key", "at"),
 )
 
 outbox = Table(
@@ -141,6 +151,7 @@ outbox = Table(
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime, nullable=True),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_status_created", "status", "created_at"),
 )
 
 _TABLES_BY_RECORD = {"tokens": user_tokens, "mails": outbox}
@@ -197,7 +208,13 @@ class SqlStore(Store):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
     async def open(self) -> None:
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            # Created readable by the owner only; SQLite gives its -wal and -shm files the same mode.
+            os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
         async with self.engine.begin() as connection:
+            # Replaced by the attempts table.
+            await connection.execute(text("DROP TABLE IF EXISTS login_failures"))
             await connection.run_sync(metadata.create_all)
             await connection.run_sync(_add_missing_columns, refresh_tokens)
             await connection.run_sync(_sync_users_schema)
@@ -322,11 +339,14 @@ class SqlStore(Store):
             result = await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
             return result.rowcount
 
-    async def purge_expired(self, now: datetime) -> None:
+    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
         moment = _to_db(now)
+        done = outbox.c.status.in_(["sent", "failed"])
         async with self.engine.begin() as connection:
             await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at <= moment))
             await connection.execute(delete(user_tokens).where(user_tokens.c.expires_at <= moment))
+            await connection.execute(delete(attempts).where(attempts.c.at < _to_db(attempts_before)))
+            await connection.execute(delete(outbox).where(done, outbox.c.created_at < _to_db(mails_before)))
 
     # One-time tokens.
 
@@ -352,21 +372,23 @@ class SqlStore(Store):
         async with self.engine.begin() as connection:
             await connection.execute(delete(user_tokens).where(token.user_id == user_id, token.purpose == purpose))
 
-    # Failed logins.
+    # Attempts.
 
-    async def add_login_failure(self, keys: list[str], at: datetime) -> None:
+    async def add_attempt(self, keys: list[str], at: datetime) -> str:
+        attempt_id = new_id()
+        rows = [{"attempt_id": attempt_id, "key": key, "at": _to_db(at)} for key in keys]
         async with self.engine.begin() as connection:
-            await connection.execute(insert(login_failures), [{"key": key, "at": _to_db(at)} for key in keys])
+            await connection.execute(insert(attempts), rows)
+        return attempt_id
 
-    async def count_login_failures(self, key: str, since: datetime) -> int:
-        failure = login_failures.c
-        statement = select(func.count()).where(failure.key == key, failure.at > _to_db(since))
+    async def count_attempts(self, key: str, since: datetime) -> int:
+        statement = select(func.count()).where(attempts.c.key == key, attempts.c.at > _to_db(since))
         async with self.engine.connect() as connection:
             return (await connection.execute(statement)).scalar_one()
 
-    async def clear_login_failures(self, key: str) -> None:
+    async def forget_attempt(self, attempt_id: str) -> None:
         async with self.engine.begin() as connection:
-            await connection.execute(delete(login_failures).where(login_failures.c.key == key))
+            await connection.execute(delete(attempts).where(attempts.c.attempt_id == attempt_id))
 
     # Mail outbox.
 
