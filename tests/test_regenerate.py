@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,16 @@ APP_V1 = b"line 1\nline 2\nline 3\nline 4\nline 5\n"
 
 def run(rendered: dict[str, bytes], out: Path, *, user_owned=(), executable=()) -> Plan:
     p = plan(rendered, out, user_owned=user_owned)
-    apply(p, rendered, out, user_owned=user_owned, executable=executable)
+    apply(p, out, executable=executable)
     return p
+
+
+def base_of(out: Path) -> dict[str, bytes]:
+    """The merge base: each file as last generated (none without an archive)."""
+    if not (out / ".authgen/base.zip").exists():
+        return {}
+    with zipfile.ZipFile(out / ".authgen/base.zip") as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
 
 
 def actions(p: Plan) -> dict[str, str]:
@@ -45,9 +54,9 @@ def test_first_generation_into_empty_folder(tmp_path: Path) -> None:
 
     assert actions(p) == {"README.md": "created", "src/pkg/app.py": "created"}
     assert (tmp_path / "src/pkg/app.py").read_bytes() == APP_V1
-    assert (tmp_path / ".authgen/base/src/pkg/app.py").read_bytes() == APP_V1
+    assert base_of(tmp_path)["src/pkg/app.py"] == APP_V1
     manifest = json.loads((tmp_path / ".authgen/manifest.json").read_text())
-    assert manifest["format"] == 1
+    assert manifest["format"] == 2
     assert set(manifest["generated"]) == {"README.md", "src/pkg/app.py"}
     assert manifest["user_owned"] == []
     assert not [f for f in tmp_path.rglob("*.tmp")]
@@ -60,7 +69,7 @@ def test_untouched_file_is_replaced(tmp_path: Path) -> None:
 
     assert actions(p) == {"app.py": "updated"}
     assert (tmp_path / "app.py").read_bytes() == v2
-    assert (tmp_path / ".authgen/base/app.py").read_bytes() == v2
+    assert base_of(tmp_path)["app.py"] == v2
 
 
 def test_user_edit_kept_through_clean_merge(tmp_path: Path) -> None:
@@ -134,7 +143,7 @@ def test_no_longer_rendered_removed_when_untouched_and_empty_folders_cleaned(tmp
     p = run({"keep.py": b"k\n"}, tmp_path)
     assert actions(p) == {"a/other.py": "removed", "keep.py": "unchanged"}
     assert not (tmp_path / "a").exists()
-    assert not (tmp_path / ".authgen/base/a").exists()
+    assert set(base_of(tmp_path)) == {"keep.py"}
     assert tmp_path.is_dir()
     assert set(json.loads((tmp_path / ".authgen/manifest.json").read_text())["generated"]) == {"keep.py"}
 
@@ -178,7 +187,7 @@ def test_user_owned_file_written_once_and_never_again(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / ".authgen/manifest.json").read_text())
     assert manifest["user_owned"] == [hooks]
     assert manifest["generated"] == {}
-    assert not (tmp_path / ".authgen/base" / hooks).exists()
+    assert base_of(tmp_path) == {}
 
     # The manifest remembers it: a caller that forgets user_owned, or stops
     # rendering it, still does not touch it.
@@ -241,7 +250,7 @@ def test_check_and_diff_write_nothing_and_report_the_right_paths(tmp_path: Path)
     assert "-removed\n" in text
 
     # Applying that same plan does what check reported.
-    apply(p, rendered, tmp_path)
+    apply(p, tmp_path)
     assert plan(rendered, tmp_path).pending == []
 
 
