@@ -291,3 +291,84 @@ def test_a_model_the_data_cannot_take_stops_the_start(tmp_path: Path, inbox) -> 
     assert start.returncode == 1
     assert "nickname" in start.stderr and "unique" in start.stderr
     assert "Traceback" not in start.stderr
+
+
+def serve_once(out: Path, data: Path) -> subprocess.CompletedProcess[str]:
+    """`serve` on the database in `data`, for a start that is expected to stop."""
+    env = {**os.environ, "PYTHONPATH": str(out / "src"), "AUTH_DATABASE_URL": f"sqlite:///{data / 'shop.db'}"}
+    return subprocess.run(
+        [sys.executable, "-m", "shop_auth", "serve", "--port", str(free_port())],
+        cwd=data,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_unresolved_conflicts_fail_generate_check_and_serve_until_resolved(tmp_path: Path) -> None:
+    spec = tmp_path / "user.yaml"
+    out = tmp_path / "shop-auth"
+    data = tmp_path / "data"
+    data.mkdir()
+    spec.write_text(SPEC_V1)
+    assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
+    models = out / "src/shop_auth/models.py"
+    text = models.read_text()
+    age = text.index('"age": FieldInfo(')
+    edited = text[:age] + text[age:].replace("message=None,", 'message="Whole years only.",', 1)
+    models.write_text(edited)
+    spec.write_text(SPEC_V1.replace("description: Age in years.", "description: Age in years.\n    message: Age must be a whole number."))
+    first = authgen("generate", str(spec), "-o", str(out), cwd=tmp_path)
+    assert first.returncode == 1
+    assert "conflict: src/shop_auth/models.py" in first.stdout
+    assert "<<<<<<< yours" in models.read_text()
+
+    # Nothing changed since: still listed, still failing, in both modes.
+    again = authgen("generate", str(spec), "-o", str(out), cwd=tmp_path)
+    assert again.returncode == 1
+    assert str(models) in again.stderr
+    check = authgen("generate", str(spec), "-o", str(out), "--check", cwd=tmp_path)
+    assert check.returncode == 1
+    assert str(models) in check.stderr
+    assert "up to date" not in check.stdout
+
+    start = serve_once(out, data)
+    assert start.returncode == 1
+    assert "Traceback" not in start.stderr and "SyntaxError" not in start.stderr
+    assert "conflict markers" in start.stderr and str(models) in start.stderr
+
+    # Resolved: every check passes again.
+    models.write_text(edited.replace('message="Whole years only."', "message='Age must be a whole number.'"))
+    assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
+    fresh = authgen("generate", str(spec), "-o", str(out), "--check", cwd=tmp_path)
+    assert (fresh.returncode, fresh.stderr) == (0, "")
+
+
+OLD_HOOKS = '''"""Your own code, as an older authgen wrote it: none of today's event hooks."""
+'''
+
+
+def test_a_hooks_py_without_the_hooks_the_service_calls_still_works(tmp_path: Path, inbox) -> None:
+    """As a hooks.py from an authgen that had none of the hooks a newer
+    blueprint calls: each is skipped, and register, confirm, login and delete work."""
+    sink, smtp_port = inbox
+    spec = tmp_path / "user.yaml"
+    out = tmp_path / "shop-auth"
+    data = tmp_path / "data"
+    data.mkdir()
+    spec.write_text(SPEC_V1)
+    assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
+    (out / "src/shop_auth/hooks.py").write_text(OLD_HOOKS)
+
+    with running(out, data, smtp_port) as client:
+        fields = {"email": "fay@example.com", "password": "correct horse 1", "username": "fay"}
+        assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
+        assert httpx.get(sink.link_for("fay@example.com")).status_code == 200
+        login = gql(client, LOGIN, e="fay@example.com", p="correct horse 1")
+        token = login["data"]["login"]["token"]
+        assert gql(client, "{ me { username email_verified } }", token) == {
+            "data": {"me": {"username": "fay", "email_verified": True}}
+        }
+        deleted = gql(client, "mutation($p: String!) { deleteMe(password: $p) }", token, p="correct horse 1")
+        assert deleted == {"data": {"deleteMe": True}}

@@ -333,7 +333,11 @@ def read_manifest(out: Path, version: str = __version__) -> Manifest | None:
             _check_path(name)
         if not all(isinstance(sha, str) for sha in generated.values()):
             raise ValueError("a hash is not a string")
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+    except KeyError as error:
+        raise ManifestError(_corrupt(out, path, f"no {error} entry")) from None
+    except (TypeError, AttributeError):
+        raise ManifestError(_corrupt(out, path, "not the JSON object authgen writes")) from None
+    except ValueError as error:
         raise ManifestError(_corrupt(out, path, error)) from None
     return Manifest(generated, owned, recorded_version, fmt)
 
@@ -355,9 +359,9 @@ def _read_base(out: Path, manifest: Manifest | None) -> dict[str, bytes]:
         raise ManifestError(_corrupt(out, out / BASE, error)) from None
 
 
-def _corrupt(out: Path, path: Path, error: Exception) -> str:
+def _corrupt(out: Path, path: Path, reason: object) -> str:
     return (
-        f"{path} is corrupt ({error}); restore it from version control, or delete"
+        f"{path} is corrupt ({reason}); restore it from version control, or delete"
         f" {out / STATE_DIR} to start afresh (every file that differs from the new"
         " generation then comes back as a conflict to resolve)"
     )
