@@ -370,6 +370,7 @@ def test_conflicts_stay_listed_until_resolved(tmp_path: Path) -> None:
 
 
 def test_markers_in_crlf_files_are_found(tmp_path: Path) -> None:
+    run({"w.bat": b"a\r\n"}, tmp_path)
     (tmp_path / "w.bat").write_bytes(b"a\r\n<<<<<<< yours\r\nb\r\n=======\r\nc\r\n>>>>>>> generated\r\n")
     assert plan({"w.bat": b"a\r\n"}, tmp_path).conflicts == ["w.bat"]
 
