@@ -193,7 +193,9 @@ def test_generate_reports_an_unwritable_output(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: ")
 
 
-def test_a_corrupt_manifest_is_one_line_naming_the_file_and_the_fix(tmp_path: Path) -> None:
+def test_a_corrupt_manifest_is_one_line_naming_the_file_and_the_fix(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "out"
     assert authgen("generate", MINIMAL, "-o", out).returncode == 0
     manifest = out / ".authgen/manifest.json"
@@ -203,7 +205,10 @@ def test_a_corrupt_manifest_is_one_line_naming_the_file_and_the_fix(tmp_path: Pa
         assert result.returncode == 1
         assert len(result.stderr.splitlines()) == 1, result.stderr
         assert result.stderr.startswith(f"error: {manifest} is corrupt (")
-        assert f"restore it from version control, or delete {out / '.authgen'}" in result.stderr
+        assert (
+            f"restore it from version control, or delete {out / '.authgen'}"
+            in result.stderr
+        )
 
 
 def test_every_expected_error_is_one_authgen_error() -> None:
@@ -218,10 +223,14 @@ def test_every_expected_error_is_one_authgen_error() -> None:
 
 def _set_manifest_version(out: Path, version: str) -> None:
     manifest = out / ".authgen/manifest.json"
-    manifest.write_text(re.sub(r'"authgen": "[^"]*"', f'"authgen": "{version}"', manifest.read_text()))
+    manifest.write_text(
+        re.sub(r'"authgen": "[^"]*"', f'"authgen": "{version}"', manifest.read_text())
+    )
 
 
-def test_an_older_authgen_refuses_a_newer_service_and_touches_nothing(tmp_path: Path) -> None:
+def test_an_older_authgen_refuses_a_newer_service_and_touches_nothing(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "out"
     spec = tmp_path / "user.yaml"
     spec.write_text(MINIMAL.read_text() + "fields:\n  nickname:\n    type: string\n")
@@ -249,7 +258,9 @@ def test_a_newer_authgen_says_what_it_upgrades(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"upgraded from authgen 0.1.0 to {__version__}:"
-    assert lines[1 : 1 + len(NOTES[__version__])] == [f"- {__version__}: {note}" for note in NOTES[__version__]]
+    assert lines[1 : 1 + len(NOTES[__version__])] == [
+        f"- {__version__}: {note}" for note in NOTES[__version__]
+    ]
     assert any(note.startswith("new hooks: ") for note in NOTES[__version__])
     assert f'"authgen": "{__version__}"' in (out / ".authgen/manifest.json").read_text()
     assert "upgraded" not in authgen("generate", MINIMAL, "-o", out).stdout
@@ -284,7 +295,9 @@ def test_an_excluded_file_stays_deleted(tmp_path: Path) -> None:
     (out / "docs/security.md").unlink()
     (out / "Makefile").write_text("my own\n")
 
-    spec.write_text(MINIMAL.read_text() + "exclude:\n  - docs/security.md\n  - Makefile\n")
+    spec.write_text(
+        MINIMAL.read_text() + "exclude:\n  - docs/security.md\n  - Makefile\n"
+    )
     result = authgen("generate", spec, "-o", out)
     assert result.returncode == 0, result.stderr
     assert not (out / "docs/security.md").exists()
@@ -300,7 +313,9 @@ def test_an_excluded_file_stays_deleted(tmp_path: Path) -> None:
 
 def test_a_bad_exclude_entry_is_a_spec_mistake(tmp_path: Path) -> None:
     spec = tmp_path / "user.yaml"
-    spec.write_text(MINIMAL.read_text() + "exclude:\n  - docs\n  - ../etc/passwd\n  - 7\n")
+    spec.write_text(
+        MINIMAL.read_text() + "exclude:\n  - docs\n  - ../etc/passwd\n  - 7\n"
+    )
     result = authgen("validate", spec)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [

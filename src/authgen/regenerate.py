@@ -65,6 +65,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,11 +83,9 @@ MANIFEST_FORMAT = 2
 #: Format 1 manifests had no version field; only authgen 0.1.0 wrote them.
 FORMAT_1_VERSION = "0.1.0"
 PENDING = ("created", "updated", "merged", "conflict", "removed")
-#: The first and last markers `_merge` writes around a conflict, each on a line of its own.
-START_MARKER, END_MARKER = "<<<<<<< yours", ">>>>>>> generated"
+#: A conflict as `_merge` writes it: its first and last markers at line starts.
 _MARKERS = re.compile(
-    rb"^" + re.escape(START_MARKER.encode()) + rb"\r?$.*^" + re.escape(END_MARKER.encode()) + rb"\r?$",
-    re.MULTILINE | re.DOTALL,
+    rb"^<<<<<<< yours\r?$.*^>>>>>>> generated\r?$", re.MULTILINE | re.DOTALL
 )
 
 
@@ -100,7 +99,8 @@ class Change:
 
     path: str
     action: str  # "created" | "updated" | "merged" | "conflict" | "removed" | "kept" | "unchanged"
-    content: bytes | None = None  # what will be written (None for removed/kept/unchanged)
+    # What will be written (None for removed/kept/unchanged).
+    content: bytes | None = None
     write_to: str | None = None  # set when content goes beside `path` (binary conflict)
 
     @property
@@ -134,7 +134,9 @@ class Plan:
     @property
     def upgraded_from(self) -> str | None:
         """The version of the older authgen that generated the folder, if one did."""
-        if self.previous_version and _version_key(self.previous_version) < _version_key(self.version):
+        if self.previous_version and _version_key(self.previous_version) < _version_key(
+            self.version
+        ):
             return self.previous_version
         return None
 
@@ -167,7 +169,11 @@ def plan(
     recorded = manifest.generated if manifest else {}
     owned = set(user_owned) | (manifest.user_owned if manifest else set())
     base = _read_base(out, manifest)
-    rendered = {path: content for path, content in rendered.items() if not excluded(path, exclude)}
+    rendered = {
+        path: content
+        for path, content in rendered.items()
+        if not excluded(path, exclude)
+    }
     changes: list[Change] = []
     conflicts: list[str] = []
 
@@ -175,25 +181,41 @@ def plan(
         new = rendered[path]
         current = _read(out / path)
         if path in owned:
-            changes.append(Change(path, "created", new) if current is None else Change(path, "unchanged"))
+            changes.append(
+                Change(path, "created", new)
+                if current is None
+                else Change(path, "unchanged")
+            )
             continue
         change = _plan_file(path, current, new, recorded.get(path), base.get(path, b""))
         changes.append(change)
-        after = change.content if change.content is not None and change.write_to is None else current
-        if change.write_to or _has_markers(after) or (out / f"{path}.generated").exists():
+        after = (
+            change.content
+            if change.content is not None and change.write_to is None
+            else current
+        )
+        if (
+            change.write_to
+            or _has_markers(after)
+            or (out / f"{path}.generated").exists()
+        ):
             conflicts.append(path)
 
     for path in sorted(set(recorded) - set(rendered) - owned):
         current = _read(out / path)
         if current is None or excluded(path, exclude):
             continue  # gone, or no longer ours: just forget it
-        changes.append(Change(path, "removed" if _sha(current) == recorded[path] else "kept"))
+        changes.append(
+            Change(path, "removed" if _sha(current) == recorded[path] else "kept")
+        )
 
     changes.sort(key=lambda c: c.path)
     return Plan(
         changes,
         conflicts,
-        generated={path: content for path, content in rendered.items() if path not in owned},
+        generated={
+            path: content for path, content in rendered.items() if path not in owned
+        },
         user_owned=sorted(owned),
         version=version,
         previous_version=manifest.version if manifest else None,
@@ -230,12 +252,16 @@ def excluded(path: str, patterns: Collection[str]) -> bool:
     """Whether an `exclude` pattern names `path`: the path itself, a folder
     above it, or a glob (`*` also matches `/`)."""
     return any(
-        path == pattern or path.startswith(pattern.rstrip("/") + "/") or fnmatch.fnmatchcase(path, pattern)
+        path == pattern
+        or path.startswith(pattern.rstrip("/") + "/")
+        or fnmatch.fnmatchcase(path, pattern)
         for pattern in patterns
     )
 
 
-def _plan_file(path: str, current: bytes | None, new: bytes, recorded_sha: str | None, base: bytes) -> Change:
+def _plan_file(
+    path: str, current: bytes | None, new: bytes, recorded_sha: str | None, base: bytes
+) -> Change:
     if current is None:
         return Change(path, "created", new)
     if current == new:
@@ -244,7 +270,8 @@ def _plan_file(path: str, current: bytes | None, new: bytes, recorded_sha: str |
         if _sha(current) == recorded_sha:
             return Change(path, "updated", new)  # the user did not touch it
         if _sha(new) == recorded_sha:
-            return Change(path, "unchanged")  # the generator did not change it: the user's edit stands
+            # The generator did not change it: the user's edit stands.
+            return Change(path, "unchanged")
     else:
         base = b""  # not ours until now: merged against nothing
     if not _is_text(base, current, new):
@@ -303,7 +330,10 @@ def _diff_one(out: Path, change: Change) -> str:
     if not _is_text(old, new):
         return f"Binary files a/{name} and b/{name} differ\n"
     lines = difflib.unified_diff(_lines(old), _lines(new), f"a/{name}", f"b/{name}")
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+        for line in lines
+    )
 
 
 def read_manifest(out: Path, version: str = __version__) -> Manifest | None:
@@ -320,7 +350,9 @@ def read_manifest(out: Path, version: str = __version__) -> Manifest | None:
     try:
         data = json.loads(raw)
         fmt = data["format"]
-        recorded_version = data.get("authgen", FORMAT_1_VERSION) if fmt == 1 else data["authgen"]
+        recorded_version = (
+            data.get("authgen", FORMAT_1_VERSION) if fmt == 1 else data["authgen"]
+        )
         if _version_key(recorded_version) > _version_key(version):
             raise AuthgenError(
                 f"{out} was generated by authgen {recorded_version}, newer than this authgen {version};"
@@ -336,7 +368,9 @@ def read_manifest(out: Path, version: str = __version__) -> Manifest | None:
     except KeyError as error:
         raise ManifestError(_corrupt(out, path, f"no {error} entry")) from None
     except (TypeError, AttributeError):
-        raise ManifestError(_corrupt(out, path, "not the JSON object authgen writes")) from None
+        raise ManifestError(
+            _corrupt(out, path, "not the JSON object authgen writes")
+        ) from None
     except ValueError as error:
         raise ManifestError(_corrupt(out, path, error)) from None
     return Manifest(generated, owned, recorded_version, fmt)
@@ -348,14 +382,18 @@ def _read_base(out: Path, manifest: Manifest | None) -> dict[str, bytes]:
         return {}
     if manifest.format == 1:
         old = out / OLD_BASE_DIR
-        return {path: content for path in manifest.generated if (content := _read(old / path)) is not None}
+        return {
+            path: content
+            for path in manifest.generated
+            if (content := _read(old / path)) is not None
+        }
     raw = _read(out / BASE)
     if raw is None:
         return {}
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
             return {name: archive.read(name) for name in archive.namelist()}
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError) as error:
         raise ManifestError(_corrupt(out, out / BASE, error)) from None
 
 
@@ -372,11 +410,17 @@ def _archive(files: Mapping[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(files):
-            archive.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), files[path], zipfile.ZIP_DEFLATED)
+            archive.writestr(
+                zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)),
+                files[path],
+                zipfile.ZIP_DEFLATED,
+            )
     return buffer.getvalue()
 
 
-def _manifest_bytes(generated: Mapping[str, bytes], user_owned: list[str], version: str) -> bytes:
+def _manifest_bytes(
+    generated: Mapping[str, bytes], user_owned: list[str], version: str
+) -> bytes:
     data = {
         "format": MANIFEST_FORMAT,
         "authgen": version,
@@ -395,7 +439,11 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 def _check_path(path: str) -> None:
     parts = path.split("/")
-    if "\\" in path or any(part in ("", ".", "..") for part in parts) or parts[0] == STATE_DIR:
+    if (
+        "\\" in path
+        or any(part in ("", ".", "..") for part in parts)
+        or parts[0] == STATE_DIR
+    ):
         raise ValueError(f"not a safe relative POSIX path: {path!r}")
 
 
@@ -419,7 +467,9 @@ def _write(target: Path, content: bytes, *, executable: bool = False) -> None:
         mode = stat.S_IMODE(target.stat().st_mode)
     else:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)

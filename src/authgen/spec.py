@@ -479,7 +479,11 @@ def _check_exclude(patterns: list[Any], document: Document) -> list[Problem]:
         if not isinstance(pattern, str):
             continue  # the shape check reports it
         parts = pattern.rstrip("/").split("/")
-        if "\\" in pattern or parts[0] == ".authgen" or any(part in ("", ".", "..") for part in parts):
+        if (
+            "\\" in pattern
+            or parts[0] == ".authgen"
+            or any(part in ("", ".", "..") for part in parts)
+        ):
             problems.append(
                 document.problem(
                     ("exclude", index),
