@@ -22,8 +22,9 @@ NOTES: dict[str, list[str]] = {
         " security headers; POST takes application/json only, GET runs queries only,"
         " a request with the cookie from a foreign Origin is refused; cookies are"
         " host-only unless the new AUTH_COOKIE_DOMAIN is set; AUTH_CORS_ORIGINS=* and"
-        " AUTH_COOKIE_SAMESITE=none over http now stop serve; new settings"
-        " AUTH_INTROSPECTION, AUTH_TRUSTED_PROXIES",
+        " AUTH_COOKIE_SAMESITE=none over http now stop serve; login throttling keys"
+        " on the client address read from the right of X-Forwarded-For, behind"
+        " the new AUTH_TRUSTED_PROXIES; new setting AUTH_INTROSPECTION",
         "links and sessions: a change of email or password revokes outstanding links"
         " and other sessions and notifies the old address (new templates"
         " password_changed_email, email_changed_email); new settings"
