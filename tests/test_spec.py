@@ -41,7 +41,7 @@ MISTAKES = [
     # Unknown keys, at every level, pointing at the key.
     pytest.param(
         "service:\n  name: acme\nextra: 1\n",
-        "user.yaml:3:1: unknown key 'extra'; expected one of service, fields",
+        "user.yaml:3:1: unknown key 'extra'; expected one of service, fields, exclude",
         id="unknown-top-level-key",
     ),
     pytest.param(

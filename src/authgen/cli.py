@@ -10,10 +10,11 @@ from typing import Annotated, Optional
 import typer
 
 from authgen import __version__
-from authgen.generate import prepare
-from authgen.loader import SpecError
-from authgen.render import RenderError, blueprints_dir
+from authgen.errors import AuthgenError
+from authgen.generate import Generation, prepare
+from authgen.render import blueprints_dir
 from authgen.spec import load_spec
+from authgen.upgrades import notes_between
 
 app = typer.Typer(
     help="Generate a GraphQL authentication service from a YAML user model.",
@@ -71,7 +72,7 @@ def validate(spec: SpecArgument) -> None:
     """Check SPEC; print one line per mistake as SPEC:LINE:COL: message."""
     try:
         load_spec(spec)
-    except SpecError as error:
+    except AuthgenError as error:
         _fail_lines(error.lines())
     typer.echo(f"{spec}: ok")
 
@@ -100,12 +101,10 @@ def generate(
     """Generate the service from SPEC, or regenerate it keeping your edits."""
     try:
         generation = prepare(spec, out)
-    except SpecError as error:
+        if not (check or diff):
+            generation.apply()
+    except AuthgenError as error:
         _fail_lines(error.lines())
-    except RenderError as error:
-        _fail(f"cannot render the service: {error}")
-    except OSError as error:
-        _fail(f"cannot read {out or 'the output folder'}: {error}")
     plan = generation.plan
     if diff:
         sys.stdout.write(plan.diff(generation.out))
@@ -113,25 +112,33 @@ def generate(
     if check:
         for change in plan.pending:
             typer.echo(f"{change.action}: {change.path}")
+        _report_conflicts(generation)
         if plan.pending:
             raise typer.Exit(1)
         typer.echo(f"{generation.out} is up to date")
         return
-    try:
-        generation.apply()
-    except OSError as error:
-        _fail(f"cannot write {generation.out}: {error}")
+    if plan.upgraded_from:
+        typer.echo(f"upgraded from authgen {plan.upgraded_from} to {plan.version}:")
+        for version, note in notes_between(plan.upgraded_from, plan.version):
+            typer.echo(f"- {version}: {note}")
     for change in plan.pending:
         typer.echo(f"{change.action}: {change.path}")
-    if plan.conflicts:
-        typer.echo(
-            f"{len(plan.conflicts)} file(s) have conflicts; resolve the markers, then generate again:",
-            err=True,
-        )
-        for path in plan.conflicts:
-            typer.echo(f"  {generation.out / path}", err=True)
-        raise typer.Exit(1)
+    _report_conflicts(generation)
     typer.echo(f"generated {generation.out}")
+
+
+def _report_conflicts(generation: Generation) -> None:
+    """Files with conflict markers fail every run until they are resolved."""
+    conflicts = generation.plan.conflicts
+    if not conflicts:
+        return
+    typer.echo(
+        f"{len(conflicts)} file(s) have conflicts; resolve the markers, then generate again:",
+        err=True,
+    )
+    for path in conflicts:
+        typer.echo(f"  {generation.out / path}", err=True)
+    raise typer.Exit(1)
 
 
 def _fail(message: str) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from authgen.errors import AuthgenError
+
 Path_ = tuple[str | int, ...]
 
 
@@ -28,7 +30,7 @@ class Problem:
         return f"{filename}:{self.line}:{self.column}: {self.message}"
 
 
-class SpecError(Exception):
+class SpecError(AuthgenError):
     """A spec with one or more mistakes; carries all of them at once."""
 
     def __init__(self, filename: str, problems: list[Problem]) -> None:

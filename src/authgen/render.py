@@ -23,13 +23,18 @@ from cookiecutter.exceptions import CookiecutterException, UndefinedVariableInTe
 from cookiecutter.generate import generate_files
 from jinja2 import TemplateError
 
+from authgen.errors import AuthgenError
+
 # black is imported only when the cache misses: importing it costs more than
 # a whole warm generation's rendering.
 _BLACK_OPTIONS = "target_versions={PY311}"
 
 
-class RenderError(Exception):
+class RenderError(AuthgenError):
     """A blueprint that cannot be rendered or formatted, naming the file."""
+
+    def lines(self) -> list[str]:
+        return [f"error: cannot render the service: {self}"]
 
 
 @dataclass

@@ -137,6 +137,8 @@ class FieldSpec(_Strict):
 class Spec(_Strict):
     service: ServiceSpec
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    #: Generated paths (or globs) the user opted out of: authgen leaves them alone.
+    exclude: list[StrictStr] = Field(default_factory=list)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -169,6 +171,9 @@ def check(document: Document, filename: str) -> Spec:
             field = _valid(FieldSpec, raw)
             if field is not None:
                 problems += _check_field(name, field, document)
+    exclude = data.get("exclude")
+    if isinstance(exclude, list):
+        problems += _check_exclude(exclude, document)
     if problems or spec is None:
         raise SpecError(filename, problems)
     return spec
@@ -465,3 +470,26 @@ def _parses(parse: Any, value: Any) -> str | None:
     except ValueError as error:
         return str(error)
     return None
+
+
+def _check_exclude(patterns: list[Any], document: Document) -> list[Problem]:
+    """Each entry names files of the service: a relative path or glob with `/`."""
+    problems = []
+    for index, pattern in enumerate(patterns):
+        if not isinstance(pattern, str):
+            continue  # the shape check reports it
+        parts = pattern.rstrip("/").split("/")
+        if (
+            "\\" in pattern
+            or parts[0] == ".authgen"
+            or any(part in ("", ".", "..") for part in parts)
+        ):
+            problems.append(
+                document.problem(
+                    ("exclude", index),
+                    f"exclude.{index}: {pattern!r} is not a path inside the service;"
+                    " write it relative to the service, with / (e.g. docs/security.md"
+                    " or src/*/templates/*.html)",
+                )
+            )
+    return problems
