@@ -17,9 +17,10 @@ from authgen.spec import load_spec
 
 app = typer.Typer(
     help="Generate a GraphQL authentication service from a YAML user model.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 SpecArgument = Annotated[
