@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -52,11 +53,24 @@ def blueprints_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "blueprints"
 
 
-def render(context: dict[str, Any], template: Path | None = None) -> Rendering:
+def render(
+    context: dict[str, Any],
+    template: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Rendering:
+    """`progress` hears of the slow step (black on files it never saw) before it."""
     template = template or blueprints_dir()
     with tempfile.TemporaryDirectory(prefix="authgen-") as tmp:
         project = _bake(template, context, Path(tmp))
-        return _collect(project, _sources(template, context))
+        rendering, unformatted = _collect(project, _sources(template, context))
+    misses = [
+        content for content in unformatted.values() if not _cached(content).is_file()
+    ]
+    if misses and progress:
+        progress(f"formatting {len(misses)} Python files with black…")
+    for path, content in unformatted.items():
+        rendering.files[path] = format_python(path, content)
+    return rendering
 
 
 def _bake(template: Path, context: dict[str, Any], output: Path) -> Path:
@@ -107,8 +121,12 @@ def _sources(template: Path, context: dict[str, Any]) -> dict[str, bytes]:
     }
 
 
-def _collect(project: Path, sources: dict[str, bytes]) -> Rendering:
+def _collect(
+    project: Path, sources: dict[str, bytes]
+) -> tuple[Rendering, dict[str, bytes]]:
+    """The rendered files, and those of them still to go through black."""
     rendering = Rendering()
+    unformatted = {}
     for path in sorted(project.rglob("*")):
         # pip byte-compiles the installed blueprints; their caches are not ours to emit.
         if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
@@ -116,11 +134,11 @@ def _collect(project: Path, sources: dict[str, bytes]) -> Rendering:
         relative = path.relative_to(project).as_posix()
         content = path.read_bytes()
         if path.suffix == ".py" and not black_leaves(content, sources.get(relative)):
-            content = format_python(relative, content)
+            unformatted[relative] = content
         rendering.files[relative] = content
         if os.stat(path).st_mode & stat.S_IXUSR:
             rendering.executable.add(relative)
-    return rendering
+    return rendering, unformatted
 
 
 def black_leaves(rendered: bytes, source: bytes | None) -> bool:
@@ -169,8 +187,7 @@ def format_python(relative: str, content: bytes) -> bytes:
     are the same from one run to the next, so results are kept by the hash of
     their input (and black's version).
     """
-    key = hashlib.sha256(_cache_salt() + content).hexdigest()
-    cached = _cache_dir() / key[:2] / key
+    cached = _cached(content)
     try:
         return cached.read_bytes()
     except OSError:
@@ -185,6 +202,12 @@ def format_python(relative: str, content: bytes) -> bytes:
         raise RenderError(f"{relative}: black cannot format it: {error}") from error
     _store(cached, formatted)
     return formatted
+
+
+def _cached(content: bytes) -> Path:
+    """Where black's output for `content` is kept."""
+    key = hashlib.sha256(_cache_salt() + content).hexdigest()
+    return _cache_dir() / key[:2] / key
 
 
 @functools.cache

@@ -408,8 +408,7 @@ def _with_pattern(field: FieldSpec, reason: str) -> str:
     """Names the pattern a default fails, which the service's message does not."""
     items = field.default if field.list else [field.default]
     if field.pattern is None or all(
-        not isinstance(item, str) or re.fullmatch(field.pattern, item)
-        for item in items
+        not isinstance(item, str) or re.fullmatch(field.pattern, item) for item in items
     ):
         return reason
     pattern = field.pattern
