@@ -89,7 +89,17 @@ def test_no_unused_import_or_undefined_name(generated, spec: Path) -> None:
     """The emitted code reads as if written by hand: pyflakes' rules hold."""
     out = generated(spec)
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--select", "F,E9", "--exclude", ".authgen", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--select",
+            "F,E9",
+            "--exclude",
+            ".authgen",
+            str(out),
+        ],
         capture_output=True,
         text=True,
     )

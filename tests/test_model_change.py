@@ -69,12 +69,12 @@ fields:
     default: free
 """
 
-HOOK = '''
+HOOK = """
 
 def check_nickname(value):
     if value.lower() == "admin":
         raise ValueError("this nickname is reserved")
-'''
+"""
 
 VERIFIES = "The public key that verifies the auth tokens, in PEM."
 REGISTER = "mutation($f: UserRegisterInput!) { register(fields: $f) }"
@@ -92,7 +92,9 @@ class Inbox:
         self.messages: list = []
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.messages.append(
+            message_from_bytes(envelope.content, policy=policy.default)
+        )
         return "250 OK"
 
     def link_for(self, recipient: str, timeout: float = 20) -> str:
@@ -153,9 +155,13 @@ def running(out: Path, data: Path, smtp_port: int) -> Iterator[httpx.Client]:
         log.close()
 
 
-def gql(client: httpx.Client, query: str, token: str | None = None, **variables) -> dict:
+def gql(
+    client: httpx.Client, query: str, token: str | None = None, **variables
+) -> dict:
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    return client.post("/graphql", json={"query": query, "variables": variables}, headers=headers).json()
+    return client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    ).json()
 
 
 @pytest.fixture
@@ -180,7 +186,13 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
 
     with running(out, data, smtp_port) as client:
         for name, age in (("alice", 30), ("bob", 41)):
-            fields = {"email": f"{name}@example.com", "password": "correct horse 1", "username": name, "age": age, "legacy": "old"}
+            fields = {
+                "email": f"{name}@example.com",
+                "password": "correct horse 1",
+                "username": name,
+                "age": age,
+                "legacy": "old",
+            }
             assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
             confirmation = httpx.get(sink.link_for(f"{name}@example.com"))
             assert confirmation.status_code == 200
@@ -189,9 +201,13 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
     settings_file = out / "src/shop_auth/settings.py"
     settings_text = settings_file.read_text()
     assert 'mail_from: str = "no-reply@localhost"' in settings_text
-    settings_file.write_text(settings_text.replace("no-reply@localhost", "accounts@shop.example"))
+    settings_file.write_text(
+        settings_text.replace("no-reply@localhost", "accounts@shop.example")
+    )
     schema_file = out / "src/shop_auth/schema.graphql"
-    schema_file.write_text(schema_file.read_text().replace(VERIFIES, "Our signing key, in PEM."))
+    schema_file.write_text(
+        schema_file.read_text().replace(VERIFIES, "Our signing key, in PEM.")
+    )
     hooks_file = out / "src/shop_auth/hooks.py"
     hooks_file.write_text(hooks_file.read_text() + HOOK)
     hooks_before = hooks_file.read_bytes()
@@ -212,33 +228,64 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
         login = gql(client, LOGIN, e="alice@example.com", p="correct horse 1")
         token = login["data"]["login"]["token"]
         me = gql(client, "{ me { username plan email_verified } }", token)
-        assert me == {"data": {"me": {"username": "alice", "plan": "free", "email_verified": True}}}
+        assert me == {
+            "data": {
+                "me": {"username": "alice", "plan": "free", "email_verified": True}
+            }
+        }
         # age is public and filterable now; legacy is gone from the API.
-        older = gql(client, "{ userMany(filter: {_operators: {age: {gt: 35}}}) { username age } }")
+        older = gql(
+            client,
+            "{ userMany(filter: {_operators: {age: {gt: 35}}}) { username age } }",
+        )
         assert older == {"data": {"userMany": [{"username": "bob", "age": 41}]}}
         gone = gql(client, "{ userMany { legacy } }")
         assert gone["errors"][0]["type"] == "GraphQLValidationError"
         # The edited schema description and setting are in force.
-        described = gql(client, '{ __type(name: "Query") { fields { name description } } }')
-        descriptions = {f["name"]: f["description"] for f in described["data"]["__type"]["fields"]}
+        described = gql(
+            client, '{ __type(name: "Query") { fields { name description } } }'
+        )
+        descriptions = {
+            f["name"]: f["description"] for f in described["data"]["__type"]["fields"]
+        }
         assert descriptions["publicKey"] == "Our signing key, in PEM."
-        fields = {"email": "dave@example.com", "password": "correct horse 1", "username": "dave"}
+        fields = {
+            "email": "dave@example.com",
+            "password": "correct horse 1",
+            "username": "dave",
+        }
         assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
         sink.link_for("dave@example.com")
-        assert [m["From"] for m in sink.messages if "dave" in m["To"]] == ["accounts@shop.example"]
+        assert [m["From"] for m in sink.messages if "dave" in m["To"]] == [
+            "accounts@shop.example"
+        ]
         # The custom validator in hooks.py is called.
-        fields = {"email": "carol@example.com", "password": "correct horse 1", "username": "carol", "nickname": "admin"}
+        fields = {
+            "email": "carol@example.com",
+            "password": "correct horse 1",
+            "username": "carol",
+            "nickname": "admin",
+        }
         refused = gql(client, REGISTER, f=fields)
         assert refused["errors"][0]["type"] == "UserValidationError"
         assert "nickname" in refused["errors"][0]["message"]
         assert "reserved" in refused["errors"][0]["message"]
 
     # Regenerating an unchanged spec changes nothing.
-    stamps = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
+    stamps = {
+        path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()
+    }
     again = authgen("generate", str(spec), "-o", str(out), cwd=tmp_path)
     assert again.returncode == 0
-    assert {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()} == stamps
-    assert authgen("generate", str(spec), "-o", str(out), "--check", cwd=tmp_path).returncode == 0
+    assert {
+        path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()
+    } == stamps
+    assert (
+        authgen(
+            "generate", str(spec), "-o", str(out), "--check", cwd=tmp_path
+        ).returncode
+        == 0
+    )
 
 
 def test_conflicting_edit_is_marked_listed_and_fails(tmp_path: Path) -> None:
@@ -248,8 +295,14 @@ def test_conflicting_edit_is_marked_listed_and_fails(tmp_path: Path) -> None:
     assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
 
     schema = out / "src/shop_auth/schema.graphql"
-    schema.write_text(schema.read_text().replace('"""Age in years."""', '"""Age in whole years."""', 1))
-    spec.write_text(SPEC_V1.replace("description: Age in years.", "description: Age, in years."))
+    schema.write_text(
+        schema.read_text().replace(
+            '"""Age in years."""', '"""Age in whole years."""', 1
+        )
+    )
+    spec.write_text(
+        SPEC_V1.replace("description: Age in years.", "description: Age, in years.")
+    )
 
     preview = authgen("generate", str(spec), "-o", str(out), "--check", cwd=tmp_path)
     assert preview.returncode == 1
@@ -274,12 +327,26 @@ def test_a_model_the_data_cannot_take_stops_the_start(tmp_path: Path, inbox) -> 
     assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
     with running(out, data, smtp_port) as client:
         for name in ("dora", "erin"):
-            fields = {"email": f"{name}@example.com", "password": "correct horse 1", "username": name, "nickname": "same"}
+            fields = {
+                "email": f"{name}@example.com",
+                "password": "correct horse 1",
+                "username": name,
+                "nickname": "same",
+            }
             assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
 
-    spec.write_text(SPEC_V1.replace("  nickname:\n    type: string\n", "  nickname:\n    type: string\n    unique: true\n"))
+    spec.write_text(
+        SPEC_V1.replace(
+            "  nickname:\n    type: string\n",
+            "  nickname:\n    type: string\n    unique: true\n",
+        )
+    )
     assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
-    env = {**os.environ, "PYTHONPATH": str(out / "src"), "AUTH_DATABASE_URL": f"sqlite:///{data / 'shop.db'}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(out / "src"),
+        "AUTH_DATABASE_URL": f"sqlite:///{data / 'shop.db'}",
+    }
     start = subprocess.run(
         [sys.executable, "-m", "shop_auth", "serve", "--port", str(free_port())],
         cwd=data,

@@ -29,7 +29,11 @@ def snapshot(root: Path) -> dict[str, tuple]:
     for path in sorted(root.rglob("*")):
         st = path.stat()
         content = path.read_bytes() if path.is_file() else None
-        result[path.relative_to(root).as_posix()] = (content, st.st_mtime_ns, st.st_mode)
+        result[path.relative_to(root).as_posix()] = (
+            content,
+            st.st_mtime_ns,
+            st.st_mode,
+        )
     return result
 
 
@@ -72,7 +76,9 @@ def test_user_edit_kept_through_clean_merge(tmp_path: Path) -> None:
 
     assert actions(p) == {"app.py": "merged"}
     assert p.conflicts == []
-    assert (tmp_path / "app.py").read_bytes() == b"user line 1\nline 2\nline 3\nline 4\ngenerated line 5\n"
+    assert (
+        tmp_path / "app.py"
+    ).read_bytes() == b"user line 1\nline 2\nline 3\nline 4\ngenerated line 5\n"
     # The same rendering again: the merged file is the user's and stays as is.
     assert actions(run({"app.py": v2}, tmp_path)) == {"app.py": "unchanged"}
 
@@ -101,16 +107,22 @@ def test_conflict_writes_markers_and_resolution_survives(tmp_path: Path) -> None
     v3 = v2.replace(b"line 5", b"generated line 5")
     p = run({"app.py": v3}, tmp_path)
     assert actions(p) == {"app.py": "merged"}
-    assert (tmp_path / "app.py").read_bytes() == b"line 1\nresolved line 2\nline 3\nline 4\ngenerated line 5\n"
+    assert (
+        tmp_path / "app.py"
+    ).read_bytes() == b"line 1\nresolved line 2\nline 3\nline 4\ngenerated line 5\n"
 
 
-def test_conflict_on_last_line_without_newline_keeps_markers_on_their_own_lines(tmp_path: Path) -> None:
+def test_conflict_on_last_line_without_newline_keeps_markers_on_their_own_lines(
+    tmp_path: Path,
+) -> None:
     run({"a.txt": b"x\ny"}, tmp_path)
     (tmp_path / "a.txt").write_bytes(b"x\nuser")
     p = run({"a.txt": b"x\ngen"}, tmp_path)
 
     assert p.conflicts == ["a.txt"]
-    assert (tmp_path / "a.txt").read_bytes() == b"x\n<<<<<<< yours\nuser\n=======\ngen\n>>>>>>> generated\n"
+    assert (
+        tmp_path / "a.txt"
+    ).read_bytes() == b"x\n<<<<<<< yours\nuser\n=======\ngen\n>>>>>>> generated\n"
 
 
 def test_crlf_line_endings_survive_a_merge(tmp_path: Path) -> None:
@@ -123,11 +135,17 @@ def test_crlf_line_endings_survive_a_merge(tmp_path: Path) -> None:
     assert (tmp_path / "w.bat").read_bytes() == b"A\r\nb\r\nc\r\nD\r\n"
 
 
-def test_no_longer_rendered_removed_when_untouched_and_empty_folders_cleaned(tmp_path: Path) -> None:
+def test_no_longer_rendered_removed_when_untouched_and_empty_folders_cleaned(
+    tmp_path: Path,
+) -> None:
     run({"keep.py": b"k\n", "a/b/old.py": b"old\n", "a/other.py": b"o\n"}, tmp_path)
 
     p = run({"keep.py": b"k\n", "a/other.py": b"o\n"}, tmp_path)
-    assert actions(p) == {"a/b/old.py": "removed", "a/other.py": "unchanged", "keep.py": "unchanged"}
+    assert actions(p) == {
+        "a/b/old.py": "removed",
+        "a/other.py": "unchanged",
+        "keep.py": "unchanged",
+    }
     assert not (tmp_path / "a/b").exists()
     assert (tmp_path / "a/other.py").exists()  # a/ still holds a file
 
@@ -136,7 +154,9 @@ def test_no_longer_rendered_removed_when_untouched_and_empty_folders_cleaned(tmp
     assert not (tmp_path / "a").exists()
     assert not (tmp_path / ".authgen/base/a").exists()
     assert tmp_path.is_dir()
-    assert set(json.loads((tmp_path / ".authgen/manifest.json").read_text())["generated"]) == {"keep.py"}
+    assert set(
+        json.loads((tmp_path / ".authgen/manifest.json").read_text())["generated"]
+    ) == {"keep.py"}
 
 
 def test_removal_never_removes_out_itself(tmp_path: Path) -> None:
@@ -194,7 +214,9 @@ def test_existing_file_without_manifest_entry(tmp_path: Path) -> None:
     p = run({"same.py": b"same\n", "mine.py": b"generated\n"}, tmp_path)
 
     assert actions(p) == {"mine.py": "conflict", "same.py": "unchanged"}
-    assert (tmp_path / "mine.py").read_bytes() == b"<<<<<<< yours\nmine\n=======\ngenerated\n>>>>>>> generated\n"
+    assert (
+        tmp_path / "mine.py"
+    ).read_bytes() == b"<<<<<<< yours\nmine\n=======\ngenerated\n>>>>>>> generated\n"
 
 
 def _mixed_tree(out: Path) -> dict[str, bytes]:
@@ -222,7 +244,9 @@ def _mixed_tree(out: Path) -> dict[str, bytes]:
     }
 
 
-def test_check_and_diff_write_nothing_and_report_the_right_paths(tmp_path: Path) -> None:
+def test_check_and_diff_write_nothing_and_report_the_right_paths(
+    tmp_path: Path,
+) -> None:
     rendered = _mixed_tree(tmp_path)
     before = snapshot(tmp_path)
 
@@ -231,7 +255,13 @@ def test_check_and_diff_write_nothing_and_report_the_right_paths(tmp_path: Path)
     text = p.diff(tmp_path)
 
     assert snapshot(tmp_path) == before
-    assert pending == ["conflict.py", "created.py", "merged.py", "removed.py", "updated.py"]
+    assert pending == [
+        "conflict.py",
+        "created.py",
+        "merged.py",
+        "removed.py",
+        "updated.py",
+    ]
     assert actions(p)["kept.py"] == "kept"
     assert actions(p)["same.py"] == "unchanged"
     headers = [line for line in text.splitlines() if line.startswith("+++ ")]
@@ -289,7 +319,10 @@ def test_binary_files(tmp_path: Path) -> None:
 
     # Keeping their version is a resolution: the next run leaves it alone.
     (tmp_path / "logo.png.generated").unlink()
-    assert actions(run({"logo.png": v2, "icon.png": v2}, tmp_path))["logo.png"] == "unchanged"
+    assert (
+        actions(run({"logo.png": v2, "icon.png": v2}, tmp_path))["logo.png"]
+        == "unchanged"
+    )
     assert (tmp_path / "logo.png").read_bytes() == mine
 
 
@@ -297,16 +330,27 @@ def test_binary_conflict_diff(tmp_path: Path) -> None:
     run({"logo.png": b"\xff1"}, tmp_path)
     (tmp_path / "logo.png").write_bytes(b"\xffmine")
     p = plan({"logo.png": b"\xff2"}, tmp_path)
-    assert p.diff(tmp_path) == "Binary files a/logo.png.generated and b/logo.png.generated differ\n"
+    assert (
+        p.diff(tmp_path)
+        == "Binary files a/logo.png.generated and b/logo.png.generated differ\n"
+    )
 
 
 def test_executable_bit(tmp_path: Path) -> None:
-    p = run({"bin/run.sh": b"#!/bin/sh\n", "lib.sh": b"x\n"}, tmp_path, executable={"bin/run.sh"})
+    p = run(
+        {"bin/run.sh": b"#!/bin/sh\n", "lib.sh": b"x\n"},
+        tmp_path,
+        executable={"bin/run.sh"},
+    )
     assert actions(p) == {"bin/run.sh": "created", "lib.sh": "created"}
     assert (tmp_path / "bin/run.sh").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "lib.sh").stat().st_mode & 0o777 == 0o644
 
-    run({"bin/run.sh": b"#!/bin/sh\necho\n", "lib.sh": b"x\n"}, tmp_path, executable={"bin/run.sh"})
+    run(
+        {"bin/run.sh": b"#!/bin/sh\necho\n", "lib.sh": b"x\n"},
+        tmp_path,
+        executable={"bin/run.sh"},
+    )
     assert (tmp_path / "bin/run.sh").stat().st_mode & 0o777 == 0o755
 
 
@@ -328,7 +372,10 @@ def test_rerun_after_interrupted_manifest_write_repairs(tmp_path: Path) -> None:
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in expected.items()}
 
 
-@pytest.mark.parametrize("bad", ["/etc/passwd", "../x", "a/../../x", "a//b", "", ".authgen/manifest.json", "a\\b"])
+@pytest.mark.parametrize(
+    "bad",
+    ["/etc/passwd", "../x", "a/../../x", "a//b", "", ".authgen/manifest.json", "a\\b"],
+)
 def test_unsafe_paths_are_rejected(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ValueError):
         plan({bad: b"x"}, tmp_path)

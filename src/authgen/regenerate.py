@@ -65,7 +65,9 @@ class Change:
 
     path: str
     action: str  # "created" | "updated" | "merged" | "conflict" | "removed" | "kept" | "unchanged"
-    content: bytes | None = None  # what will be written (None for removed/kept/unchanged)
+    content: bytes | None = (
+        None  # what will be written (None for removed/kept/unchanged)
+    )
     write_to: str | None = None  # set when content goes beside `path` (binary conflict)
 
     @property
@@ -112,7 +114,11 @@ def plan(
         new = rendered[path]
         current = _read(out / path)
         if path in owned:
-            changes.append(Change(path, "created", new) if current is None else Change(path, "unchanged"))
+            changes.append(
+                Change(path, "created", new)
+                if current is None
+                else Change(path, "unchanged")
+            )
         else:
             changes.append(_plan_file(out, path, current, new, recorded.get(path)))
 
@@ -120,7 +126,9 @@ def plan(
         current = _read(out / path)
         if current is None:
             continue  # already gone: just forget it
-        changes.append(Change(path, "removed" if _sha(current) == recorded[path] else "kept"))
+        changes.append(
+            Change(path, "removed" if _sha(current) == recorded[path] else "kept")
+        )
 
     changes.sort(key=lambda c: c.path)
     return Plan(changes)
@@ -139,8 +147,12 @@ def apply(
     The manifest is written last so that a rerun repairs an interrupted run.
     """
     out = Path(out)
-    owned = set(user_owned) | _read_manifest(out)[1]  # read before it is rewritten below
-    generated = {path: content for path, content in rendered.items() if path not in owned}
+    owned = (
+        set(user_owned) | _read_manifest(out)[1]
+    )  # read before it is rewritten below
+    generated = {
+        path: content for path, content in rendered.items() if path not in owned
+    }
 
     for change in plan.pending:
         target = out / change.target
@@ -157,7 +169,10 @@ def apply(
             _write(base_dir / path, content)
     if base_dir.is_dir():
         for file in sorted(base_dir.rglob("*")):
-            if file.is_file() and file.relative_to(base_dir).as_posix() not in generated:
+            if (
+                file.is_file()
+                and file.relative_to(base_dir).as_posix() not in generated
+            ):
                 file.unlink()
                 _prune_empty_parents(file.parent, stop=base_dir)
 
@@ -167,7 +182,9 @@ def apply(
         _write(manifest_path, manifest)
 
 
-def _plan_file(out: Path, path: str, current: bytes | None, new: bytes, recorded_sha: str | None) -> Change:
+def _plan_file(
+    out: Path, path: str, current: bytes | None, new: bytes, recorded_sha: str | None
+) -> Change:
     if current is None:
         return Change(path, "created", new)
     if current == new:
@@ -177,7 +194,9 @@ def _plan_file(out: Path, path: str, current: bytes | None, new: bytes, recorded
         if _sha(current) == recorded_sha:
             return Change(path, "updated", new)  # the user did not touch it
         if _sha(new) == recorded_sha:
-            return Change(path, "unchanged")  # the generator did not change it: the user's edit stands
+            return Change(
+                path, "unchanged"
+            )  # the generator did not change it: the user's edit stands
         base = _read(out / STATE_DIR / "base" / path) or b""
     if not _is_text(base, current, new):
         return Change(path, "conflict", new, write_to=path + ".generated")
@@ -231,7 +250,10 @@ def _diff_one(out: Path, change: Change) -> str:
     if not _is_text(old, new):
         return f"Binary files a/{name} and b/{name} differ\n"
     lines = difflib.unified_diff(_lines(old), _lines(new), f"a/{name}", f"b/{name}")
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    return "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+        for line in lines
+    )
 
 
 def _read_manifest(out: Path) -> tuple[dict[str, str], set[str]]:
@@ -240,7 +262,9 @@ def _read_manifest(out: Path) -> tuple[dict[str, str], set[str]]:
         return {}, set()
     data = json.loads(raw)
     if data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{out / STATE_DIR / 'manifest.json'}: unsupported format {data.get('format')!r}")
+        raise ValueError(
+            f"{out / STATE_DIR / 'manifest.json'}: unsupported format {data.get('format')!r}"
+        )
     generated, owned = dict(data["generated"]), set(data["user_owned"])
     for path in [*generated, *owned]:
         _check_path(path)  # the manifest decides what we delete: don't trust it blindly
@@ -258,7 +282,11 @@ def _manifest_bytes(generated: Mapping[str, bytes], user_owned: list[str]) -> by
 
 def _check_path(path: str) -> None:
     parts = path.split("/")
-    if "\\" in path or any(part in ("", ".", "..") for part in parts) or parts[0] == STATE_DIR:
+    if (
+        "\\" in path
+        or any(part in ("", ".", "..") for part in parts)
+        or parts[0] == STATE_DIR
+    ):
         raise ValueError(f"not a safe relative POSIX path: {path!r}")
 
 
@@ -282,7 +310,9 @@ def _write(target: Path, content: bytes, *, executable: bool = False) -> None:
         mode = stat.S_IMODE(target.stat().st_mode)
     else:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
