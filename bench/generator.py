@@ -135,57 +135,61 @@ def run(source: Path) -> Section:
     chart: dict[str, tuple[Sample, Sample, Sample]] = {}
     for size in SIZES:
         spec, config = write_inputs(root, size, source)
-        cold_env = {**env, "XDG_CACHE_HOME": tempfile.mkdtemp(dir=root)}
-        cold = authgen(spec, root / f"cold-{size}", cold_env)  # also warms nothing else
         authgen(spec, root / f"warmup-{size}", env)
-        ours, theirs, again = [], [], []
+        cold, ours, theirs, again = [], [], [], []
         for round_ in range(ROUNDS):
             out = root / f"r{round_}-{size}"
-            pair = [
+            empty = {**env, "XDG_CACHE_HOME": tempfile.mkdtemp(dir=root)}
+            steps = [
+                lambda: cold.append(authgen(spec, out / "cold", empty)),
                 lambda: ours.append(authgen(spec, out / "authgen", env)),
                 lambda: theirs.append(cookiecutter(config, out / "cc", env)),
             ]
-            for step in pair if round_ % 2 == 0 else reversed(pair):
+            for step in steps if round_ % 2 == 0 else reversed(steps):
                 step()
             again.append(authgen(spec, out / "authgen", env))
             shutil.rmtree(out)
-        sample_ours, sample_theirs, sample_again = (
-            Sample(ours),
-            Sample(theirs),
-            Sample(again),
-        )
+        sample_cold, sample_ours = Sample(cold), Sample(ours)
+        sample_theirs, sample_again = Sample(theirs), Sample(again)
+        cold_ratio = ratios(cold, theirs)
         ratio = ratios(ours, theirs)
         regen_ratio = ratios(again, theirs)
         log(
-            f"generator {size} fields: authgen {sample_ours.median:.2f}s, "
-            f"cookiecutter {sample_theirs.median:.2f}s, ratio {ratio.median:.2f}"
+            f"generator {size} fields: authgen cold {sample_cold.median:.2f}s, "
+            f"warm {sample_ours.median:.2f}s, cookiecutter {sample_theirs.median:.2f}s, "
+            f"cold ratio {cold_ratio.median:.2f}"
         )
         rows.append(
-            f"| {size} | {sample_ours.show(2, ' s')} | {sample_theirs.show(2, ' s')} "
-            f"| {ratio.show(2, '×')} | {'met' if ratio.median <= 1.5 else '**missed**'} "
-            f"| {sample_again.show(2, ' s')} | {regen_ratio.show(2, '×')} | {cold:.2f} s |"
+            f"| {size} | {sample_cold.show(2, ' s')} | {sample_ours.show(2, ' s')} "
+            f"| {sample_theirs.show(2, ' s')} | {cold_ratio.show(2, '×')} "
+            f"| {'met' if cold_ratio.median <= 1.5 else '**missed**'} "
+            f"| {ratio.show(2, '×')} | {sample_again.show(2, ' s')} "
+            f"| {regen_ratio.show(2, '×')} |"
         )
-        chart[str(size)] = (sample_ours, sample_theirs, sample_again)
+        chart[str(size)] = (sample_cold, sample_theirs, sample_ours)
         section.targets.append(
             Target(
-                f"authgen generate, {size} fields ÷ cookiecutter",
-                ratio,
+                f"authgen generate (cold cache), {size} fields ÷ cookiecutter",
+                cold_ratio,
                 "≤ 1.5×",
-                ratio.median <= 1.5,
+                cold_ratio.median <= 1.5,
                 unit="×",
             )
         )
     section.text += [
-        f"Whole processes into a fresh folder, {ROUNDS} rounds, the two sides alternated "
+        f"Whole processes into a fresh folder, {ROUNDS} rounds, the sides alternated "
         "(the order flips every round). Cookiecutter gets authgen's context for the spec "
         "through its config file's `default_context`, with a temporary `replay_dir`. "
-        '"Warm" means black\'s output cache (`$XDG_CACHE_HOME/authgen`) already holds '
-        'the files; "cold" is one run with an empty cache. "Regenerate" is a second '
+        '"Cold" is a first generation: black\'s output cache (`$XDG_CACHE_HOME/authgen`) '
+        'is empty, new every round; "warm" means it already holds the files. Files that '
+        "black would leave unchanged (the plain blueprint files, kept black-clean by a "
+        'test) are not formatted at all. "Regenerate" is a second '
         "`authgen generate` into the same folder, with nothing to change.",
         "",
-        "| fields | authgen generate (warm) | cookiecutter --no-input | ratio | ≤ 1.5× "
-        "| regenerate, no change | regenerate ÷ cookiecutter | authgen cold cache |",
-        "|---:|---:|---:|---:|:---:|---:|---:|---:|",
+        "| fields | authgen generate (cold) | authgen generate (warm) "
+        "| cookiecutter --no-input | cold ÷ cookiecutter | ≤ 1.5× | warm ÷ cookiecutter "
+        "| regenerate, no change | regenerate ÷ cookiecutter |",
+        "|---:|---:|---:|---:|---:|:---:|---:|---:|---:|",
         *rows,
     ]
     section.charts.append(charts.generator(chart))
