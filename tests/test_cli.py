@@ -447,3 +447,14 @@ def test_the_schema_describes_every_key_with_the_readme() -> None:
                 "(required for enum)": " Required for an enum.",
             }.get(default, f" Default: {default}.")
             assert properties[key]["description"] == f"{meaning}.{applies}{ending}", key
+
+
+def test_authgen_own_tree_is_black_clean() -> None:
+    """pyproject configures black for authgen itself (the blueprints aside)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "black", "--check", "src", "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
