@@ -211,7 +211,7 @@ def test_regenerating_an_unchanged_spec_changes_nothing(tmp_path: Path) -> None:
 
     again = authgen("generate", EXAMPLE, "-o", out)
     assert again.returncode == 0, again.stderr
-    assert again.stdout == f"generated {out}\n"
+    assert again.stdout == f"{out} is up to date\n"
     after = {
         p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()
     }
