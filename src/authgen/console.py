@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -39,7 +39,7 @@ def paint(text: str, name: str, stream: TextIO) -> str:
 def change_line(change: Change, stream: TextIO) -> str:
     """`created: src/acme_auth/app.py`, the outcome coloured on a terminal."""
     name = OUTCOMES.get(change.action, "white")
-    return f"{paint(change.action, name, stream)}: {change.target}"
+    return f"{paint(change.action, name, stream)}: {change.path}"
 
 
 def summary(changes: Iterable[Change], out: Path, stream: TextIO) -> list[str]:
@@ -65,7 +65,7 @@ def summary(changes: Iterable[Change], out: Path, stream: TextIO) -> list[str]:
     ]
 
 
-def progress(stream: TextIO):
+def progress(stream: TextIO) -> Callable[[str], None]:
     """A callback that shows a slow step on a terminal (and stays quiet in pipes)."""
 
     def show(message: str) -> None:
