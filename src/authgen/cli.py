@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import shutil
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from authgen import __version__
+from authgen import __version__, console, schema, starter
 from authgen.errors import AuthgenError
 from authgen.generate import Generation, prepare
-from authgen.render import blueprints_dir
-from authgen.spec import load_spec
+from authgen.spec import SERVICE_NAME_PATTERN, load_spec
 from authgen.upgrades import notes_between
 
 app = typer.Typer(
     help="Generate a GraphQL authentication service from a YAML user model.",
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 SpecArgument = Annotated[
-    Path, typer.Argument(help="The spec file describing the user model (user.yaml).")
+    Path,
+    typer.Argument(
+        metavar="SPEC", help="The spec file describing the user model (user.yaml)."
+    ),
 ]
 
 
@@ -51,25 +54,52 @@ def _root(
 
 @app.command()
 def init(
-    directory: Annotated[Path, typer.Argument(help="Where to write user.yaml.")] = Path(
-        "."
-    ),
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Where to write user.yaml.")
+    ] = Path("."),
+    name: Annotated[
+        Optional[str],
+        typer.Option(
+            "--name",
+            metavar="NAME",
+            help="service.name (default: from DIR's name).",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite an existing user.yaml.")
     ] = False,
 ) -> None:
-    """Write a commented starter user.yaml into DIRECTORY."""
+    """Write a starter user.yaml and its JSON Schema into DIR."""
     target = directory / "user.yaml"
     if target.exists() and not force:
         _fail(f"{target} already exists; use --force to overwrite it")
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(blueprints_dir().parent / "example-user.yaml", target)
-    typer.echo(f"wrote {target}; edit it, then run: authgen generate {target}")
+    if name is None:
+        name = starter.service_name(directory.resolve().name)
+    elif not SERVICE_NAME_PATTERN.match(name):
+        _fail(
+            f"--name {name!r} is not a valid service name; use lower-case letters,"
+            f" digits and single dashes, starting with a letter"
+            f" (e.g. {starter.service_name(name)})"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        target.write_text(starter.text(name), encoding="utf-8")
+        (directory / starter.SCHEMA_FILE).write_text(schema.text(), encoding="utf-8")
+    except OSError as error:
+        _fail(f"cannot write {target}: {error.strerror or error}")
+    typer.echo(f"wrote {target} and {directory / starter.SCHEMA_FILE}")
+    typer.echo(f"next: edit it, then run: authgen generate {shlex.quote(str(target))}")
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of user.yaml (for editors)."""
+    sys.stdout.write(schema.text())
 
 
 @app.command()
 def validate(spec: SpecArgument) -> None:
-    """Check SPEC; print one line per mistake as SPEC:LINE:COL: message."""
+    """Check SPEC: one SPEC:LINE:COL line per mistake."""
     try:
         load_spec(spec)
     except AuthgenError as error:
@@ -82,7 +112,12 @@ def generate(
     spec: SpecArgument,
     out: Annotated[
         Optional[Path],
-        typer.Option("--out", "-o", help="Output folder (default: ./<service.name>)."),
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="OUT",
+            help="Output folder (default: ./<service.name>).",
+        ),
     ] = None,
     check: Annotated[
         bool,
@@ -98,9 +133,9 @@ def generate(
         ),
     ] = False,
 ) -> None:
-    """Generate the service from SPEC, or regenerate it keeping your edits."""
+    """Generate the service from SPEC (again: your edits are kept)."""
     try:
-        generation = prepare(spec, out)
+        generation = prepare(spec, out, progress=console.progress(sys.stderr))
         if not (check or diff):
             generation.apply()
     except AuthgenError as error:
@@ -111,7 +146,7 @@ def generate(
         return
     if check:
         for change in plan.pending:
-            typer.echo(f"{change.action}: {change.path}")
+            typer.echo(console.change_line(change, sys.stdout))
         _report_conflicts(generation)
         if plan.pending:
             raise typer.Exit(1)
@@ -122,9 +157,10 @@ def generate(
         for version, note in notes_between(plan.upgraded_from, plan.version):
             typer.echo(f"- {version}: {note}")
     for change in plan.pending:
-        typer.echo(f"{change.action}: {change.path}")
+        typer.echo(console.change_line(change, sys.stdout))
+    for line in console.summary(plan.pending, generation.out, sys.stdout):
+        typer.echo(line)
     _report_conflicts(generation)
-    typer.echo(f"generated {generation.out}")
 
 
 def _report_conflicts(generation: Generation) -> None:

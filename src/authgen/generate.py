@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +29,17 @@ class Generation:
             raise AuthgenError(f"cannot write {self.out}: {error}") from error
 
 
-def prepare(spec_path: Path, out: Path | None = None) -> Generation:
+def prepare(
+    spec_path: Path,
+    out: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Generation:
     """Check and render the spec and plan the writes; touches nothing."""
     spec = load_spec(spec_path)
     out = out or Path(spec.service.name)
     _check_out(out, spec_path)
     context = build_context(spec)
-    rendering = render(context)
+    rendering = render(context, progress=progress)
     # The spec travels with the service, so the service shows where it came from.
     rendering.files["user.yaml"] = spec_path.read_bytes()
     try:

@@ -272,7 +272,9 @@ def _check_service(service: Any, document: Document) -> list[Problem]:
         problems.append(
             document.problem(
                 ("service", "package"),
-                f"service.package: {package!r} is not a valid Python package name",
+                f"service.package: {package!r} is not a valid Python package name;"
+                " use letters, digits and underscores, starting with a letter,"
+                " not a Python keyword",
             )
         )
     return problems
@@ -366,7 +368,9 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
                         document.problem(
                             ("fields", name, "values", index),
                             f"fields.{name}.values.{index}: enum value {value!r}"
-                            " is not a valid GraphQL enum name",
+                            " is not a valid GraphQL enum name; use letters, digits"
+                            " and underscores, starting with a letter or underscore"
+                            " (true, false and null are taken)",
                         )
                     )
             if len(set(field.values)) != len(field.values):
@@ -382,7 +386,10 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
         try:
             re.compile(field.pattern)
         except re.error as error:
-            add("pattern", f"not a valid regular expression: {error}")
+            add(
+                "pattern",
+                f"{field.pattern!r} is not a valid Python regular expression: {error}",
+            )
     if field.validator is not None and not VALIDATOR_PATTERN.match(field.validator):
         add(
             "validator",
@@ -398,8 +405,19 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
     if field.default is not None and not broken:
         reason = default_problem(field, field.default)
         if reason:
-            add("default", f"{field.default!r} {reason}")
+            add("default", f"{field.default!r} {_with_pattern(field, reason)}")
     return problems
+
+
+def _with_pattern(field: FieldSpec, reason: str) -> str:
+    """Names the pattern a default fails, which the service's message does not."""
+    items = field.default if field.list else [field.default]
+    if field.pattern is None or all(
+        not isinstance(item, str) or re.fullmatch(field.pattern, item) for item in items
+    ):
+        return reason
+    pattern = field.pattern
+    return f"{reason.rstrip('.')}: the whole value must match the pattern {pattern!r}"
 
 
 def _greater(low: Any, high: Any) -> bool:
