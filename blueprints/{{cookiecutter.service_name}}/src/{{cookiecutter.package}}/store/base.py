@@ -16,6 +16,8 @@ from bson import ObjectId
 
 #: Stored with the user but never shown through the API.
 INTERNAL_FIELDS = ("password_hash", "created_at")
+#: Seconds the start waits for the database's first answer.
+REACH_TIMEOUT = 5.0
 
 
 def new_id() -> str:
@@ -37,6 +39,10 @@ class DuplicateValueError(Exception):
 
 class SchemaError(Exception):
     """Stored data the current model cannot take; stops the start with a fix."""
+
+
+class UnreachableDatabase(Exception):
+    """The database URL is malformed, or the database does not answer; stops the start."""
 
 
 # Conditions of the public queries, built by `users.py` from GraphQL filters.

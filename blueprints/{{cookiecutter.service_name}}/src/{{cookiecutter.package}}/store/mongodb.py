@@ -21,6 +21,7 @@ a conditional update, so two concurrent refreshes cannot both claim it, and a
 mail is leased the same way.
 """
 
+import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,12 +29,13 @@ from urllib.parse import urlsplit
 
 from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import ConfigurationError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from ..models import FIELDS
 from .base import (
     AllOf,
     AnyOf,
+    REACH_TIMEOUT,
     Compare,
     Condition,
     DuplicateValueError,
@@ -41,6 +43,7 @@ from .base import (
     SchemaError,
     SideWrites,
     Store,
+    UnreachableDatabase,
     UserQuery,
     new_id,
 )
@@ -101,7 +104,10 @@ class MongoStore(Store):
     def __init__(self, url: str, client: Any = None) -> None:
         """`client` replaces the real driver (tests pass an async facade over mongomock)."""
         self.url = url
-        self.client = client if client is not None else AsyncMongoClient(url, tz_aware=True)
+        try:
+            self.client = client if client is not None else AsyncMongoClient(url, tz_aware=True)
+        except (ConfigurationError, ValueError) as error:
+            raise UnreachableDatabase(f"malformed database URL: {error}") from None
         database = self.client[urlsplit(url).path.strip("/") or DEFAULT_DATABASE]
         self.users = database["users"]
         self.refresh_tokens = database["refresh_tokens"]
@@ -110,6 +116,7 @@ class MongoStore(Store):
         self.outbox = database["outbox"]
 
     async def open(self) -> None:
+        await self._reach()
         await self._sync_users_schema()
         await self.refresh_tokens.create_index("session_id", name="ix_refresh_tokens_session_id")
         await self.refresh_tokens.create_index("user_id", name="ix_refresh_tokens_user_id")
@@ -129,6 +136,18 @@ class MongoStore(Store):
         await self.outbox.create_index(
             [("status", ASCENDING), ("created_at", ASCENDING)], name="ix_outbox_status_created"
         )
+
+    async def _reach(self) -> None:
+        """One round trip first, bounded: the driver's own server selection
+        waits 30 s (right for a replica set electing a primary, too long for a
+        start against a server that is not there)."""
+        try:
+            async with asyncio.timeout(REACH_TIMEOUT):
+                await self.client.admin.command("ping")
+        except TimeoutError:
+            raise UnreachableDatabase(f"no answer from MongoDB within {REACH_TIMEOUT:g} s") from None
+        except PyMongoError as error:
+            raise UnreachableDatabase(f"cannot connect to MongoDB: {error}") from None
 
     async def close(self) -> None:
         await self.client.close()

@@ -7,6 +7,7 @@ new columns are added (and filled with their default), indexes are created
 or dropped, and data the model cannot take stops the start with the fix.
 """
 
+import asyncio
 import json
 import os
 import re
@@ -49,7 +50,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.elements import UnaryExpression
@@ -59,12 +60,14 @@ from ..models import FIELDS, parse_value
 from .base import (
     AllOf,
     AnyOf,
+    REACH_TIMEOUT,
     Condition,
     DuplicateValueError,
     Rotation,
     SchemaError,
     SideWrites,
     Store,
+    UnreachableDatabase,
     UserQuery,
     new_id,
 )
@@ -165,10 +168,12 @@ _UNIQUE_VIOLATION = re.compile(r"users\.(\w+)|ux_users_(\w+)")
 
 
 def _async_url(url: str) -> str:
-    if url.startswith("sqlite:"):
-        return url.replace("sqlite:", "sqlite+aiosqlite:", 1)
-    if url.startswith("postgresql:"):
-        return url.replace("postgresql:", "postgresql+asyncpg:", 1)
+    """The URL with the async driver this service ships (aiosqlite, asyncpg)."""
+    for scheme, driver in (("sqlite:", "sqlite+aiosqlite:"), ("postgresql:", "postgresql+asyncpg:")):
+        if url.startswith(scheme):
+            return driver + url.removeprefix(scheme)
+    if url.startswith("postgres:"):
+        return "postgresql+asyncpg:" + url.removeprefix("postgres:")
     return url
 
 
@@ -203,7 +208,10 @@ def _values(record: dict[str, Any]) -> dict[str, Any]:
 class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = create_async_engine(_async_url(url), json_serializer=_json)
+        try:
+            self.engine = create_async_engine(_async_url(url), json_serializer=_json)
+        except (ValueError, ArgumentError) as error:
+            raise UnreachableDatabase(f"malformed database URL: {error}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -211,13 +219,30 @@ class SqlStore(Store):
         database = self.engine.url.database
         if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
             # Created readable by the owner only; SQLite gives its -wal and -shm files the same mode.
-            os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+            try:
+                os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError as error:
+                raise UnreachableDatabase(f"cannot open the SQLite file: {error}") from None
+        await self._reach()
         async with self.engine.begin() as connection:
             # Replaced by the attempts table.
             await connection.execute(text("DROP TABLE IF EXISTS login_failures"))
             await connection.run_sync(metadata.create_all)
             await connection.run_sync(_add_missing_columns, refresh_tokens)
             await connection.run_sync(_sync_users_schema)
+
+    async def _reach(self) -> None:
+        """One round trip first, so that a database that is down, refuses us or
+        does not exist stops the start with the cause (not a traceback)."""
+        try:
+            async with asyncio.timeout(REACH_TIMEOUT):
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except TimeoutError:
+            raise UnreachableDatabase(f"no answer from the database within {REACH_TIMEOUT:g} s") from None
+        except (DBAPIError, OSError) as error:
+            cause = getattr(error, "orig", None) or error
+            raise UnreachableDatabase(f"cannot connect to the database: {cause}") from None
 
     async def close(self) -> None:
         await self.engine.dispose()
