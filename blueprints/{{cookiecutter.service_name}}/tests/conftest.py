@@ -149,21 +149,31 @@ async def _postgresql_admin(statement: str) -> None:
         await connection.close()
 
 
-@contextlib.contextmanager
-def postgresql_database() -> Iterator[str]:
-    """The URL of a new, empty database on the test server, dropped on leaving."""
+async def create_postgresql_database() -> str:
+    """The URL of a new, empty database on the test server (skips without one)."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     try:
-        asyncio.run(_postgresql_admin(f'CREATE DATABASE "{name}"'))
+        await _postgresql_admin(f'CREATE DATABASE "{name}"')
     except (OSError, ImportError) as error:
         reason = f"no PostgreSQL at AUTH_TEST_POSTGRESQL_URL={POSTGRESQL_URL}: {error}"
         if os.environ.get("AUTH_TEST_REQUIRE_POSTGRESQL"):
             pytest.fail(f"{reason} (AUTH_TEST_REQUIRE_POSTGRESQL is set)")
         pytest.skip(reason)
+    return urlsplit(POSTGRESQL_URL)._replace(path=f"/{name}").geturl()
+
+
+async def drop_postgresql_database(url: str) -> None:
+    await _postgresql_admin(f'DROP DATABASE "{urlsplit(url).path.strip("/")}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def postgresql_database() -> Iterator[str]:
+    """A new, empty database on the test server, dropped on leaving (skips without one)."""
+    url = asyncio.run(create_postgresql_database())
     try:
-        yield urlsplit(POSTGRESQL_URL)._replace(path=f"/{name}").geturl()
+        yield url
     finally:
-        asyncio.run(_postgresql_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        asyncio.run(drop_postgresql_database(url))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,4 +1,4 @@
-"""Storage: one interface, an embedded SQLite default and MongoDB."""
+"""Storage: one interface (split by concern in base.py), SQL (SQLite, PostgreSQL) and MongoDB."""
 
 from .base import (
     NOTHING,
