@@ -22,7 +22,7 @@ from .base import (
 SCHEMES = ("sqlite", "postgresql", "postgres", "mongodb", "mongodb+srv")
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, pool_size: int = 10) -> Store:
     """The adapter for a database URL (not yet connected); raises
     UnreachableDatabase for a URL that names no database this service speaks."""
     scheme, separator, _ = url.partition("://")
@@ -34,10 +34,10 @@ def open_store(url: str) -> Store:
     if scheme.startswith("mongodb"):
         from .mongodb import MongoStore
 
-        return MongoStore(url)
+        return MongoStore(url, pool_size=pool_size)
     from .sql import SqlStore
 
-    return SqlStore(url)
+    return SqlStore(url, pool_size=pool_size)
 
 
 __all__ = [

@@ -95,11 +95,11 @@ class MongoUsersSchema:
 
 
 class MongoStore(Store):
-    def __init__(self, url: str, client: Any = None) -> None:
+    def __init__(self, url: str, client: Any = None, pool_size: int = 10) -> None:
         """`client` replaces the real driver (tests pass an async facade over mongomock)."""
         self.url = url
         try:
-            self.client = client if client is not None else AsyncMongoClient(url, tz_aware=True)
+            self.client = client if client is not None else AsyncMongoClient(url, tz_aware=True, maxPoolSize=pool_size)
         except (ConfigurationError, ValueError) as error:
             raise UnreachableDatabase(f"malformed database URL: {error}") from None
         database = self.client[urlsplit(url).path.strip("/") or DEFAULT_DATABASE]

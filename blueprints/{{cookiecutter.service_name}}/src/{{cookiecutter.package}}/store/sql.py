@@ -208,10 +208,12 @@ def _values(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class SqlStore(Store):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
+        # A server's connections are few and shared by every instance: at most pool_size each.
+        pool = {} if url.startswith("sqlite") else {"pool_size": pool_size, "max_overflow": 0}
         try:
-            self.engine = create_async_engine(_async_url(url), json_serializer=_json)
+            self.engine = create_async_engine(_async_url(url), json_serializer=_json, **pool)
         except (ValueError, ArgumentError) as error:
             raise UnreachableDatabase(f"malformed database URL: {error}") from None
         if self.engine.dialect.name == "sqlite":
