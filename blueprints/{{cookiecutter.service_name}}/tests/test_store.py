@@ -731,3 +731,19 @@ async def test_every_public_field_has_an_equality_index(store):
     public = [name for name, field in FIELDS.items() if field.public and not field.list]
     assert set(public) | {"email_verified"} <= leading
 
+
+
+async def test_a_session_ended_while_it_rotates_is_gone_with_its_replacement(store):
+    """Logouts racing refreshes of the same sessions (on PostgreSQL a delete
+    cannot see the replacement a rotation inserts meanwhile): whichever wins,
+    nothing of a session is left to refresh."""
+    tokens = [refresh_token("u1", f"race{number}") for number in range(100)]
+    for token in tokens:
+        await store.add_refresh_token(token)
+    replacements = [replacement() for _ in tokens]
+    calls = []
+    for token, new in zip(tokens, replacements):
+        calls += [store.rotate_refresh_token(token["token_hash"], new, NOW, 10), store.end_session(token["token_hash"])]
+    await asyncio.gather(*calls)
+    for new in replacements:
+        assert (await store.rotate_refresh_token(new["token_hash"], replacement(), NOW, 10))[0] is Rotation.INVALID
