@@ -2,6 +2,7 @@
 them (own folders and ports, the same key files): they share accounts,
 sessions, throttling and the mail outbox."""
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,8 @@ import httpx
 import pytest
 from conftest import MailSink, Service, postgresql_database, service_env
 from helpers import LOGIN, ME, PASSWORD, REFRESH, REGISTER, error_type, logged_in, post, registration
+
+from {{ cookiecutter.package }}.store import open_store
 
 PAIR_LIMIT = 3
 
@@ -95,3 +98,18 @@ def test_the_same_keys_sign_on_every_instance(instances):
     keys = [httpx.get(f"{service.url}/.well-known/jwks.json").json() for service in instances]
     assert keys[0] == keys[1]
     assert Path(instances[0].env["AUTH_PRIVATE_KEY_FILE"]) == Path(instances[1].env["AUTH_PRIVATE_KEY_FILE"])
+
+
+def test_instances_starting_together_migrate_one_at_a_time():
+    """Each start syncs the schema; on one new database at once, one creates it, the others find it done."""
+
+    async def start_together(url: str, count: int) -> None:
+        stores = [open_store(url) for _ in range(count)]
+        try:
+            await asyncio.gather(*(store.open() for store in stores))
+        finally:
+            for store in stores:
+                await store.close()
+
+    with postgresql_database() as url:
+        asyncio.run(start_together(url, 4))
