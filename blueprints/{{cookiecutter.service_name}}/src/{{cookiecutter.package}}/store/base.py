@@ -239,7 +239,7 @@ class Store(UserStore, SessionStore, LinkStore, AttemptStore, Outbox):
 
     @abstractmethod
     async def ping(self) -> bool:
-        """Whether the database answers (for /healthz)."""
+        """Whether the database answers within REACH_TIMEOUT (for /healthz)."""
 
     @abstractmethod
     async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:

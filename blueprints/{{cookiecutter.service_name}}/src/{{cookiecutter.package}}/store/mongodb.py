@@ -148,9 +148,9 @@ class MongoStore(Store):
 
     async def ping(self) -> bool:
         try:
-            await self.client.admin.command("ping")
+            await self._reach()
             return True
-        except PyMongoError:
+        except UnreachableDatabase:
             return False
 
     # Users.

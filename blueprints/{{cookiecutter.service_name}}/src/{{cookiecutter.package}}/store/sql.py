@@ -48,7 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.elements import UnaryExpression
@@ -247,7 +247,7 @@ class SqlStore(Store):
                     await connection.execute(text("SELECT 1"))
         except TimeoutError:
             raise UnreachableDatabase(f"no answer from the database within {REACH_TIMEOUT:g} s") from None
-        except (DBAPIError, OSError) as error:
+        except (SQLAlchemyError, OSError) as error:
             cause = getattr(error, "orig", None) or error
             raise UnreachableDatabase(f"cannot connect to the database: {cause}") from None
 
@@ -256,10 +256,9 @@ class SqlStore(Store):
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await self._reach()
             return True
-        except (SQLAlchemyError, OSError):
+        except UnreachableDatabase:
             return False
 
     # Users.
