@@ -39,6 +39,9 @@ from {{ cookiecutter.package }}.models import FIELDS
 from {{ cookiecutter.package }}.store import open_store
 from {{ cookiecutter.package }}.tokens import hash_secret
 
+#: The module runs on each (see conftest.py): the embedded default and a server database.
+DATABASES = ["sqlite", "postgresql"]
+
 SEND_RECOVERY = "query ($email: String!) { sendPasswordRecoveryEmail(email: $email) }"
 SEND_VERIFICATION = "{ sendVerificationEmail }"
 #: Failed password checks allowed per (account, address), per account and per address.

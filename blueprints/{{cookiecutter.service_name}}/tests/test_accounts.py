@@ -33,6 +33,9 @@ from helpers import (
 
 from {{ cookiecutter.package }}.store import open_store
 
+#: The module runs on each (see conftest.py): the embedded default and a server database.
+DATABASES = ["sqlite", "postgresql"]
+
 # Register.
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from async_mongomock import AsyncMongomockClient
+from conftest import create_postgresql_database, drop_postgresql_database
 from pymongo import AsyncMongoClient
 from sample import sample_user
 from sqlalchemy import text
@@ -39,7 +40,7 @@ from {{ cookiecutter.package }}.store import (
     new_id,
 )
 from {{ cookiecutter.package }}.store.mongodb import MongoStore
-from {{ cookiecutter.package }}.store.sql import SqlStore
+from {{ cookiecutter.package }}.store.sql import SqlStore, SqlUsersSchema
 
 pytestmark = pytest.mark.anyio
 
@@ -67,14 +68,17 @@ def mongodb_url(base: str, database: str) -> str:
     return urlsplit(base)._replace(path=f"/{database}").geturl()
 
 
-@pytest.fixture(params=["sqlite", "mongomock", "mongodb"])
+@pytest.fixture(params=["sqlite", "postgresql", "mongomock", "mongodb"])
 async def opener(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Opener]:
     """Opens stores on one fresh database, as the service does at each start."""
     kind = request.param
-    real_url = None
+    real_url = postgresql = None
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"
         make: Callable[[], Store] = lambda: SqlStore(url)
+    elif kind == "postgresql":
+        postgresql = await create_postgresql_database()
+        make = lambda: SqlStore(postgresql)
     elif kind == "mongomock":
         client = AsyncMongomockClient()
         make = lambda: MongoStore("mongodb://localhost/contract", client=client)
@@ -95,6 +99,8 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator
     yield open_store
     for store in opened:
         await store.close()
+    if postgresql:
+        await drop_postgresql_database(postgresql)
     if real_url:
         client = AsyncMongoClient(real_url)
         await client.drop_database(urlsplit(real_url).path.strip("/"))
@@ -557,12 +563,18 @@ async def forget_field(store: Store, name: str) -> None:
         await store.users.update_many({}, {"$unset": {name: ""}})
 
 
-async def index_names(store: Store) -> set[str]:
+async def user_indexes(store: Store) -> dict[str, list[str]]:
+    """The users' indexes in the database: their keys by name."""
     if isinstance(store, SqlStore):
         async with store.engine.connect() as connection:
-            rows = await connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
-            return {row[0] for row in rows}
-    return set(await store.users.index_information())
+            found = await SqlUsersSchema(connection).indexes()
+    else:
+        found = {name: [key for key, _ in info["key"]] for name, info in (await store.users.index_information()).items()}
+    return {name: list(keys) for name, keys in found.items()}
+
+
+async def index_names(store: Store) -> set[str]:
+    return set(await user_indexes(store))
 
 
 async def drop_index(store: Store, name: str) -> None:
@@ -617,11 +629,7 @@ async def test_new_index_is_created_on_existing_data(opener, name):
 
 
 async def index_columns(store: Store, index: str) -> list[str]:
-    if isinstance(store, SqlStore):
-        async with store.engine.connect() as connection:
-            rows = await connection.execute(text(f'PRAGMA index_info("{index}")'))
-            return [row[2] for row in rows]
-    return [key for key, _ in (await store.users.index_information())[index]["key"]]
+    return (await user_indexes(store))[index]
 
 
 @pytest.mark.parametrize("name", each([n for n in INDEXED if n not in UNIQUE], "indexed, not unique"))
@@ -719,13 +727,23 @@ async def test_purge_forgets_old_attempts_and_old_mails(store):
 
 async def test_every_public_field_has_an_equality_index(store):
     """Strangers filter on public fields: none of them is a full scan."""
-    if isinstance(store, SqlStore):
-        async with store.engine.connect() as connection:
-            rows = (await connection.execute(text("SELECT sql FROM sqlite_master WHERE type = 'index'"))).all()
-        leading = {row[0].split("(", 1)[1].split(",")[0].strip(' )"') for row in rows if row[0]}
-    else:
-        information = await store.users.index_information()
-        leading = {index["key"][0][0] for index in information.values()}
+    leading = {keys[0] for keys in (await user_indexes(store)).values()}
     public = [name for name, field in FIELDS.items() if field.public and not field.list]
     assert set(public) | {"email_verified"} <= leading
 
+
+
+async def test_a_session_ended_while_it_rotates_is_gone_with_its_replacement(store):
+    """Logouts racing refreshes of the same sessions (on PostgreSQL a delete
+    cannot see the replacement a rotation inserts meanwhile): whichever wins,
+    nothing of a session is left to refresh."""
+    tokens = [refresh_token("u1", f"race{number}") for number in range(100)]
+    for token in tokens:
+        await store.add_refresh_token(token)
+    replacements = [replacement() for _ in tokens]
+    calls = []
+    for token, new in zip(tokens, replacements):
+        calls += [store.rotate_refresh_token(token["token_hash"], new, NOW, 10), store.end_session(token["token_hash"])]
+    await asyncio.gather(*calls)
+    for new in replacements:
+        assert (await store.rotate_refresh_token(new["token_hash"], replacement(), NOW, 10))[0] is Rotation.INVALID

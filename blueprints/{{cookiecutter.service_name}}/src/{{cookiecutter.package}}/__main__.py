@@ -92,11 +92,16 @@ async def preflight() -> None:
     and a model the stored data cannot take stops here with a clear message
     (not a traceback from every worker)."""
     from .settings import Settings
-    from .store import SchemaError, open_store
+    from .store import SchemaError, UnreachableDatabase, open_store
 
-    store = open_store(Settings().database)
+    try:
+        store = open_store(Settings().database)
+    except UnreachableDatabase as error:
+        raise RuntimeError(f"AUTH_DATABASE_URL: {error}") from None
     try:
         await store.open()
+    except UnreachableDatabase as error:
+        raise RuntimeError(f"AUTH_DATABASE_URL: {error}") from None
     except SchemaError as error:
         raise RuntimeError(str(error)) from None
     finally:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from .errors import TooManyRequestsError
 from .settings import Settings
-from .store import Store
+from .store.base import AttemptStore
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Limit:
 
 
 class Limits:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: AttemptStore) -> None:
         self.store = store
 
     async def enter(self, *limits: Limit) -> str:

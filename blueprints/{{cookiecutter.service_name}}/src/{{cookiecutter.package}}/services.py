@@ -27,7 +27,7 @@ class Services:
     async def start(cls, settings: Settings) -> "Services":
         keys = KeyPair.load_or_create(settings.private_key_file, settings.public_key_file, settings.jwt_algorithm)
         passwords = Passwords(settings)
-        store = open_store(settings.database)
+        store = open_store(settings.database, settings.database_pool_size)
         await store.open()
         mailer = Mailer(settings, store)
         await mailer.start()

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
 
     # Storage: empty means the embedded SQLite database ./<service>.db.
     database_url: str = ""
+    # Connections each process keeps to PostgreSQL or MongoDB (not SQLite);
+    # the server must allow instances x workers x this many.
+    database_pool_size: int = Field(default=10, ge=1)
 
     # Where users reach the service; used for links in mails and cookie scope.
     public_url: str = "http://127.0.0.1:5000"
