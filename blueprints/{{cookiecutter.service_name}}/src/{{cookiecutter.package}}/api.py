@@ -6,6 +6,7 @@ measured and validated once and the result kept; only execution is per request.
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from inspect import isawaitable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,18 @@ log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 
+# Introspection is measured apart from data queries: the standard introspection
+# query (GraphiQL's, graphql-core's, code generators') unwraps types through
+# 8 or more levels of `ofType`, deeper than AUTH_MAX_QUERY_DEPTH, but its cost
+# lies in its lists (types > fields > args): with at most 3 of them nested, the
+# answer stays the size of the schema, however a query is written.
+INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+INTROSPECTION_LISTS = frozenset(
+    {"types", "directives", "fields", "args", "inputFields", "interfaces", "possibleTypes", "enumValues"}
+)
+INTROSPECTION_MAX_DEPTH = 20
+INTROSPECTION_MAX_LISTS = 3
+
 
 def build_schema() -> GraphQLSchema:
     return make_executable_schema(SCHEMA_PATH.read_text(encoding="utf-8"), *bindables)
@@ -80,11 +93,15 @@ class QueryLimits:
             )
         for node in document.definitions:
             if isinstance(node, OperationDefinitionNode):
-                depth = _depth(node.selection_set, fragments, set())
-                if depth > self.max_depth:
-                    raise QueryTooComplexError(
-                        f"The query is {depth} levels deep; the limit is {self.max_depth}."
-                    )
+                for field, seen in _fields(node.selection_set, fragments, frozenset()):
+                    if field.name.value in INTROSPECTION_ROOTS:
+                        _check_introspection(field, fragments, seen)
+                        continue
+                    depth = 1 + _depth(field.selection_set, fragments, seen, _every_field)
+                    if depth > self.max_depth:
+                        raise QueryTooComplexError(
+                            f"The query is {depth} levels deep; the limit is {self.max_depth}."
+                        )
 
 
 def _count(selection_set: SelectionSetNode | None) -> tuple[int, int]:
@@ -100,29 +117,61 @@ def _count(selection_set: SelectionSetNode | None) -> tuple[int, int]:
     return fields, aliases
 
 
+def _fields(
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    visiting: frozenset[str],
+) -> Iterator[tuple[FieldNode, frozenset[str]]]:
+    """The fields of a selection set, fragments spread, each with the
+    fragments already entered on its path (a cycle is a validation error)."""
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            yield selection, visiting
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _fields(selection.selection_set, fragments, visiting)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name not in visiting and name in fragments:
+                yield from _fields(fragments[name].selection_set, fragments, visiting | {name})
+
+
 def _depth(
     selection_set: SelectionSetNode | None,
     fragments: dict[str, FragmentDefinitionNode],
-    visiting: set[str],
+    visiting: frozenset[str],
+    counts: Callable[[FieldNode], bool],
 ) -> int:
+    """The most fields that `counts` on one path down the selection set."""
     deepest = 0
-    for selection in selection_set.selections if selection_set else ():
-        if isinstance(selection, FieldNode):
-            if selection.selection_set:
-                inner = 1 + _depth(selection.selection_set, fragments, visiting)
-            else:
-                inner = 1
-        elif isinstance(selection, InlineFragmentNode):
-            inner = _depth(selection.selection_set, fragments, visiting)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in visiting or name not in fragments:
-                continue  # cycles and unknown fragments are validation errors
-            inner = _depth(fragments[name].selection_set, fragments, visiting | {name})
-        else:
-            continue
+    for field, seen in _fields(selection_set, fragments, visiting):
+        inner = int(counts(field)) + _depth(field.selection_set, fragments, seen, counts)
         deepest = max(deepest, inner)
     return deepest
+
+
+def _every_field(field: FieldNode) -> bool:
+    return True
+
+
+def _introspection_list(field: FieldNode) -> bool:
+    return field.name.value in INTROSPECTION_LISTS
+
+
+def _check_introspection(
+    field: FieldNode, fragments: dict[str, FragmentDefinitionNode], visiting: frozenset[str]
+) -> None:
+    """Introspection has its own bounds: deep enough for the standard query,
+    and few enough nested lists that its answer stays the size of the schema."""
+    depth = 1 + _depth(field.selection_set, fragments, visiting, _every_field)
+    if depth > INTROSPECTION_MAX_DEPTH:
+        raise QueryTooComplexError(
+            f"The introspection query is {depth} levels deep; the limit is {INTROSPECTION_MAX_DEPTH}."
+        )
+    lists = _depth(field.selection_set, fragments, visiting, _introspection_list)
+    if lists > INTROSPECTION_MAX_LISTS:
+        raise QueryTooComplexError(
+            f"The introspection query nests {lists} lists; the limit is {INTROSPECTION_MAX_LISTS}."
+        )
 
 
 class GraphQLRunner:

@@ -4,13 +4,12 @@ import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from ariadne.explorer import ExplorerGraphiQL
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import pages, transport
+from . import explorer, pages, transport
 from .api import GraphQLRunner, QueryLimits, build_schema
 from .errors import AuthError
 from .services import Services
@@ -31,8 +30,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         introspection=settings.introspection,
     )
-    explorer = ExplorerGraphiQL(title="{{ cookiecutter.service_name }}").html(None)
-    explorer_headers = transport.graphiql_headers(explorer)
+    # GraphiQL explores the schema through introspection.
+    graphiql = settings.graphiql and settings.introspection
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -45,10 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET" and "query" not in request.query_params:
-            # GraphiQL explores the schema through introspection.
-            if not (settings.graphiql and settings.introspection):
-                return Response(status_code=404)
-            return HTMLResponse(explorer, headers=explorer_headers)
+            return explorer.page() if graphiql else Response(status_code=404)
         context = RequestContext(services=request.app.state.services, request=request)
         try:
             transport.check_origin(request, settings)
@@ -66,6 +62,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         context.write_cookies(response)
         return response
 
+    async def graphiql_asset(request: Request) -> Response:
+        return explorer.asset(request.path_params["name"]) if graphiql else Response(status_code=404)
+
     async def healthz(request: Request) -> Response:
         services: Services = request.app.state.services
         if await services.store.ping():
@@ -79,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/", graphql, methods=["POST"]),
+        Route("/graphiql/{name}", graphiql_asset, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         *pages.routes,
