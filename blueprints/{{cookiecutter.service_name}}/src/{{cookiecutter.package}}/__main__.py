@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # Mailed links point at the address served unless AUTH_PUBLIC_URL is set.
+    if not _public_url_configured():
+        os.environ["AUTH_PUBLIC_URL"] = listening_url(args.host, args.port)
     # The workers share the machine's cores for password hashing.
     cores = available_cores()
     os.environ.setdefault("AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers))))
@@ -53,6 +56,23 @@ def main(argv: list[str] | None = None) -> None:
         log_config=log_config,
         proxy_headers=False,
     )
+
+
+def _public_url_configured() -> bool:
+    """Whether AUTH_PUBLIC_URL is set, in the environment or `.env`."""
+    try:
+        return "public_url" in Settings().model_fields_set
+    except ValidationError:
+        return True  # preflight reports the bad settings
+
+
+def listening_url(host: str, port: int) -> str:
+    """http://host:port of `serve`; a wildcard address is reached on this machine."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def _problem(detail: dict) -> str:
