@@ -19,7 +19,7 @@ import httpx
 import pytest
 from conftest import MailSink, Service, free_port, service_env
 from helpers import PASSWORD, registered
-from test_mail import link_in, mail_to
+from test_mail import html_of, link_in, mail_to
 
 CHROMIUM = Path("/usr/bin/chromium")
 LOGIN = "mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"
@@ -233,3 +233,32 @@ def test_graphiql_works_offline_and_shows_the_schema(service, context):
     assert page.get_by_text("Error fetching schema").count() == 0
     assert elsewhere == []
     assert violations == []
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Any]:
+    """A 375 px wide phone screen: a page without a viewport meta is laid out 980 px wide."""
+    context = browser.new_context(viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True)
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def fits_the_screen(page: Any) -> bool:
+    """Laid out at the screen's width, with nothing to scroll sideways."""
+    width, content = page.evaluate("[document.documentElement.clientWidth, document.documentElement.scrollWidth]")
+    return width == 375 and content <= width
+
+
+def test_the_reset_form_and_the_mails_read_on_a_phone(service, phone, smtp):
+    fields = registered(service.client())
+    assert service.client()(SEND_RECOVERY, {"email": fields["email"]})["data"]["sendPasswordRecoveryEmail"]
+    verification, recovery = mail_to(smtp, fields["email"]), mail_to(smtp, fields["email"], 2)
+    page = phone.new_page()
+    page.goto(link_in(recovery, "/form/reset/password"))
+    assert fits_the_screen(page)
+    for mail in (verification, recovery):
+        page.set_content(html_of(mail))
+        assert fits_the_screen(page), mail["Subject"]

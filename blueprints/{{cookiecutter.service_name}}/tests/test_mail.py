@@ -372,3 +372,17 @@ def test_mail_that_keeps_failing_is_marked_failed(make_service):
     assert "connect" in mail["last_error"].lower()
     assert "link" not in mail["context"]
     assert wait_until(lambda: f"to {fields['email']} failed after 3 attempt(s)" in service.log.read_text())
+
+
+# Headers.
+
+
+def test_every_mail_has_a_date_and_a_message_id(client, smtp):
+    first = register(client)
+    second = register(client)
+    messages = [mail_to(smtp, first["email"]), mail_to(smtp, second["email"])]
+    for message in messages:
+        # RFC 5322's Date: the time it was sent (a generous margin: no clock is exact).
+        assert abs(message["Date"].datetime.timestamp() - time.time()) < 600
+        assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", message["Message-ID"].strip())
+    assert messages[0]["Message-ID"].strip() != messages[1]["Message-ID"].strip()

@@ -2,16 +2,20 @@
 
 import argparse
 import asyncio
-import copy
+import atexit
 import logging
+import logging.config
 import os
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
 
+from . import logs
 from .settings import Settings, available_cores
-from .transport import RedactTokens
 
 log = logging.getLogger("{{ cookiecutter.package }}")
 
@@ -27,10 +31,18 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--workers", type=int, default=1, help="worker processes")
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        configured: Settings | None = Settings()
+    except ValidationError:
+        configured = None  # preflight reports the bad settings
+    json_logs = configured is not None and configured.log_format == "json"
+    log_config = logs.log_config(args.log_level, json_logs)
+    logging.config.dictConfig(log_config)
     # Mailed links point at the address served unless AUTH_PUBLIC_URL is set.
-    if not _public_url_configured():
+    if configured is not None and "public_url" not in configured.model_fields_set:
         os.environ["AUTH_PUBLIC_URL"] = listening_url(args.host, args.port)
+    if configured is not None and configured.metrics and args.workers > 1:
+        share_metrics()
     # The workers share the machine's cores for password hashing.
     cores = available_cores()
     os.environ.setdefault("AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers))))
@@ -42,10 +54,6 @@ def main(argv: list[str] | None = None) -> None:
     except (RuntimeError, ValueError) as error:
         log.error("cannot start: %s", error)
         sys.exit(1)
-    # The access log shows the links' paths, never their one-time tokens.
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["filters"] = {"redact_tokens": {"()": RedactTokens}}
-    log_config["handlers"]["access"]["filters"] = ["redact_tokens"]
     uvicorn.run(
         "{{ cookiecutter.package }}.app:create_app",
         factory=True,
@@ -58,12 +66,18 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def _public_url_configured() -> bool:
-    """Whether AUTH_PUBLIC_URL is set, in the environment or `.env`."""
-    try:
-        return "public_url" in Settings().model_fields_set
-    except ValidationError:
-        return True  # preflight reports the bad settings
+def share_metrics() -> None:
+    """Workers write their metrics to files in one folder, so that a scrape
+    reaching any of them reports all (prometheus-client's multiprocess mode):
+    PROMETHEUS_MULTIPROC_DIR if set, else a temporary folder. Counts of an
+    earlier run are removed: counters start from zero with the service."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="{{ cookiecutter.package }}-metrics-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for stale in Path(folder).glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
 
 
 def listening_url(host: str, port: int) -> str:

@@ -213,6 +213,23 @@ class GraphQLRunner:
             return [format_error(error) for error in errors]
         return document
 
+    def root_fields(self, query: str, operation_name: str | None) -> list[tuple[str, str]] | None:
+        """(name, response key) of the root fields the request selects; None
+        when the document is refused or names no operation it holds."""
+        prepared = self.prepare(query)
+        if isinstance(prepared, list):
+            return None
+        operation = get_operation_ast(prepared, operation_name)
+        if operation is None:
+            return None
+        fragments = {
+            node.name.value: node for node in prepared.definitions if isinstance(node, FragmentDefinitionNode)
+        }
+        return [
+            (field.name.value, (field.alias or field.name).value)
+            for field, _ in _fields(operation.selection_set, fragments, frozenset())
+        ]
+
     async def run(
         self,
         query: str,

@@ -1,6 +1,7 @@
 """The ASGI application: routes, the GraphQL endpoint, start and stop."""
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import explorer, pages, transport
+from . import explorer, metrics, pages, transport
 from .api import GraphQLRunner, QueryLimits, build_schema
 from .errors import AuthError
 from .services import Services
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if request.method == "GET" and "query" not in request.query_params:
             return explorer.page() if graphiql else Response(status_code=404)
         context = RequestContext(services=request.app.state.services, request=request)
+        started = time.perf_counter()
         try:
             transport.check_origin(request, settings)
             body = await transport.read_graphql_request(request, settings.max_body_bytes)
@@ -57,13 +59,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 read_only=request.method == "GET",
             )
         except AuthError as error:
+            metrics.refused_request(time.perf_counter() - started)
             return transport.refusal(error)
+        root_fields = runner.root_fields(body["query"], body.get("operationName"))
+        metrics.graphql_request(root_fields, result, time.perf_counter() - started)
         response = JSONResponse(result)
         context.write_cookies(response)
         return response
 
     async def graphiql_asset(request: Request) -> Response:
         return explorer.asset(request.path_params["name"]) if graphiql else Response(status_code=404)
+
+    async def metrics_page(request: Request) -> Response:
+        services: Services = request.app.state.services
+        return Response(await metrics.scrape(services.store), media_type=metrics.CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
         services: Services = request.app.state.services
@@ -83,4 +92,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         *pages.routes,
     ]
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics_page, methods=["GET"]))
     return Starlette(routes=routes, middleware=transport.middleware(settings), lifespan=lifespan)

@@ -15,13 +15,14 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
+from . import metrics
 from .settings import SERVICE_NAME, Settings
 from .store import Store, new_id
 
@@ -156,15 +157,18 @@ class Mailer:
                 status = "failed"
                 log.error("mail %s (%s) to %s failed after %d attempt(s): %s", mail["_id"], mail["template"], mail["recipient"], attempts, reason)
                 changes = {"status": status, "context": _without_secrets(mail["context"])}
+                metrics.MAILS.labels("failed").inc()
             else:
                 status = "pending"
                 delay = min(self.settings.mail_retry_delay * 2 ** (attempts - 1), self.settings.mail_retry_max_delay)
                 log.warning("mail %s (%s) to %s not sent (%s); retrying in %.1f s", mail["_id"], mail["template"], mail["recipient"], reason, delay)
                 changes = {"next_attempt_at": now + timedelta(seconds=delay)}
+                metrics.MAILS.labels("retrying").inc()
             changes.update(attempts=attempts, last_error=reason)
         else:
             status = "sent"
             log.info("mail %s (%s) sent to %s", mail["_id"], mail["template"], mail["recipient"])
+            metrics.MAILS.labels("sent").inc()
             changes = {"status": status, "attempts": attempts, "sent_at": now, "last_error": None,
                        "context": _without_secrets(mail["context"])}
         await self.store.update_mail(mail["_id"], changes)
@@ -178,6 +182,8 @@ class Mailer:
         message["From"] = self.settings.mail_from
         message["To"] = mail["recipient"]
         message["Subject"] = subject
+        # RFC 5322 requires it (spam filters penalise its absence): the time of this attempt.
+        message["Date"] = format_datetime(datetime.now(UTC))
         # The outbox id makes the Message-ID stable across retries, so a
         # receiving server can drop a duplicate of a mail it already has.
         domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2] or "localhost"

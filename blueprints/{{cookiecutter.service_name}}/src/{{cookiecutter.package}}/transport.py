@@ -10,11 +10,13 @@ cookie through the small RefreshCookie protocol.
 import json
 import logging
 import re
+import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -137,8 +139,8 @@ def check_origin(request: Request, settings: Settings) -> None:
 
 
 def middleware(settings: Settings) -> list[Middleware]:
-    """Security headers on every response; CORS for AUTH_CORS_ORIGINS."""
-    stack = [Middleware(SecurityHeaders)]
+    """A request id and security headers on every response; CORS for AUTH_CORS_ORIGINS."""
+    stack = [Middleware(RequestIds), Middleware(SecurityHeaders)]
     if settings.cors_origins:
         stack.append(
             Middleware(
@@ -182,6 +184,42 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# Request ids.
+
+#: The id of the request being served, for the log lines it causes (logs.py).
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+#: An id a proxy in front may send (a UUID, a trace id); anything else is replaced.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
+
+
+class RequestIds:
+    """Gives every HTTP request an id, echoed in `X-Request-Id`: the incoming
+    header's when it is well-formed (so one id follows a request through the
+    proxies and services), else a new one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        current = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["x-request-id"] = current
+            await send(message)
+
+        token = request_id.set(current)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
 
 
 def page_headers(nonce: str) -> dict[str, str]:
