@@ -15,7 +15,7 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -184,10 +184,11 @@ class Mailer:
         message["Subject"] = subject
         # RFC 5322 requires it (spam filters penalise its absence): the time of this attempt.
         message["Date"] = format_datetime(datetime.now(UTC))
-        # The outbox id makes the Message-ID stable across retries, so a
-        # receiving server can drop a duplicate of a mail it already has.
+        # The outbox id (unique, as a MongoDB ObjectId) is the Message-ID, the
+        # same at every retry, so a receiving server can drop a duplicate of a
+        # mail it already has (make_msgid would draw a new one each time).
         domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2] or "localhost"
-        message["Message-ID"] = make_msgid(idstring=mail["_id"], domain=domain)
+        message["Message-ID"] = f"<{mail['_id']}@{domain}>"
         message.set_content(text)
         message.add_alternative(page, subtype="html")
         if self.settings.smtp_host:
