@@ -54,11 +54,8 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def test_metrics_are_off_unless_asked_for(service):
-    assert httpx.get(f"{service.url}/metrics").status_code == 404
-
-
-def test_metrics_count_requests_logins_throttling_and_mails(start, smtp):
+def test_metrics_are_off_unless_asked_for_and_count_requests_logins_throttling_and_mails(service, start, smtp):
+    assert httpx.get(f"{service.url}/metrics").status_code == 404  # the default service
     service = start(smtp_port=smtp.port, AUTH_METRICS="true", AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT="2")
     client = service.client()
     fields = registered(client)

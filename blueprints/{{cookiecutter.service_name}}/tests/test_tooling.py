@@ -80,10 +80,18 @@ def test_data_queries_keep_their_depth_limit_and_introspection_has_its_own(start
     assert "nests 4 lists" in result["errors"][0]["message"]
 
 
+def test_fragments_spread_over_and_over_are_measured_once(client):
+    """40 fragments, each spreading the next twice: 2**40 paths to walk one by one,
+    a few hundred bytes to measure fragment by fragment."""
+    spreads = ["fragment F%d on Query { ...F%d ...F%d }" % (i, i + 1, i + 1) for i in range(40)]
+    query = " ".join(["{ ...F0 }", *spreads, "fragment F40 on Query { __typename }"])
+    assert client(query) == {"data": {"__typename": "Query"}}
+
+
 # GraphiQL's files.
 
 
-def test_graphiql_files_are_served_as_pinned(service):
+def test_graphiql_files_are_served_as_pinned_and_hidden_with_graphiql(service, start):
     page = httpx.get(f"{service.url}/graphql")
     assert page.status_code == 200
     for name, integrity in ASSETS.items():
@@ -96,9 +104,6 @@ def test_graphiql_files_are_served_as_pinned(service):
         assert response.headers["content-type"].startswith("text/css" if name.endswith(".css") else "text/javascript")
     assert httpx.get(f"{service.url}/graphiql/LICENSES.txt").status_code == 404
     assert httpx.get(f"{service.url}/graphiql/..%2Fsettings.py").status_code == 404
-
-
-def test_graphiql_files_are_hidden_with_graphiql(start):
     service = start(AUTH_GRAPHIQL="false")
     assert httpx.get(f"{service.url}/graphql").status_code == 404
     assert httpx.get(f"{service.url}/graphiql/graphiql.min.js").status_code == 404

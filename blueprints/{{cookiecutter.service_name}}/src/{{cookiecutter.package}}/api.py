@@ -91,13 +91,14 @@ class QueryLimits:
             raise QueryTooComplexError(
                 f"The query uses {aliases} aliases; the limit is {self.max_aliases}."
             )
+        known_depths: dict[str, int] = {}
         for node in document.definitions:
             if isinstance(node, OperationDefinitionNode):
-                for field, seen in _fields(node.selection_set, fragments, frozenset()):
+                for field in _fields(node.selection_set, fragments, set()):
                     if field.name.value in INTROSPECTION_ROOTS:
-                        _check_introspection(field, fragments, seen)
+                        _check_introspection(field, fragments)
                         continue
-                    depth = 1 + _depth(field.selection_set, fragments, seen, _every_field)
+                    depth = 1 + _depth(field.selection_set, fragments, _every_field, known_depths)
                     if depth > self.max_depth:
                         raise QueryTooComplexError(
                             f"The query is {depth} levels deep; the limit is {self.max_depth}."
@@ -120,31 +121,48 @@ def _count(selection_set: SelectionSetNode | None) -> tuple[int, int]:
 def _fields(
     selection_set: SelectionSetNode | None,
     fragments: dict[str, FragmentDefinitionNode],
-    visiting: frozenset[str],
-) -> Iterator[tuple[FieldNode, frozenset[str]]]:
-    """The fields of a selection set, fragments spread, each with the
-    fragments already entered on its path (a cycle is a validation error)."""
+    expanded: set[str],
+) -> Iterator[FieldNode]:
+    """The fields of a selection set, its fragments spread, each fragment
+    once: a second spread of it selects the same fields again, which GraphQL
+    merges (and a cycle is a validation error)."""
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
-            yield selection, visiting
+            yield selection
         elif isinstance(selection, InlineFragmentNode):
-            yield from _fields(selection.selection_set, fragments, visiting)
+            yield from _fields(selection.selection_set, fragments, expanded)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
-            if name not in visiting and name in fragments:
-                yield from _fields(fragments[name].selection_set, fragments, visiting | {name})
+            if name not in expanded and name in fragments:
+                expanded.add(name)
+                yield from _fields(fragments[name].selection_set, fragments, expanded)
 
 
 def _depth(
     selection_set: SelectionSetNode | None,
     fragments: dict[str, FragmentDefinitionNode],
-    visiting: frozenset[str],
     counts: Callable[[FieldNode], bool],
+    known: dict[str, int],
+    visiting: frozenset[str] = frozenset(),
 ) -> int:
-    """The most fields that `counts` on one path down the selection set."""
+    """The most fields that `counts` on one path down the selection set.
+    A fragment is measured once (`known`), so fragments that spread each other
+    twice over cost no more than their size (not 2 to the power of their number)."""
     deepest = 0
-    for field, seen in _fields(selection_set, fragments, visiting):
-        inner = int(counts(field)) + _depth(field.selection_set, fragments, seen, counts)
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            inner = int(counts(selection)) + _depth(selection.selection_set, fragments, counts, known, visiting)
+        elif isinstance(selection, InlineFragmentNode):
+            inner = _depth(selection.selection_set, fragments, counts, known, visiting)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in visiting or name not in fragments:
+                continue  # cycles and unknown fragments are validation errors
+            if name not in known:
+                known[name] = _depth(fragments[name].selection_set, fragments, counts, known, visiting | {name})
+            inner = known[name]
+        else:
+            continue
         deepest = max(deepest, inner)
     return deepest
 
@@ -157,17 +175,15 @@ def _introspection_list(field: FieldNode) -> bool:
     return field.name.value in INTROSPECTION_LISTS
 
 
-def _check_introspection(
-    field: FieldNode, fragments: dict[str, FragmentDefinitionNode], visiting: frozenset[str]
-) -> None:
+def _check_introspection(field: FieldNode, fragments: dict[str, FragmentDefinitionNode]) -> None:
     """Introspection has its own bounds: deep enough for the standard query,
     and few enough nested lists that its answer stays the size of the schema."""
-    depth = 1 + _depth(field.selection_set, fragments, visiting, _every_field)
+    depth = 1 + _depth(field.selection_set, fragments, _every_field, {})
     if depth > INTROSPECTION_MAX_DEPTH:
         raise QueryTooComplexError(
             f"The introspection query is {depth} levels deep; the limit is {INTROSPECTION_MAX_DEPTH}."
         )
-    lists = _depth(field.selection_set, fragments, visiting, _introspection_list)
+    lists = _depth(field.selection_set, fragments, _introspection_list, {})
     if lists > INTROSPECTION_MAX_LISTS:
         raise QueryTooComplexError(
             f"The introspection query nests {lists} lists; the limit is {INTROSPECTION_MAX_LISTS}."
@@ -227,7 +243,7 @@ class GraphQLRunner:
         }
         return [
             (field.name.value, (field.alias or field.name).value)
-            for field, _ in _fields(operation.selection_set, fragments, frozenset())
+            for field in _fields(operation.selection_set, fragments, set())
         ]
 
     async def run(
