@@ -7,7 +7,7 @@ EXAMPLE := build/acme-auth
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench clean format-blueprints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build
+
+# Black over the blueprints' Python, template expressions included (tools/format_blueprints.py).
+format-blueprints: install
+	$(BIN)/python tools/format_blueprints.py

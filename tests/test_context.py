@@ -32,32 +32,22 @@ def test_package_defaults_to_the_name_with_underscores() -> None:
 
 
 @pytest.mark.parametrize(
-    ("options", "graphql", "python", "sql"),
+    ("options", "graphql", "python"),
     [
-        ({"type": "string"}, "String", "str", "Text()"),
-        ({"type": "string", "max_length": 32}, "String", "str", "String(32)"),
-        ({"type": "int"}, "Int", "int", "BigInteger()"),
-        ({"type": "float"}, "Float", "float", "Float()"),
-        ({"type": "boolean"}, "Boolean", "bool", "Boolean()"),
-        ({"type": "date"}, "Date", "dt.date", "Date()"),
-        ({"type": "datetime"}, "Date", "dt.datetime", "DateTime()"),
-        ({"type": "enum", "values": ["M", "Mrs"]}, "Gender", "Gender", "String(3)"),
-        ({"type": "int", "list": True}, "[Int]", "list[int]", "JSON()"),
-        (
-            {"type": "enum", "values": ["A"], "list": True},
-            "[Gender]",
-            "list[Gender]",
-            "JSON()",
-        ),
+        ({"type": "string"}, "String", "str"),
+        ({"type": "int"}, "Int", "int"),
+        ({"type": "float"}, "Float", "float"),
+        ({"type": "boolean"}, "Boolean", "bool"),
+        ({"type": "date"}, "Date", "dt.date"),
+        ({"type": "datetime"}, "Date", "dt.datetime"),
+        ({"type": "enum", "values": ["M", "Mrs"]}, "Gender", "Gender"),
+        ({"type": "int", "list": True}, "[Int]", "list[int]"),
+        ({"type": "enum", "values": ["A"], "list": True}, "[Gender]", "list[Gender]"),
     ],
 )
-def test_types(options: dict, graphql: str, python: str, sql: str) -> None:
+def test_types(options: dict, graphql: str, python: str) -> None:
     context = field_context("gender", field(**options))
-    assert (context["graphql_type"], context["python_type"], context["sql_type"]) == (
-        graphql,
-        python,
-        sql,
-    )
+    assert (context["graphql_type"], context["python_type"]) == (graphql, python)
 
 
 def test_names_derived_from_the_field_name() -> None:

@@ -22,13 +22,6 @@ _GRAPHQL_TYPES = {
     "date": "Date",
     "datetime": "Date",
 }
-_SQL_TYPES = {
-    "int": "BigInteger()",
-    "float": "Float()",
-    "boolean": "Boolean()",
-    "date": "Date()",
-    "datetime": "DateTime()",
-}
 _PYTHON_TYPES = {
     "string": "str",
     "int": "int",
@@ -73,7 +66,6 @@ def field_context(name: str, field: FieldSpec) -> dict[str, Any]:
         "register_required": field.required and not has_default,
         "graphql_type": f"[{scalar}]" if field.list else scalar,
         "python_type": f"list[{python_item}]" if field.list else python_item,
-        "sql_type": _sql_type(field),
         "enum_name": enum_name,
         "enum_values": list(field.values or []),
         "has_default": has_default,
@@ -86,17 +78,6 @@ def field_context(name: str, field: FieldSpec) -> dict[str, Any]:
         "error_type": f"{_upper_first(name)}AlreadyExistsError",
         "sort_name": name.upper(),
     }
-
-
-def _sql_type(field: FieldSpec) -> str:
-    """The SQLAlchemy column type, as source code."""
-    if field.list:
-        return "JSON()"
-    if field.type == "string":
-        return f"String({field.max_length})" if field.max_length else "Text()"
-    if field.type == "enum":
-        return f"String({max(len(value) for value in field.values or [''])})"
-    return _SQL_TYPES[field.type]
 
 
 def _constraints(field: FieldSpec) -> dict[str, str]:

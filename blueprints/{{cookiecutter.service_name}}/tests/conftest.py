@@ -3,13 +3,22 @@
 The service runs as users run it (`python -m {{ cookiecutter.package }} serve`) on a free
 port, with its own SQLite file, keys and settings in a temporary folder; mail
 goes to an aiosmtpd server started here.
+
+A module that sets `DATABASES = ["sqlite", "postgresql"]` runs its tests on
+each: its `service` gets a fresh PostgreSQL database, created on the server of
+AUTH_TEST_POSTGRESQL_URL and dropped after the module. Where no server
+answers, the PostgreSQL runs are skipped with the reason, unless
+AUTH_TEST_REQUIRE_POSTGRESQL is set (CI), which makes them fail instead.
 """
 
+import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -126,10 +135,66 @@ class GraphQLClient:
         return response.json()
 
 
+#: A PostgreSQL server's maintenance database; the tests create and drop their own databases on it.
+POSTGRESQL_URL = os.environ.get("AUTH_TEST_POSTGRESQL_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+async def _postgresql_admin(statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRESQL_URL, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def create_postgresql_database() -> str:
+    """The URL of a new, empty database on the test server (skips without one)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        await _postgresql_admin(f'CREATE DATABASE "{name}"')
+    except (OSError, ImportError) as error:
+        reason = f"no PostgreSQL at AUTH_TEST_POSTGRESQL_URL={POSTGRESQL_URL}: {error}"
+        if os.environ.get("AUTH_TEST_REQUIRE_POSTGRESQL"):
+            pytest.fail(f"{reason} (AUTH_TEST_REQUIRE_POSTGRESQL is set)")
+        pytest.skip(reason)
+    return urlsplit(POSTGRESQL_URL)._replace(path=f"/{name}").geturl()
+
+
+async def drop_postgresql_database(url: str) -> None:
+    await _postgresql_admin(f'DROP DATABASE "{urlsplit(url).path.strip("/")}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def postgresql_database() -> Iterator[str]:
+    """A new, empty database on the test server, dropped on leaving (skips without one)."""
+    url = asyncio.run(create_postgresql_database())
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_postgresql_database(url))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a module with DATABASES run once per database named there."""
+    if "database" in metafunc.fixturenames:
+        kinds = getattr(metafunc.module, "DATABASES", ["sqlite"])
+        metafunc.parametrize("database", kinds, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """A fresh PostgreSQL database's URL, or None for the default (SQLite in the service's folder)."""
+    if request.param == "postgresql":
+        with postgresql_database() as url:
+            yield url
+    else:
+        yield None
+
+
 def database_url_for(folder: Path) -> str:
     """SQLite in the folder, or a fresh database on the MongoDB of AUTH_TEST_MONGODB_URL."""
-    if os.environ.get("AUTH_TEST_DATABASE_URL"):
-        return os.environ["AUTH_TEST_DATABASE_URL"]
     mongodb = os.environ.get("AUTH_TEST_MONGODB_URL")
     if mongodb:
         return urlsplit(mongodb)._replace(path=f"/test_{folder.name}_{os.getpid()}").geturl()
@@ -153,10 +218,13 @@ def service_env(folder: Path, smtp: MailSink | None = None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink) -> Iterator[Service]:
-    """A started service that mails to the `smtp` sink; one per test module."""
+def service(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink, database: str | None) -> Iterator[Service]:
+    """A started service that mails to the `smtp` sink; one per test module (and database)."""
     folder = tmp_path_factory.mktemp("service")
-    running = Service(folder, service_env(folder, smtp))
+    env = service_env(folder, smtp)
+    if database is not None:
+        env["AUTH_DATABASE_URL"] = database
+    running = Service(folder, env)
     running.start()
     try:
         yield running

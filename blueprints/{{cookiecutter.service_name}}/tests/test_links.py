@@ -20,6 +20,9 @@ from test_mail import RESET, SEND_RECOVERY, html_of, link_in, mail_to, text_of, 
 
 from {{ cookiecutter.package }}.store import open_store
 
+#: The module runs on each (see conftest.py): the embedded default and a server database.
+DATABASES = ["sqlite", "postgresql"]
+
 NEW_PASSWORD = "a new and better password"
 PASSWORD_CHANGED = "Your password was changed"
 EMAIL_CHANGED = "Your email address was changed"

@@ -24,6 +24,9 @@ from {{ cookiecutter.package }}.models import FIELDS
 from {{ cookiecutter.package }}.rules import item_problem
 from {{ cookiecutter.package }}.store import open_store
 
+#: The module runs on each (see conftest.py): the embedded default and a server database.
+DATABASES = ["sqlite", "postgresql"]
+
 REGISTER = "mutation ($fields: UserRegisterInput!) { register(fields: $fields) }"
 LOGIN = "mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"
 ME = "{ me { email email_verified } }"

@@ -20,6 +20,9 @@ import pytest
 from conftest import Service
 from helpers import LOGIN, ME, PASSWORD, REFRESH, UPDATE_ME, error_type, logged_in, post, registered, running_service
 
+#: The module runs on each (see conftest.py): the embedded default and a server database.
+DATABASES = ["sqlite", "postgresql"]
+
 
 def refresh(service: Service, cookie: str) -> httpx.Response:
     return post(service.url, REFRESH, cookie=f"refreshToken={cookie}")

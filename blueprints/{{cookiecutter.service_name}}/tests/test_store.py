@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from async_mongomock import AsyncMongomockClient
+from conftest import create_postgresql_database, drop_postgresql_database
 from pymongo import AsyncMongoClient
 from sample import sample_user
 from sqlalchemy import text
@@ -39,7 +40,7 @@ from {{ cookiecutter.package }}.store import (
     new_id,
 )
 from {{ cookiecutter.package }}.store.mongodb import MongoStore
-from {{ cookiecutter.package }}.store.sql import SqlStore
+from {{ cookiecutter.package }}.store.sql import SqlStore, SqlUsersSchema
 
 pytestmark = pytest.mark.anyio
 
@@ -67,14 +68,17 @@ def mongodb_url(base: str, database: str) -> str:
     return urlsplit(base)._replace(path=f"/{database}").geturl()
 
 
-@pytest.fixture(params=["sqlite", "mongomock", "mongodb"])
+@pytest.fixture(params=["sqlite", "postgresql", "mongomock", "mongodb"])
 async def opener(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Opener]:
     """Opens stores on one fresh database, as the service does at each start."""
     kind = request.param
-    real_url = None
+    real_url = postgresql = None
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"
         make: Callable[[], Store] = lambda: SqlStore(url)
+    elif kind == "postgresql":
+        postgresql = await create_postgresql_database()
+        make = lambda: SqlStore(postgresql)
     elif kind == "mongomock":
         client = AsyncMongomockClient()
         make = lambda: MongoStore("mongodb://localhost/contract", client=client)
@@ -95,6 +99,8 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator
     yield open_store
     for store in opened:
         await store.close()
+    if postgresql:
+        await drop_postgresql_database(postgresql)
     if real_url:
         client = AsyncMongoClient(real_url)
         await client.drop_database(urlsplit(real_url).path.strip("/"))
@@ -449,7 +455,7 @@ async def test_purge_expired(store):
     await store.add_refresh_token(expired)
     await store.add_refresh_token(current)
     await store.add_side_writes(SideWrites(tokens=[one_time_token("u1", "verify", NOW - dt.timedelta(minutes=1))]))
-    await store.purge_expired(NOW)
+    await store.purge_expired(NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7))
     assert await store.end_session(expired["token_hash"]) is None
     assert await store.end_session(current["token_hash"]) is not None
     assert await store.consume_user_token("1" * 64, "verify") is None
@@ -505,19 +511,6 @@ async def test_side_writes_travel_with_the_user(store):
     assert len(await store.list_mails()) == 2
 
 
-# Failed logins.
-
-
-async def test_login_failures(store):
-    for minute in range(3):
-        await store.add_login_failure(["account:a", "address:1"], NOW + dt.timedelta(minutes=minute))
-    assert await store.count_login_failures("account:a", NOW - dt.timedelta(seconds=1)) == 3
-    assert await store.count_login_failures("account:a", NOW) == 2
-    await store.clear_login_failures("account:a")
-    assert await store.count_login_failures("account:a", NOW - dt.timedelta(hours=1)) == 0
-    assert await store.count_login_failures("address:1", NOW - dt.timedelta(hours=1)) == 3
-
-
 # Mail outbox.
 
 
@@ -570,12 +563,18 @@ async def forget_field(store: Store, name: str) -> None:
         await store.users.update_many({}, {"$unset": {name: ""}})
 
 
-async def index_names(store: Store) -> set[str]:
+async def user_indexes(store: Store) -> dict[str, list[str]]:
+    """The users' indexes in the database: their keys by name."""
     if isinstance(store, SqlStore):
         async with store.engine.connect() as connection:
-            rows = await connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'"))
-            return {row[0] for row in rows}
-    return set(await store.users.index_information())
+            found = await SqlUsersSchema(connection).indexes()
+    else:
+        found = {name: [key for key, _ in info["key"]] for name, info in (await store.users.index_information()).items()}
+    return {name: list(keys) for name, keys in found.items()}
+
+
+async def index_names(store: Store) -> set[str]:
+    return set(await user_indexes(store))
 
 
 async def drop_index(store: Store, name: str) -> None:
@@ -630,11 +629,7 @@ async def test_new_index_is_created_on_existing_data(opener, name):
 
 
 async def index_columns(store: Store, index: str) -> list[str]:
-    if isinstance(store, SqlStore):
-        async with store.engine.connect() as connection:
-            rows = await connection.execute(text(f'PRAGMA index_info("{index}")'))
-            return [row[2] for row in rows]
-    return [key for key, _ in (await store.users.index_information())[index]["key"]]
+    return (await user_indexes(store))[index]
 
 
 @pytest.mark.parametrize("name", each([n for n in INDEXED if n not in UNIQUE], "indexed, not unique"))
@@ -678,3 +673,77 @@ async def test_required_field_is_fine_on_empty_data(opener):
     for name in REQUIRED_NO_DEFAULT:
         await forget_field(store, name)
     await opener()
+
+
+# Attempts: the rate limits' primitive (record, then count), and the purge.
+
+
+async def test_attempts_are_counted_per_key_and_since_a_moment(store):
+    first = await store.add_attempt(["pair:a", "account:a"], NOW)
+    await store.add_attempt(["pair:a", "account:a"], NOW + dt.timedelta(minutes=1))
+    await store.add_attempt(["pair:b", "account:a"], NOW + dt.timedelta(minutes=2))
+    assert await store.count_attempts("account:a", NOW - dt.timedelta(seconds=1)) == 3
+    assert await store.count_attempts("account:a", NOW) == 2
+    assert await store.count_attempts("pair:a", NOW - dt.timedelta(seconds=1)) == 2
+    assert await store.count_attempts("pair:c", NOW - dt.timedelta(seconds=1)) == 0
+    await store.forget_attempt(first)
+    assert await store.count_attempts("account:a", NOW - dt.timedelta(seconds=1)) == 2
+    assert await store.count_attempts("pair:a", NOW - dt.timedelta(seconds=1)) == 1
+
+
+async def test_simultaneous_attempts_each_see_their_own_record(store):
+    """Record first, count after: of 20 attempts at once, each counts itself and
+    at most `limit` of them can see a count within a limit."""
+
+    async def attempt() -> int:
+        await store.add_attempt(["burst"], NOW)
+        return await store.count_attempts("burst", NOW - dt.timedelta(seconds=1))
+
+    counts = await asyncio.gather(*(attempt() for _ in range(20)))
+    assert all(count >= 1 for count in counts)
+    assert sum(count <= 5 for count in counts) <= 5
+    assert await store.count_attempts("burst", NOW - dt.timedelta(seconds=1)) == 20
+
+
+async def test_purge_forgets_old_attempts_and_old_mails(store):
+    await store.add_attempt(["old"], NOW - dt.timedelta(hours=2))
+    await store.add_attempt(["old", "new"], NOW - dt.timedelta(minutes=1))
+    sent = outbox_record("a@example.com", "verify_email", {})
+    failed = outbox_record("b@example.com", "verify_email", {})
+    pending = outbox_record("c@example.com", "verify_email", {})
+    recent = outbox_record("d@example.com", "verify_email", {})
+    long_ago = NOW - dt.timedelta(days=8)
+    for mail in (sent, failed, pending):
+        mail["created_at"] = long_ago
+    await store.add_side_writes(SideWrites(mails=[sent, failed, pending, recent]))
+    await store.update_mail(sent["_id"], {"status": "sent", "sent_at": long_ago})
+    await store.update_mail(failed["_id"], {"status": "failed"})
+    await store.update_mail(recent["_id"], {"status": "sent", "sent_at": NOW})
+    await store.purge_expired(NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7))
+    assert await store.count_attempts("old", NOW - dt.timedelta(days=1)) == 1
+    assert await store.count_attempts("new", NOW - dt.timedelta(days=1)) == 1
+    assert [mail["_id"] for mail in await store.list_mails()] == sorted([pending["_id"], recent["_id"]])
+
+
+async def test_every_public_field_has_an_equality_index(store):
+    """Strangers filter on public fields: none of them is a full scan."""
+    leading = {keys[0] for keys in (await user_indexes(store)).values()}
+    public = [name for name, field in FIELDS.items() if field.public and not field.list]
+    assert set(public) | {"email_verified"} <= leading
+
+
+
+async def test_a_session_ended_while_it_rotates_is_gone_with_its_replacement(store):
+    """Logouts racing refreshes of the same sessions (on PostgreSQL a delete
+    cannot see the replacement a rotation inserts meanwhile): whichever wins,
+    nothing of a session is left to refresh."""
+    tokens = [refresh_token("u1", f"race{number}") for number in range(100)]
+    for token in tokens:
+        await store.add_refresh_token(token)
+    replacements = [replacement() for _ in tokens]
+    calls = []
+    for token, new in zip(tokens, replacements):
+        calls += [store.rotate_refresh_token(token["token_hash"], new, NOW, 10), store.end_session(token["token_hash"])]
+    await asyncio.gather(*calls)
+    for new in replacements:
+        assert (await store.rotate_refresh_token(new["token_hash"], replacement(), NOW, 10))[0] is Rotation.INVALID

@@ -14,6 +14,9 @@ from sample import sample_user
 
 from {{ cookiecutter.package }}.models import FIELDS, PUBLIC_FIELDS
 from {{ cookiecutter.package }}.store import new_id, open_store
+
+#: The module runs on each (see conftest.py): the embedded default and a server database.
+DATABASES = ["sqlite", "postgresql"]
 {% raw %}
 
 SELECTION = " ".join(PUBLIC_FIELDS)

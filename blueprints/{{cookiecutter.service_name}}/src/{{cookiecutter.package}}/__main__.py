@@ -6,6 +6,7 @@ import atexit
 import logging
 import logging.config
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -13,9 +14,6 @@ from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
-
-from . import logs
-from .settings import Settings, available_cores
 
 log = logging.getLogger("{{ cookiecutter.package }}")
 
@@ -31,6 +29,18 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--workers", type=int, default=1, help="worker processes")
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    conflicted = conflicted_files()
+    if conflicted:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        log.error(
+            "cannot start: unresolved conflict markers in %s; resolve them, then run authgen generate again",
+            ", ".join(map(str, conflicted)),
+        )
+        sys.exit(1)
+    # Imported only now: a module with conflict markers does not import.
+    from . import logs
+    from .settings import Settings, available_cores
+
     try:
         configured: Settings | None = Settings()
     except ValidationError:
@@ -89,6 +99,20 @@ def listening_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
+#: A merge conflict as authgen (or git) leaves it: a start and an end marker at line starts.
+CONFLICT_MARKERS = re.compile(rb"^<<<<<<< .*^
+
+def conflicted_files() -> list[Path]:
+    """The files of this package that still hold merge conflict markers."""
+    package = Path(__file__).resolve().parent
+    return [
+        path
+        for path in sorted(package.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and CONFLICT_MARKERS.search(path.read_bytes())
+    ]
+>>>>>>> 28301ed6b8fea8db44487ef9c76537614273c2c3~1
+
+
 def _problem(detail: dict) -> str:
     """One line per bad setting, named as the environment names it."""
     message = detail["msg"].removeprefix("Value error, ")
@@ -101,11 +125,17 @@ async def preflight() -> None:
     """Open the store once before serving, so that schema changes are applied
     and a model the stored data cannot take stops here with a clear message
     (not a traceback from every worker)."""
-    from .store import SchemaError, open_store
+    from .settings import Settings
+    from .store import SchemaError, UnreachableDatabase, open_store
 
-    store = open_store(Settings().database)
+    try:
+        store = open_store(Settings().database)
+    except UnreachableDatabase as error:
+        raise RuntimeError(f"AUTH_DATABASE_URL: {error}") from None
     try:
         await store.open()
+    except UnreachableDatabase as error:
+        raise RuntimeError(f"AUTH_DATABASE_URL: {error}") from None
     except SchemaError as error:
         raise RuntimeError(str(error)) from None
     finally:

@@ -10,30 +10,29 @@ passwords are argon2id hashes.
 
 import datetime as dt
 import secrets
-import time
 from typing import Any, Protocol
 
 from . import hooks
 from .errors import (
     AlreadyExistsError,
     EmailAlreadyExistsError,
-    TooManyRequestsError,
     UnauthorizedError,
     UserNotFoundError,
     UserValidationError,
     WrongPasswordError,
 )
-from .links import credentials_writes, verification_writes
+from .limits import Limit, Limits, mail_limit
+from .links import VERIFY_EMAIL, credentials_writes, verification_writes
 from .mail import Mailer
-from .models import account_view, hook_view, owner_view, validate_fields
+from .models import account_view, owner_view, validate_fields
 from .passwords import Passwords
 from .rules import normalize_email
 from .settings import Settings
 from .store import DuplicateValueError, Rotation, Store, is_valid_id, new_id
 from .tokens import KeyPair, hash_secret, new_secret
 
-#: How often a worker forgets expired sessions and tokens (seconds).
-PURGE_INTERVAL = 60.0
+#: Longer client addresses are cut in rate limit keys.
+ADDRESS_MAX_LENGTH = 64
 
 
 class RefreshCookie(Protocol):
@@ -64,6 +63,18 @@ def lookup_email(value: str) -> str:
         return ""
 
 
+async def call_hook(name: str, user: dict[str, Any]) -> None:
+    """Await hooks.NAME with the user's stored fields but the password hash.
+
+    hooks.py is the user's, created once: one written by an older authgen
+    lacks the hooks added since, and the service then goes on as with an
+    empty hook (authgen's upgrade notes name the new hooks).
+    """
+    hook = getattr(hooks, name, None)
+    if hook is not None:
+        await hook({key: value for key, value in user.items() if key != "password_hash"})
+
+
 def _duplicate(error: DuplicateValueError) -> Exception:
     if error.field == "email":
         return EmailAlreadyExistsError()
@@ -79,16 +90,20 @@ class Accounts:
         self.passwords = passwords
         self.keys = keys
         self.mailer = mailer
-        self._last_purge = float("-inf")
+        self.limits = Limits(store)
 
     # Registration.
 
-    async def register(self, fields: dict[str, Any]) -> bool:
+    async def register(self, fields: dict[str, Any], address: str) -> bool:
         values = dict(fields)
         email = valid_email(values.pop("email"))
         password = values.pop("password")
         self.passwords.check_policy(password)
         custom = validate_fields(values, creating=True)
+        settings = self.settings
+        if settings.register_max_per_address:
+            key = f"register:{address[:ADDRESS_MAX_LENGTH]}"
+            await self.limits.enter(Limit(key, settings.register_max_per_address, settings.register_window))
         user = {
             "_id": new_id(),
             "email": email,
@@ -102,10 +117,13 @@ class Accounts:
         except DuplicateValueError as error:
             raise _duplicate(error) from None
         self.mailer.wake()
-        await hooks.after_register(hook_view(user))
+        await call_hook("after_register", user)
         return True
 
-    async def email_available(self, email: str) -> bool:
+    async def email_available(self, email: str, address: str) -> bool:
+        settings = self.settings
+        key = f"email-available:{address[:ADDRESS_MAX_LENGTH]}"
+        await self.limits.enter(Limit(key, settings.email_available_max_per_address, settings.email_available_window))
         try:
             address = valid_email(email)
         except UserValidationError:
@@ -116,29 +134,39 @@ class Accounts:
 
     async def login(self, email: str, password: str, address: str, cookie: RefreshCookie) -> dict[str, Any]:
         email = lookup_email(email)
-        now = dt.datetime.now(dt.UTC)
-        account_key, address_key = f"account:{email}", f"address:{address[:64]}"
-        since = now - dt.timedelta(seconds=self.settings.login_failure_window)
-        account_failures = await self.store.count_login_failures(account_key, since)
-        if (
-            account_failures >= self.settings.login_max_failures_per_account
-            or await self.store.count_login_failures(address_key, since)
-            >= self.settings.login_max_failures_per_address
-        ):
-            raise TooManyRequestsError()
+        attempt = await self._password_attempt(email, address)
         user = await self.store.get_user_by_email(email)
-        if not await self.passwords.verify(user["password_hash"] if user else None, password):
-            await self.store.add_login_failure([account_key, address_key], now)
+        if not await self._verify(attempt, user["password_hash"] if user else None, password):
             raise UserNotFoundError()
         assert user is not None
-        if account_failures:
-            await self.store.clear_login_failures(account_key)
         if self.passwords.needs_rehash(user["password_hash"]):
             await self.store.update_user(user["_id"], {"password_hash": await self.passwords.hash(password)})
-        await hooks.after_login(hook_view(user))
-        await self._purge_now_and_then(now)
-        await self._login_session(user["_id"], now, cookie)
+        await call_hook("after_login", user)
+        await self._login_session(user["_id"], dt.datetime.now(dt.UTC), cookie)
         return self._user_and_token(user)
+
+    async def _password_attempt(self, email: str, address: str) -> str:
+        """Record a password check, within the failure limits (TooManyRequestsError past them).
+
+        Failures count per (account, address) and per address, so one client
+        cannot lock a user out, and per account (a much higher limit) against
+        guesses spread over many addresses.
+        """
+        settings = self.settings
+        window = settings.login_failure_window
+        address = address[:ADDRESS_MAX_LENGTH]
+        return await self.limits.enter(
+            Limit(f"password-pair:{address} {email}", settings.login_max_failures_per_account_address, window),
+            Limit(f"password-account:{email}", settings.login_max_failures_per_account, window),
+            Limit(f"password-address:{address}", settings.login_max_failures_per_address, window),
+        )
+
+    async def _verify(self, attempt: str, password_hash: str | None, password: str) -> bool:
+        """Whether the password is right: a failed attempt stays counted, a right one does not."""
+        if not await self.passwords.verify(password_hash, password):
+            return False
+        await self.limits.forget(attempt)
+        return True
 
     async def authenticate(self, bearer_token: str | None) -> dict[str, Any]:
         """The user of a valid auth token; UnauthorizedError otherwise."""
@@ -216,11 +244,6 @@ class Accounts:
             cookie.clear_refresh_cookie()
         return rotation, record
 
-    async def _purge_now_and_then(self, now: dt.datetime) -> None:
-        if time.monotonic() - self._last_purge >= PURGE_INTERVAL:
-            self._last_purge = time.monotonic()
-            await self.store.purge_expired(now)
-
     def _token(self, user: dict[str, Any]) -> tuple[str, dt.datetime]:
         return self.keys.issue(user["_id"], account_view(user), self.settings.auth_token_ttl)
 
@@ -230,12 +253,16 @@ class Accounts:
 
     # The logged-in user's own account.
 
-    async def update_me(self, user: dict[str, Any], fields: dict[str, Any], cookie: RefreshCookie) -> dict[str, Any]:
+    async def update_me(
+        self, user: dict[str, Any], fields: dict[str, Any], cookie: RefreshCookie, address: str
+    ) -> dict[str, Any]:
         """Changes the user's fields; email and password also need this session's cookie.
 
         A new email must be verified again. A new email or password ends every
         other session and every outstanding link of the user, and notifies
-        the address the account had.
+        the address the account had. Every check that needs no password runs
+        before the password is verified, so a caller without the cookie learns
+        nothing from a guess.
         """
         values = dict(fields)
         email = values.pop("email", None)
@@ -246,17 +273,29 @@ class Accounts:
             email = valid_email(email)
             if email == user["email"]:
                 email = None
+        needs_session = email is not None or password is not None
+        needs_password = password is not None or (email is not None and self.settings.email_change_needs_password)
+        attempt = None
         if password is not None:
             self.passwords.check_policy(password)
-        if password is not None or (email is not None and self.settings.email_change_needs_password):
-            if not previous_password or not await self.passwords.verify(user["password_hash"], previous_password):
+        if needs_password:
+            if not previous_password:
                 raise WrongPasswordError()
+            if cookie.refresh_cookie:
+                attempt = await self._password_attempt(user["email"], address)
         in_session = False
         if cookie.refresh_cookie:
             rotation, record = await self._rotate(cookie)
             in_session = rotation is Rotation.ROTATED and record is not None and record["user_id"] == user["_id"]
-        if (email is not None or password is not None) and not in_session:
+        if needs_session and not in_session:
+            if attempt is not None:
+                await self.limits.forget(attempt)  # no password was checked
             raise UnauthorizedError("Changing the email or password needs this session's refresh cookie: log in again.")
+        if attempt is not None and not await self._verify(attempt, user["password_hash"], previous_password):
+            raise WrongPasswordError()
+        if email is not None:
+            # The new address gets a confirmation mail: within that address's mail limit.
+            await self.limits.enter(mail_limit(self.settings, VERIFY_EMAIL, email))
         side = None
         if email is not None:
             changes.update(email=email, email_verified=False)
@@ -276,10 +315,11 @@ class Accounts:
             cookie.set_refresh_cookie(await self._new_session(user["_id"], dt.datetime.now(dt.UTC)))
         return self._user_and_token(updated)
 
-    async def delete_me(self, user: dict[str, Any], password: str, cookie: RefreshCookie) -> bool:
-        if not await self.passwords.verify(user["password_hash"], password):
+    async def delete_me(self, user: dict[str, Any], password: str, cookie: RefreshCookie, address: str) -> bool:
+        attempt = await self._password_attempt(user["email"], address)
+        if not await self._verify(attempt, user["password_hash"], password):
             raise WrongPasswordError()
-        await hooks.before_delete(hook_view(user))
+        await call_hook("before_delete", user)
         await self.store.delete_user(user["_id"])
         cookie.clear_refresh_cookie()
         return True

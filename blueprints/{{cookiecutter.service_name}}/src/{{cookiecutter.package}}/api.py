@@ -38,6 +38,7 @@ from .errors import (
     InternalServerError,
     MethodNotAllowedError,
     QueryTooComplexError,
+    TooManyPasswordChecksError,
 )
 from .resolvers import bindables
 from .transport import error_payload
@@ -45,6 +46,8 @@ from .transport import error_payload
 log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
+#: Root fields that hash a password (updateMe always: its password may come in a variable).
+HASHING_FIELDS = frozenset({"login", "register", "updateMe", "deleteMe", "resetMyPassword"})
 
 # Introspection is measured apart from data queries: the standard introspection
 # query (GraphiQL's, graphql-core's, code generators') unwraps types through
@@ -263,6 +266,8 @@ class GraphQLRunner:
             operation = get_operation_ast(prepared, operation_name)
             if operation is not None and operation.operation is not OperationType.QUERY:
                 raise MethodNotAllowedError()
+        if _hashing_fields(prepared, operation_name) > 1:
+            return {"errors": [error_payload(TooManyPasswordChecksError())]}
         result = execute(
             self.schema,
             prepared,
@@ -277,6 +282,32 @@ class GraphQLRunner:
         if result.errors:
             response["errors"] = [format_error(error) for error in result.errors]
         return response
+
+
+def _hashing_fields(document: DocumentNode, operation_name: str | None) -> int:
+    """How many password hashing root fields the operation to run selects
+    (each response key once, as the executor runs it)."""
+    operations = [node for node in document.definitions if isinstance(node, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [node for node in operations if node.name and node.name.value == operation_name]
+    if len(operations) != 1:
+        return 0  # execution refuses it
+    fragments = {
+        node.name.value: node for node in document.definitions if isinstance(node, FragmentDefinitionNode)
+    }
+    keys: set[str] = set()
+    pending, seen = [operations[0].selection_set], set()
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value in HASHING_FIELDS:
+                    keys.add((selection.alias or selection.name).value)
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+                seen.add(selection.name.value)
+                pending.append(fragments[selection.name.value].selection_set)
+    return len(keys)
 
 
 def format_error(error: GraphQLError) -> dict[str, Any]:

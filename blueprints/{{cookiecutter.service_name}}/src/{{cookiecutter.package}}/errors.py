@@ -106,3 +106,12 @@ class UnsupportedMediaTypeError(BadRequestError):
 
 class MethodNotAllowedError(BadRequestError):
     message = "GET runs queries only; send mutations with POST."
+
+
+class TooManyPasswordChecksError(BadRequestError):
+    """More than one root field that hashes a password in one request."""
+
+    message = (
+        "A request may check or set one password at most: send login, register,"
+        " updateMe, deleteMe and resetMyPassword in separate requests."
+    )

@@ -12,6 +12,7 @@ at the next start.
 import asyncio
 import html
 import logging
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -94,6 +95,7 @@ class Mailer:
         self.templates = Templates(settings)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         # Callers waiting for the first attempt of a mail: mail id -> its status.
         self._watchers: dict[str, asyncio.Future[str]] = {}
 
@@ -101,12 +103,19 @@ class Mailer:
         self._task = asyncio.create_task(self._run(), name="mail worker")
 
     async def stop(self) -> None:
+        """Finish the batch being sent, then stop: a send cut off in the middle
+        would keep its lease, and the mail would wait for it to expire."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), self.settings.smtp_timeout * 2)
+            except TimeoutError:
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
             self._task = None
 
     def wake(self) -> None:
@@ -125,10 +134,10 @@ class Mailer:
             self._watchers.pop(mail_id, None)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
-                while await self._send_due():
+                while not self._stopping and await self._send_due():
                     pass
             except Exception:
                 log.exception("mail worker: cannot read the outbox; retrying")
@@ -217,13 +226,15 @@ class Mailer:
             raise
 
     def _write_eml(self, mail: dict[str, Any], message: EmailMessage) -> None:
-        """Development delivery (no AUTH_SMTP_HOST): a file per mail, and its
-        link in the log, so the flows work on a fresh machine. With SMTP, the
-        log names the mail's kind and recipient only: the link is a secret."""
+        """Development delivery (no AUTH_SMTP_HOST): a file per mail, readable
+        by the owner only (it holds a one-time link), and its link in the log, so
+        the flows work on a fresh machine. With SMTP, the log names the mail's
+        kind and recipient only: the link is a secret."""
         folder = self.settings.outbox_dir
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = folder / f"{mail['created_at']:%Y%m%d-%H%M%S}-{mail['_id']}.eml"
-        path.write_bytes(message.as_bytes())
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+            file.write(message.as_bytes())
         link = mail["context"].get("link")
         log.info("mail %s (%s) to %s written to %s%s", mail["_id"], mail["template"], mail["recipient"], path, f"; link: {link}" if link else "")
 

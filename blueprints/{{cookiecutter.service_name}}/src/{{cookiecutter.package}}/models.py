@@ -58,6 +58,7 @@ class FieldInfo:
     min: float | None = None
     max: float | None = None
     max_items: int | None = None
+    values: tuple[str, ...] = ()  # of an enum
     message: str | None = None
     validator: Callable[[Any], Any] | None = None
 
@@ -82,6 +83,9 @@ FIELDS: dict[str, FieldInfo] = {
 {%- for option, value in field.constraints.items() %}
         {{ option }}={{ value }},
 {%- endfor %}
+{%- if field.enum_values %}
+        values=({% for value in field.enum_values %}"{{ value }}", {% endfor %}),
+{%- endif %}
         message={{ field.message_repr }},
 {%- if field.validator %}
         validator=load_validator("{{ field.validator }}"),
@@ -171,7 +175,3 @@ def account_view(user: dict[str, Any]) -> dict[str, Any]:
 def owner_view(user: dict[str, Any]) -> dict[str, Any]:
     """The `User` type of the API: every non-internal field."""
     return {name: user.get(name) for name in USER_FIELDS}
-
-
-def hook_view(user: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in user.items() if name != "password_hash"}

@@ -7,17 +7,17 @@ expire; each new link of a kind replaces the user's older ones.
 from datetime import UTC, datetime
 from typing import Any
 
-from . import hooks
-from .accounts import lookup_email
+from .accounts import call_hook, lookup_email
 from .errors import (
     AlreadyLoggedInError,
     EmailAlreadyConfirmedError,
     EmailNotSentError,
+    TooManyRequestsError,
     UnauthorizedError,
     UpdatePasswordTooLateError,
 )
+from .limits import mail_limit
 from .links import RESET_PASSWORD, VERIFY_EMAIL, credentials_writes, recovery_writes, verification_writes
-from .models import hook_view
 from .services import Services
 from .tokens import hash_secret
 
@@ -26,11 +26,12 @@ async def send_verification_email(services: Services, bearer_token: str | None) 
 
     Waits up to AUTH_MAIL_SEND_WAIT seconds for the first delivery attempt:
     EmailNotSentError if the mail was refused for good; a mail still being
-    retried counts as sent.
+    retried counts as sent. TooManyRequestsError past AUTH_MAIL_MAX_PER_RECIPIENT.
     """
     user = await services.accounts.authenticate(bearer_token)
     if user["email_verified"]:
         raise EmailAlreadyConfirmedError()
+    await services.accounts.limits.enter(mail_limit(services.settings, VERIFY_EMAIL, user["email"]))
     side = verification_writes(services.settings, user)
     await services.store.delete_user_tokens(user["_id"], VERIFY_EMAIL)
     await services.store.add_side_writes(side)
@@ -43,8 +44,8 @@ async def send_verification_email(services: Services, bearer_token: str | None) 
 async def send_password_recovery_email(services: Services, bearer_token: str | None, email: str) -> bool:
     """Mail a recovery link if the account exists; the answer is True either way.
 
-    Neither path waits for the mail, so their timing does not tell whether an
-    account exists.
+    The lookup and the writes run behind the response, so its timing does not
+    tell whether an account exists.
     """
     if bearer_token is not None:
         try:
@@ -53,13 +54,22 @@ async def send_password_recovery_email(services: Services, bearer_token: str | N
             pass
         else:
             raise AlreadyLoggedInError()
-    user = await services.store.get_user_by_email(lookup_email(email))
+    services.background.run(_mail_recovery_link(services, lookup_email(email)))
+    return True
+
+
+async def _mail_recovery_link(services: Services, email: str) -> None:
+    """The recovery mail, unless the account is unknown or has had its share of them."""
+    user = await services.store.get_user_by_email(email)
     if user is None:
-        return True
+        return
+    try:
+        await services.accounts.limits.enter(mail_limit(services.settings, RESET_PASSWORD, user["email"]))
+    except TooManyRequestsError:
+        return
     await services.store.delete_user_tokens(user["_id"], RESET_PASSWORD)
     await services.store.add_side_writes(recovery_writes(services.settings, user))
     services.mailer.wake()
-    return True
 
 
 async def reset_password(services: Services, password: str, raw_token: str) -> dict[str, Any]:
@@ -102,5 +112,5 @@ async def confirm_email(services: Services, raw_token: str) -> str:
     if before is None or user is None:
         raise UnauthorizedError("This link confirms an email address that is no longer the one of the account.")
     if not before["email_verified"]:
-        await hooks.after_email_verified(hook_view(user))
+        await call_hook("after_email_verified", user)
     return f"Thank you: {user['email']} is confirmed."

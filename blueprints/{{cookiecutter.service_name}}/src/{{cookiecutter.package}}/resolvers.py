@@ -121,12 +121,12 @@ def resolve_public_key(_: Any, info: GraphQLResolveInfo) -> str:
 
 @query.field("emailAvailable")
 async def resolve_email_available(_: Any, info: GraphQLResolveInfo, email: str) -> bool:
-    return await _accounts(info).email_available(email)
+    return await _accounts(info).email_available(email, info.context.client_address)
 
 
 @mutation.field("register")
 async def resolve_register(_: Any, info: GraphQLResolveInfo, fields: dict) -> bool:
-    return await _accounts(info).register(fields)
+    return await _accounts(info).register(fields, info.context.client_address)
 
 
 @mutation.field("login")
@@ -147,12 +147,14 @@ async def resolve_logout(_: Any, info: GraphQLResolveInfo) -> bool:
 
 @mutation.field("updateMe")
 async def resolve_update_me(_: Any, info: GraphQLResolveInfo, fields: dict) -> Any:
-    return await _accounts(info).update_me(await _current_user(info), fields, info.context)
+    context = info.context
+    return await _accounts(info).update_me(await _current_user(info), fields, context, context.client_address)
 
 
 @mutation.field("deleteMe")
 async def resolve_delete_me(_: Any, info: GraphQLResolveInfo, password: str) -> bool:
-    return await _accounts(info).delete_me(await _current_user(info), password, info.context)
+    context = info.context
+    return await _accounts(info).delete_me(await _current_user(info), password, context, context.client_address)
 
 
 @query.field("sendVerificationEmail")

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from .accounts import Accounts
+from .background import Background
 from .mail import Mailer
 from .passwords import Passwords
 from .settings import Settings
@@ -20,19 +21,31 @@ class Services:
     passwords: Passwords
     accounts: Accounts
     mailer: Mailer
+    background: Background
 
     @classmethod
     async def start(cls, settings: Settings) -> "Services":
         keys = KeyPair.load_or_create(settings.private_key_file, settings.public_key_file, settings.jwt_algorithm)
         passwords = Passwords(settings)
-        store = open_store(settings.database)
+        store = open_store(settings.database, settings.database_pool_size)
         await store.open()
         mailer = Mailer(settings, store)
         await mailer.start()
         accounts = Accounts(settings, store, passwords, keys, mailer)
-        return cls(settings=settings, store=store, keys=keys, passwords=passwords, accounts=accounts, mailer=mailer)
+        background = Background(settings, store)
+        await background.start()
+        return cls(
+            settings=settings,
+            store=store,
+            keys=keys,
+            passwords=passwords,
+            accounts=accounts,
+            mailer=mailer,
+            background=background,
+        )
 
     async def stop(self) -> None:
+        await self.background.stop()
         await self.mailer.stop()
         await self.store.close()
         self.passwords.close()

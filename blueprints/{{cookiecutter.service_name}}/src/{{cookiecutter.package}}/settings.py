@@ -25,6 +25,9 @@ class Settings(BaseSettings):
 
     # Storage: empty means the embedded SQLite database ./<service>.db.
     database_url: str = ""
+    # Connections each process keeps to PostgreSQL or MongoDB (not SQLite);
+    # the server must allow instances x workers x this many.
+    database_pool_size: int = Field(default=10, ge=1)
 
     # Where users reach the service; used for links in mails and cookie scope.
     # Unset, `serve` sets it to the address it listens on.
@@ -57,7 +60,9 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1)
     # Hashes one process runs at once; `serve --workers N` sets cores / N.
     hash_concurrency: int = Field(default_factory=lambda: available_cores(), ge=1)
-    login_max_failures_per_account: int = Field(default=10, ge=1)
+    # Failed password checks per window: account-wide (from any address), per
+    # client address, and per (account, address) pair.
+    login_max_failures_per_account: int = Field(default=100, ge=1)
     login_max_failures_per_address: int = Field(default=100, ge=1)
     login_failure_window: int = Field(default=15 * 60, gt=0)
     # Only behind a reverse proxy that sets it: the client address for throttling.
@@ -68,6 +73,12 @@ class Settings(BaseSettings):
     # Whether updateMe needs previousPassword to change the email too (Krypton's
     # own client sends none; the old address gets a notice either way).
     email_change_needs_password: bool = False
+    login_max_failures_per_account_address: int = Field(default=10, ge=1)
+    # Registrations per client address per window; 0 means no limit.
+    register_max_per_address: int = Field(default=0, ge=0)
+    register_window: int = Field(default=3600, gt=0)
+    email_available_max_per_address: int = Field(default=30, ge=1)
+    email_available_window: int = Field(default=60, gt=0)
 
     # Mail.
     smtp_host: str = ""
@@ -89,6 +100,13 @@ class Settings(BaseSettings):
     verification_token_ttl: int = Field(default=48 * 3600, gt=0)
     recovery_token_ttl: int = Field(default=60 * 60, gt=0)
     templates_dir: Path | None = None
+    # Mails of one kind (verification, recovery) to one recipient per window.
+    mail_max_per_recipient: int = Field(default=3, ge=1)
+    mail_limit_window: int = Field(default=15 * 60, gt=0)
+    # Sent and given-up mails are deleted this long after they were queued.
+    mail_retention: int = Field(default=7 * 24 * 3600, gt=0)
+    # How often expired sessions, links, attempts and old mails are deleted.
+    purge_interval: float = Field(default=60.0, gt=0)
 
     # Request limits of the GraphQL endpoint.
     max_body_bytes: int = Field(default=100_000, gt=0)

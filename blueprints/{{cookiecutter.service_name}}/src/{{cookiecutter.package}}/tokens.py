@@ -85,7 +85,7 @@ def _create_exclusively(path: Path, content: bytes, mode: int) -> bool:
     its name: the link fails when another worker got there first, and a
     reader never sees a half-written key.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -129,7 +129,7 @@ class KeyPair:
 
     @classmethod
     def load_or_create(cls, private_file: Path, public_file: Path, algorithm: str) -> "KeyPair":
-        """The pair from its files, created on first start (private key mode 0600).
+        """The pair from its files, created on first start (files 0600, a new folder 0700).
 
         Several workers may start together: one creates each file, the
         others read what it wrote.
@@ -142,7 +142,7 @@ class KeyPair:
         public_key = private_key.public_key()
         public_pem = _public_pem(public_key)
         if not public_file.exists():
-            _create_exclusively(public_file, public_pem, 0o644)
+            _create_exclusively(public_file, public_pem, 0o600)
         if public_file.read_bytes().strip() != public_pem.strip():
             raise KeyFileError(
                 f"{public_file} is not the public key of {private_file};"

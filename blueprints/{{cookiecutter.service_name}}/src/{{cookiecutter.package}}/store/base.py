@@ -16,6 +16,8 @@ from bson import ObjectId
 
 #: Stored with the user but never shown through the API.
 INTERNAL_FIELDS = ("password_hash", "created_at")
+#: Seconds the start waits for the database's first answer.
+REACH_TIMEOUT = 5.0
 
 
 def new_id() -> str:
@@ -37,6 +39,10 @@ class DuplicateValueError(Exception):
 
 class SchemaError(Exception):
     """Stored data the current model cannot take; stops the start with a fix."""
+
+
+class UnreachableDatabase(Exception):
+    """The database URL is malformed, or the database does not answer; stops the start."""
 
 
 # Conditions of the public queries, built by `users.py` from GraphQL filters.
@@ -96,21 +102,8 @@ class Rotation(Enum):
     INVALID = "invalid"  # unknown or expired
 
 
-class Store(ABC):
-    """One database behind the whole service."""
-
-    @abstractmethod
-    async def open(self) -> None:
-        """Connect, and bring tables and indexes up to the current model."""
-
-    @abstractmethod
-    async def close(self) -> None: ...
-
-    @abstractmethod
-    async def ping(self) -> bool:
-        """Whether the database answers (for /healthz)."""
-
-    # Users.
+class UserStore(ABC):
+    """The users, and what is written with a change to one (SideWrites)."""
 
     @abstractmethod
     async def insert_user(self, user: dict[str, Any], side: SideWrites | None = None) -> None:
@@ -149,7 +142,9 @@ class Store(ABC):
         """How many users match, and the page of them the query asks for, read
         together (one snapshot where the database has them)."""
 
-    # Sessions: one refresh token chain per device.
+
+class SessionStore(ABC):
+    """Sessions: one refresh token chain per device."""
 
     @abstractmethod
     async def add_refresh_token(self, record: dict[str, Any]) -> None:
@@ -175,11 +170,10 @@ class Store(ABC):
     @abstractmethod
     async def end_user_sessions(self, user_id: str) -> int: ...
 
-    @abstractmethod
-    async def purge_expired(self, now: datetime) -> None:
-        """Forget expired refresh tokens, one-time tokens and old login failures."""
 
-    # One-time tokens (email verification, password recovery).
+class LinkStore(ABC):
+    """One-time links (email verification, password recovery) and the mails
+    written with them."""
 
     @abstractmethod
     async def add_side_writes(self, side: SideWrites) -> None: ...
@@ -191,18 +185,25 @@ class Store(ABC):
     @abstractmethod
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None: ...
 
-    # Failed logins, for throttling across workers.
+
+class AttemptStore(ABC):
+    """Attempts, for rate limits shared by every worker and instance (logins, mails, ...)."""
 
     @abstractmethod
-    async def add_login_failure(self, keys: list[str], at: datetime) -> None: ...
+    async def add_attempt(self, keys: list[str], at: datetime) -> str:
+        """Record one attempt under each key; returns its id for forget_attempt."""
 
     @abstractmethod
-    async def count_login_failures(self, key: str, since: datetime) -> int: ...
+    async def count_attempts(self, key: str, since: datetime) -> int:
+        """How many attempts are recorded under `key` after `since`."""
 
     @abstractmethod
-    async def clear_login_failures(self, key: str) -> None: ...
+    async def forget_attempt(self, attempt_id: str) -> None:
+        """Remove an attempt under every key it was recorded under."""
 
-    # Mail outbox.
+
+class Outbox(ABC):
+    """The mail outbox, drained by the mail workers of every instance."""
 
     @abstractmethod
     async def claim_mails(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
@@ -220,3 +221,27 @@ class Store(ABC):
 
     @abstractmethod
     async def list_mails(self, status: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class Store(UserStore, SessionStore, LinkStore, AttemptStore, Outbox):
+    """One database behind the whole service: every part above, opened once.
+
+    The service holds this one object; a part of the service that needs only
+    one concern (the rate limits, the mailer) can be typed with that part.
+    """
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, and bring tables and indexes up to the current model (schema.sync_users)."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """Whether the database answers within REACH_TIMEOUT (for /healthz)."""
+
+    @abstractmethod
+    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
+        """Forget expired refresh tokens and one-time tokens, attempts recorded
+        before `attempts_before`, and mails sent or given up created before `mails_before`."""

@@ -21,6 +21,7 @@ a conditional update, so two concurrent refreshes cannot both claim it, and a
 mail is leased the same way.
 """
 
+import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -28,82 +29,89 @@ from urllib.parse import urlsplit
 
 from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import ConfigurationError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from ..models import FIELDS
 from .base import (
     AllOf,
     AnyOf,
+    REACH_TIMEOUT,
     Compare,
     Condition,
     DuplicateValueError,
     Rotation,
-    SchemaError,
     SideWrites,
     Store,
+    UnreachableDatabase,
     UserQuery,
+    new_id,
 )
+from .schema import MAIL_KEYS, REFRESH_TOKEN_KEYS, USER_KEYS, USER_TOKEN_KEYS, UserIndex, sync_users
 
 DEFAULT_DATABASE = "{{ cookiecutter.package }}"
-USER_KEYS = ("email", "email_verified", "password_hash", "created_at", *FIELDS)
 DATE_FIELDS = frozenset(name for name, field in FIELDS.items() if field.type == "date")
-#: Login failures are kept this long at most (the throttling window is shorter).
-LOGIN_FAILURE_TTL = 7 * 24 * 3600
+#: Attempts are kept this long at most, whatever the windows (the purge is exact).
+ATTEMPT_TTL = 7 * 24 * 3600
 #: A filter no document matches (MongoDB refuses an empty $or).
 MATCH_NOTHING: dict[str, Any] = {"_id": {"$in": []}}
-
-# The fields of each kind of record, as the SQL adapter's columns.
-REFRESH_TOKEN_KEYS = ("token_hash", "session_id", "user_id", "expires_at", "rotated", "rotated_at")
-USER_TOKEN_KEYS = ("token_hash", "user_id", "purpose", "email", "expires_at")
-MAIL_KEYS = (
-    "_id",
-    "recipient",
-    "template",
-    "context",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "created_at",
-    "sent_at",
-)
 
 _INDEX_IN_MESSAGE = re.compile(r"index: ux_users_(\w+)")
 
 
-def user_indexes() -> dict[str, dict[str, Any]]:
-    """The users collection's own indexes for the current model, by name."""
-    wanted: dict[str, dict[str, Any]] = {"ux_users_email": {"keys": [("email", ASCENDING)], "unique": True}}
-    for name, field in FIELDS.items():
-        if field.unique:
-            wanted[f"ux_users_{name}"] = {
-                "keys": [(name, ASCENDING)],
-                "unique": True,
-                "partialFilterExpression": {name: {"$exists": True}},
-            }
-        elif field.indexed:
-            # Sorts on the field break ties by id: both in the index, no sort in memory.
-            wanted[f"ix_users_{name}"] = {"keys": [(name, ASCENDING), ("_id", ASCENDING)]}
-        if field.indexed:
-            # Pages in id order filtered on the field read the index alone, not every skipped user.
-            wanted[f"ix_users_{name}_by_id"] = {"keys": [("_id", ASCENDING), (name, ASCENDING)]}
-    return wanted
+class MongoUsersSchema:
+    """schema.UsersSchema on the users collection."""
+
+    def __init__(self, users: Any) -> None:
+        self.users = users
+
+    async def add_missing_fields(self) -> None:
+        """Nothing to do: a document takes any field."""
+
+    async def fill(self, name: str, value: Any) -> None:
+        await self.users.update_many({name: None}, {"$set": {name: _encode(value)}})
+
+    async def count_missing(self, name: str) -> int:
+        return await self.users.count_documents({name: None})
+
+    async def indexes(self) -> dict[str, tuple[str, ...]]:
+        found = await self.users.index_information()
+        return {name: tuple(key for key, _ in info["key"]) for name, info in found.items()}
+
+    async def drop_index(self, name: str) -> None:
+        await self.users.drop_index(name)
+
+    async def create_index(self, index: UserIndex) -> bool:
+        options: dict[str, Any] = {"unique": True} if index.unique else {}
+        if index.unique and index.keys != ("email",):
+            # Partial: users without a value never collide.
+            options["partialFilterExpression"] = {index.keys[0]: {"$exists": True}}
+        try:
+            await self.users.create_index([(key, ASCENDING) for key in index.keys], name=index.name, **options)
+        except OperationFailure as error:
+            if error.code != 11000:
+                raise
+            return False
+        return True
 
 
 class MongoStore(Store):
-    def __init__(self, url: str, client: Any = None) -> None:
+    def __init__(self, url: str, client: Any = None, pool_size: int = 10) -> None:
         """`client` replaces the real driver (tests pass an async facade over mongomock)."""
         self.url = url
-        self.client = client if client is not None else AsyncMongoClient(url, tz_aware=True)
+        try:
+            self.client = client if client is not None else AsyncMongoClient(url, tz_aware=True, maxPoolSize=pool_size)
+        except (ConfigurationError, ValueError) as error:
+            raise UnreachableDatabase(f"malformed database URL: {error}") from None
         database = self.client[urlsplit(url).path.strip("/") or DEFAULT_DATABASE]
         self.users = database["users"]
         self.refresh_tokens = database["refresh_tokens"]
         self.user_tokens = database["user_tokens"]
-        self.login_failures = database["login_failures"]
+        self.attempts = database["attempts"]
         self.outbox = database["outbox"]
 
     async def open(self) -> None:
-        await self._sync_users_schema()
+        await self._reach()
+        await sync_users(MongoUsersSchema(self.users))
         await self.refresh_tokens.create_index("session_id", name="ix_refresh_tokens_session_id")
         await self.refresh_tokens.create_index("user_id", name="ix_refresh_tokens_user_id")
         await self.refresh_tokens.create_index(
@@ -113,24 +121,36 @@ class MongoStore(Store):
             [("user_id", ASCENDING), ("purpose", ASCENDING)], name="ix_user_tokens_user_id_purpose"
         )
         await self.user_tokens.create_index("expires_at", name="ttl_user_tokens_expires_at", expireAfterSeconds=0)
-        await self.login_failures.create_index(
-            [("key", ASCENDING), ("at", ASCENDING)], name="ix_login_failures_key_at"
-        )
-        await self.login_failures.create_index(
-            "at", name="ttl_login_failures_at", expireAfterSeconds=LOGIN_FAILURE_TTL
-        )
+        await self.attempts.create_index([("key", ASCENDING), ("at", ASCENDING)], name="ix_attempts_key_at")
+        await self.attempts.create_index("attempt_id", name="ix_attempts_attempt_id")
+        await self.attempts.create_index("at", name="ttl_attempts_at", expireAfterSeconds=ATTEMPT_TTL)
         await self.outbox.create_index(
             [("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="ix_outbox_status_next"
         )
+        await self.outbox.create_index(
+            [("status", ASCENDING), ("created_at", ASCENDING)], name="ix_outbox_status_created"
+        )
+
+    async def _reach(self) -> None:
+        """One round trip first, bounded: the driver's own server selection
+        waits 30 s (right for a replica set electing a primary, too long for a
+        start against a server that is not there)."""
+        try:
+            async with asyncio.timeout(REACH_TIMEOUT):
+                await self.client.admin.command("ping")
+        except TimeoutError:
+            raise UnreachableDatabase(f"no answer from MongoDB within {REACH_TIMEOUT:g} s") from None
+        except PyMongoError as error:
+            raise UnreachableDatabase(f"cannot connect to MongoDB: {error}") from None
 
     async def close(self) -> None:
         await self.client.close()
 
     async def ping(self) -> bool:
         try:
-            await self.client.admin.command("ping")
+            await self._reach()
             return True
-        except PyMongoError:
+        except UnreachableDatabase:
             return False
 
     # Users.
@@ -254,10 +274,12 @@ class MongoStore(Store):
         result = await self.refresh_tokens.delete_many({"user_id": user_id})
         return result.deleted_count
 
-    async def purge_expired(self, now: datetime) -> None:
-        """The TTL indexes do this too, within a minute or so; this makes it exact."""
+    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
+        """The TTL indexes do part of this too, within a minute or so; this makes it exact."""
         await self.refresh_tokens.delete_many({"expires_at": {"$lte": now}})
         await self.user_tokens.delete_many({"expires_at": {"$lte": now}})
+        await self.attempts.delete_many({"at": {"$lt": attempts_before}})
+        await self.outbox.delete_many({"status": {"$in": ["sent", "failed"]}, "created_at": {"$lt": mails_before}})
 
     # One-time tokens.
 
@@ -276,17 +298,19 @@ class MongoStore(Store):
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None:
         await self.user_tokens.delete_many({"user_id": user_id, "purpose": purpose})
 
-    # Failed logins.
+    # Attempts.
 
-    async def add_login_failure(self, keys: list[str], at: datetime) -> None:
+    async def add_attempt(self, keys: list[str], at: datetime) -> str:
+        attempt_id = new_id()
         if keys:
-            await self.login_failures.insert_many([{"key": key, "at": at} for key in keys])
+            await self.attempts.insert_many([{"attempt_id": attempt_id, "key": key, "at": at} for key in keys])
+        return attempt_id
 
-    async def count_login_failures(self, key: str, since: datetime) -> int:
-        return await self.login_failures.count_documents({"key": key, "at": {"$gt": since}})
+    async def count_attempts(self, key: str, since: datetime) -> int:
+        return await self.attempts.count_documents({"key": key, "at": {"$gt": since}})
 
-    async def clear_login_failures(self, key: str) -> None:
-        await self.login_failures.delete_many({"key": key})
+    async def forget_attempt(self, attempt_id: str) -> None:
+        await self.attempts.delete_many({"attempt_id": attempt_id})
 
     # Mail outbox.
 
@@ -321,45 +345,6 @@ class MongoStore(Store):
         cursor = self.outbox.find(selector, sort=[("_id", ASCENDING)])
         return [_record(document, MAIL_KEYS) for document in await cursor.to_list()]
 
-    async def _sync_users_schema(self) -> None:
-        """Bring stored users up to the current model, or explain why not."""
-        for name, field in FIELDS.items():
-            if field.has_default:
-                await self.users.update_many(
-                    {name: None}, {"$set": {name: _encode(field.python_default())}}
-                )
-            elif field.required:
-                missing = await self.users.count_documents({name: None})
-                if missing:
-                    raise SchemaError(
-                        f"field '{name}' is required but {missing} stored user(s) have no value;"
-                        f" give '{name}' a default in user.yaml (or make it optional) and generate again"
-                    )
-        wanted = user_indexes()
-        present = {name: info["key"] for name, info in (await self.users.index_information()).items()}
-        # An index of ours that is no longer wanted, or no longer has the wanted keys, goes.
-        outdated = [
-            name
-            for name, keys in present.items()
-            if name.startswith(("ix_users_", "ux_users_"))
-            and (name not in wanted or [tuple(key) for key in keys] != list(wanted[name]["keys"]))
-        ]
-        for name in sorted(outdated):
-            await self.users.drop_index(name)
-            del present[name]
-        for name in sorted(set(wanted) - set(present)):
-            options = dict(wanted[name])
-            try:
-                await self.users.create_index(options.pop("keys"), name=name, **options)
-            except OperationFailure as error:
-                if error.code != 11000:
-                    raise
-                field = name.removeprefix("ux_users_")
-                raise SchemaError(
-                    f"field '{field}' is now unique but stored users share values of it;"
-                    f" make those values distinct, or remove 'unique' from '{field}' in user.yaml"
-                ) from None
-
 
 def _encode(value: Any) -> Any:
     """A stored value: dates (not datetimes) as ISO strings, which sort as dates."""
@@ -384,9 +369,8 @@ def _user(document: dict[str, Any] | None) -> dict[str, Any] | None:
     """A stored user as a record; keys of fields no longer in the model are left out."""
     if document is None:
         return None
-    user = {"_id": str(document["_id"])}
-    for key in USER_KEYS:
-        user[key] = _decode(key, document.get(key))
+    user = {key: _decode(key, document.get(key)) for key in USER_KEYS}
+    user["_id"] = str(document["_id"])
     return user
 
 

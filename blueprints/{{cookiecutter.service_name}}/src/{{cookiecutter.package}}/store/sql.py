@@ -1,31 +1,29 @@
-{% set column_types = cookiecutter._fields.values() | map(attribute="sql_type") | join(" ") -%}
-"""The embedded default: SQLite through SQLAlchemy (async), one typed table per record kind.
+"""SQL databases through SQLAlchemy (async): the embedded SQLite default and PostgreSQL.
 
-The users table is generated from the spec with real unique and filter
-indexes. At start the schema is brought up to the current model in place:
-new columns are added (and filled with their default), indexes are created
-or dropped, and data the model cannot take stops the start with the fix.
+One typed table per record kind. The users table is built at import from the
+model's field table (models.FIELDS), with the indexes store/schema.py
+decides. At start the schema is brought up to the current model in place
+(schema.sync_users): new columns are added (and filled with their default),
+indexes are created or dropped, and data the model cannot take stops the
+start with the fix. On PostgreSQL that runs under an advisory lock, so of
+several instances starting at once one migrates and the others wait for it.
 """
 
+import asyncio
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     JSON,
-{%- if "BigInteger(" in column_types %}
     BigInteger,
-{%- endif %}
     Boolean,
     Column,
-{%- if "Date(" in column_types %}
     Date,
-{%- endif %}
     DateTime,
-{%- if "Float(" in column_types %}
     Float,
-{%- endif %}
     Index,
     Integer,
     MetaData,
@@ -33,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    cast,
     delete,
     event,
     false,
@@ -48,24 +47,53 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
+from sqlalchemy.types import TypeEngine
 
-from ..models import FIELDS, parse_value
+from ..models import FIELDS, FieldInfo, parse_value
 from .base import (
+    REACH_TIMEOUT,
     AllOf,
     AnyOf,
     Condition,
     DuplicateValueError,
     Rotation,
-    SchemaError,
     SideWrites,
     Store,
+    UnreachableDatabase,
     UserQuery,
+    new_id,
 )
+from .schema import UserIndex, sync_users
+
+#: Lists (and mail contexts) are JSON; on PostgreSQL JSONB, which compares by value.
+JSON_TYPE = JSON().with_variant(JSONB(), "postgresql")
+_SCALAR_TYPES: dict[str, TypeEngine] = {
+    "int": BigInteger(),
+    "float": Float(),
+    "boolean": Boolean(),
+    "date": Date(),
+    "datetime": DateTime(),
+}
+#: Any number: the key of the advisory lock held while one instance migrates.
+MIGRATION_LOCK = 4_210_731_604
+
+
+def column_type(field: FieldInfo) -> TypeEngine:
+    """The column type of a field of the model."""
+    if field.list:
+        return JSON_TYPE
+    if field.type == "string":
+        return String(field.max_length) if field.max_length else Text()
+    if field.type == "enum":
+        return String(max(len(value) for value in field.values))
+    return _SCALAR_TYPES[field.type]
+
 
 metadata = MetaData()
 
@@ -77,23 +105,8 @@ users = Table(
     Column("email_verified", Boolean, nullable=False, default=False),
     Column("password_hash", String(255), nullable=False),
     Column("created_at", DateTime, nullable=False),
-{%- for field in cookiecutter._fields.values() %}
-    Column("{{ field.name }}", {{ field.sql_type }}, nullable=True),
-{%- endfor %}
-    Index("ux_users_email", "email", unique=True),
-{%- if cookiecutter._fields.values() | selectattr("indexed") | list %}
-    # For each indexed field: one index for filters and sorts on it (ties are
-    # broken by id), and one that reads pages in id order filtered on it from
-    # the index alone.
-{%- endif %}
-{%- for field in cookiecutter._fields.values() if field.indexed %}
-{%- if field.unique %}
-    Index("ux_users_{{ field.name }}", "{{ field.name }}", unique=True),
-{%- else %}
-    Index("ix_users_{{ field.name }}", "{{ field.name }}", "_id"),
-{%- endif %}
-    Index("ix_users_{{ field.name }}_by_id", "_id", "{{ field.name }}"),
-{%- endfor %}
+    *(Column(name, column_type(field), nullable=True) for name, field in FIELDS.items()),
+    # Its indexes are created by the start's schema sync (SqlUsersSchema.create_index).
 )
 
 refresh_tokens = Table(
@@ -118,13 +131,15 @@ user_tokens = Table(
     Column("expires_at", DateTime, nullable=False, index=True),
 )
 
-login_failures = Table(
-    "login_failures",
+# One row per key of an attempt (see Store.add_attempt).
+attempts = Table(
+    "attempts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("attempt_id", String(24), nullable=False, index=True),
     Column("key", String(400), nullable=False),
-    Column("at", DateTime, nullable=False),
-    Index("ix_login_failures_key_at", "key", "at"),
+    Column("at", DateTime, nullable=False, index=True),
+    Index("ix_attempts_key_at", "key", "at"),
 )
 
 outbox = Table(
@@ -133,7 +148,7 @@ outbox = Table(
     Column("_id", String(24), primary_key=True),
     Column("recipient", String(320), nullable=False),
     Column("template", String(64), nullable=False),
-    Column("context", JSON, nullable=False),
+    Column("context", JSON_TYPE, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime, nullable=False),
@@ -141,6 +156,7 @@ outbox = Table(
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime, nullable=True),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_status_created", "status", "created_at"),
 )
 
 _TABLES_BY_RECORD = {"tokens": user_tokens, "mails": outbox}
@@ -154,10 +170,12 @@ _UNIQUE_VIOLATION = re.compile(r"users\.(\w+)|ux_users_(\w+)")
 
 
 def _async_url(url: str) -> str:
-    if url.startswith("sqlite:"):
-        return url.replace("sqlite:", "sqlite+aiosqlite:", 1)
-    if url.startswith("postgresql:"):
-        return url.replace("postgresql:", "postgresql+asyncpg:", 1)
+    """The URL with the async driver this service ships (aiosqlite, asyncpg)."""
+    for scheme, driver in (("sqlite:", "sqlite+aiosqlite:"), ("postgresql:", "postgresql+asyncpg:")):
+        if url.startswith(scheme):
+            return driver + url.removeprefix(scheme)
+    if url.startswith("postgres:"):
+        return "postgresql+asyncpg:" + url.removeprefix("postgres:")
     return url
 
 
@@ -190,27 +208,57 @@ def _values(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class SqlStore(Store):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
-        self.engine = create_async_engine(_async_url(url), json_serializer=_json)
+        # A server's connections are few and shared by every instance: at most pool_size each.
+        pool = {} if url.startswith("sqlite") else {"pool_size": pool_size, "max_overflow": 0}
+        try:
+            self.engine = create_async_engine(_async_url(url), json_serializer=_json, **pool)
+        except (ValueError, ArgumentError) as error:
+            raise UnreachableDatabase(f"malformed database URL: {error}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
     async def open(self) -> None:
+        database = self.engine.url.database
+        if self.engine.dialect.name == "sqlite" and database and database != ":memory:":
+            # Created readable by the owner only; SQLite gives its -wal and -shm files the same mode.
+            try:
+                os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+            except OSError as error:
+                raise UnreachableDatabase(f"cannot open the SQLite file: {error}") from None
+        await self._reach()
         async with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Held until this transaction ends: instances starting together migrate one at a time.
+                await connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+            # Replaced by the attempts table.
+            await connection.execute(text("DROP TABLE IF EXISTS login_failures"))
             await connection.run_sync(metadata.create_all)
             await connection.run_sync(_add_missing_columns, refresh_tokens)
-            await connection.run_sync(_sync_users_schema)
+            await sync_users(SqlUsersSchema(connection))
+
+    async def _reach(self) -> None:
+        """One round trip first, so that a database that is down, refuses us or
+        does not exist stops the start with the cause (not a traceback)."""
+        try:
+            async with asyncio.timeout(REACH_TIMEOUT):
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except TimeoutError:
+            raise UnreachableDatabase(f"no answer from the database within {REACH_TIMEOUT:g} s") from None
+        except (SQLAlchemyError, OSError) as error:
+            cause = getattr(error, "orig", None) or error
+            raise UnreachableDatabase(f"cannot connect to the database: {cause}") from None
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await self._reach()
             return True
-        except (SQLAlchemyError, OSError):
+        except UnreachableDatabase:
             return False
 
     # Users.
@@ -250,7 +298,7 @@ class SqlStore(Store):
 
     async def delete_user(self, user_id: str) -> bool:
         async with self.engine.begin() as connection:
-            await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
+            await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
             await connection.execute(delete(user_tokens).where(user_tokens.c.user_id == user_id))
             result = await connection.execute(delete(users).where(users.c._id == user_id))
             return result.rowcount > 0
@@ -265,6 +313,9 @@ class SqlStore(Store):
 
     async def find_page(self, query: UserQuery) -> tuple[int, list[dict[str, Any]]]:
         async with self.engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # One snapshot for both statements (SQLite's read transaction is one already).
+                await connection.execution_options(isolation_level="REPEATABLE READ")
             matches = await _count(connection, query.where)
             if query.skip >= matches:
                 return matches, []
@@ -304,7 +355,7 @@ class SqlStore(Store):
                 return Rotation.ROTATED, record
             if not record["rotated"]:
                 return Rotation.INVALID, None  # expired
-            await connection.execute(delete(refresh_tokens).where(token.session_id == record["session_id"]))
+            await _end_sessions(connection, token.session_id == record["session_id"])
             return Rotation.REUSED, record
 
     async def end_session(self, token_hash: str) -> dict[str, Any] | None:
@@ -314,19 +365,21 @@ class SqlStore(Store):
             if row is None:
                 return None
             record = _row(refresh_tokens, row)
-            await connection.execute(delete(refresh_tokens).where(token.session_id == record["session_id"]))
+            await _end_sessions(connection, token.session_id == record["session_id"])
             return record
 
     async def end_user_sessions(self, user_id: str) -> int:
         async with self.engine.begin() as connection:
-            result = await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
-            return result.rowcount
+            return await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
 
-    async def purge_expired(self, now: datetime) -> None:
+    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
         moment = _to_db(now)
+        done = outbox.c.status.in_(["sent", "failed"])
         async with self.engine.begin() as connection:
             await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at <= moment))
             await connection.execute(delete(user_tokens).where(user_tokens.c.expires_at <= moment))
+            await connection.execute(delete(attempts).where(attempts.c.at < _to_db(attempts_before)))
+            await connection.execute(delete(outbox).where(done, outbox.c.created_at < _to_db(mails_before)))
 
     # One-time tokens.
 
@@ -352,30 +405,36 @@ class SqlStore(Store):
         async with self.engine.begin() as connection:
             await connection.execute(delete(user_tokens).where(token.user_id == user_id, token.purpose == purpose))
 
-    # Failed logins.
+    # Attempts.
 
-    async def add_login_failure(self, keys: list[str], at: datetime) -> None:
+    async def add_attempt(self, keys: list[str], at: datetime) -> str:
+        attempt_id = new_id()
+        rows = [{"attempt_id": attempt_id, "key": key, "at": _to_db(at)} for key in keys]
         async with self.engine.begin() as connection:
-            await connection.execute(insert(login_failures), [{"key": key, "at": _to_db(at)} for key in keys])
+            await connection.execute(insert(attempts), rows)
+        return attempt_id
 
-    async def count_login_failures(self, key: str, since: datetime) -> int:
-        failure = login_failures.c
-        statement = select(func.count()).where(failure.key == key, failure.at > _to_db(since))
+    async def count_attempts(self, key: str, since: datetime) -> int:
+        statement = select(func.count()).where(attempts.c.key == key, attempts.c.at > _to_db(since))
         async with self.engine.connect() as connection:
             return (await connection.execute(statement)).scalar_one()
 
-    async def clear_login_failures(self, key: str) -> None:
+    async def forget_attempt(self, attempt_id: str) -> None:
         async with self.engine.begin() as connection:
-            await connection.execute(delete(login_failures).where(login_failures.c.key == key))
+            await connection.execute(delete(attempts).where(attempts.c.attempt_id == attempt_id))
 
     # Mail outbox.
 
     async def claim_mails(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
         mail = outbox.c
         due = select(outbox).where(mail.status == "pending", mail.next_attempt_at <= _to_db(now))
+        due = due.order_by(mail.next_attempt_at).limit(limit)
         claimed = []
         async with self.engine.begin() as connection:
-            for row in (await connection.execute(due.order_by(mail.next_attempt_at).limit(limit))).all():
+            if connection.dialect.name == "postgresql":
+                # Workers of every instance claim different mails, none waits for another.
+                due = due.with_for_update(skip_locked=True)
+            for row in (await connection.execute(due)).all():
                 record = _row(outbox, row)
                 result = await connection.execute(
                     update(outbox)
@@ -427,7 +486,22 @@ async def _revoke(connection: AsyncConnection, user_id: str, side: SideWrites | 
             delete(user_tokens).where(token.user_id == user_id, token.purpose.in_(side.revoked_purposes))
         )
     if side.end_sessions:
-        await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.user_id == user_id))
+        await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
+
+
+async def _end_sessions(connection: AsyncConnection, which: Any) -> int:
+    """Delete the refresh tokens `which` selects, including replacements a
+    concurrent rotation adds meanwhile.
+
+    On PostgreSQL a DELETE waits for a rotation holding one of the tokens, then
+    deletes it, but cannot see the replacement that rotation inserted; the
+    next statement can, so the delete repeats until it finds nothing (the
+    tokens it deleted stay locked until commit, so no new rotation starts).
+    """
+    ended = 0
+    while deleted := (await connection.execute(delete(refresh_tokens).where(which))).rowcount:
+        ended += deleted
+    return ended
 
 
 async def _write_side(connection: AsyncConnection, side: SideWrites | None) -> None:
@@ -440,13 +514,13 @@ async def _write_side(connection: AsyncConnection, side: SideWrites | None) -> N
 
 
 async def _find(connection: AsyncConnection, query: UserQuery, matches: int | None = None) -> list[dict[str, Any]]:
-    order = [users.c[name].asc() if direction > 0 else users.c[name].desc() for name, direction in query.sort]
+    order = [_order(users.c[name], direction, connection.dialect.name) for name, direction in query.sort]
     # The page's ids first, then their rows: skipped users are read from an
     # index only, never from the table (a "deferred join").
     page = select(users.c._id).order_by(*order).offset(query.skip).limit(query.limit)
     if query.where is not None:
         walk = matches is not None and await _walk_in_id_order(connection, query, matches)
-        page = page.where(_condition(query.where, use_indexes=not walk))
+        page = page.where(_condition(query.where, connection.dialect.name, use_indexes=not walk))
     statement = select(users).where(users.c._id.in_(page.scalar_subquery())).order_by(*order)
     return [_row(users, row) for row in await connection.execute(statement)]
 
@@ -454,7 +528,7 @@ async def _find(connection: AsyncConnection, query: UserQuery, matches: int | No
 async def _count(connection: AsyncConnection, where: Condition | None) -> int:
     statement = select(func.count()).select_from(users)
     if where is not None:
-        statement = statement.where(_condition(where))
+        statement = statement.where(_condition(where, connection.dialect.name))
     return (await connection.execute(statement)).scalar_one()
 
 
@@ -477,31 +551,47 @@ async def _walk_in_id_order(connection: AsyncConnection, query: UserQuery, match
     return (query.skip + query.limit) * total < 4 * matches**2
 
 
-def _condition(condition: Condition, use_indexes: bool = True) -> Any:
+def _order(column: Any, direction: int, dialect: str) -> Any:
+    """Nulls first in ascending order, as SQLite and MongoDB sort (and the indexes are built)."""
+    if dialect != "postgresql":
+        return column.asc() if direction > 0 else column.desc()
+    return column.asc().nulls_first() if direction > 0 else column.desc().nulls_last()
+
+
+def _condition(condition: Condition, dialect: str, use_indexes: bool = True) -> Any:
     if isinstance(condition, AllOf):
-        return and_(true(), *(_condition(inner, use_indexes) for inner in condition.conditions))
+        return and_(true(), *(_condition(inner, dialect, use_indexes) for inner in condition.conditions))
     if isinstance(condition, AnyOf):
         if not condition.conditions:
             return false()
-        return or_(*(_condition(inner, use_indexes) for inner in condition.conditions))
+        return or_(*(_condition(inner, dialect, use_indexes) for inner in condition.conditions))
     column = users.c[condition.field]
     if not use_indexes:
         # A unary + keeps the value but hides the column's indexes from the planner.
         column = UnaryExpression(column, operator=custom_op("+"), type_=column.type)
-    value = _to_db(condition.value)
-    if isinstance(column.type, JSON):
-        # Lists compare as a whole, through their JSON text.
-        column, value = type_coerce(column, Text), _json(value)
-    op = condition.op
+    stored: Any = _to_db
+    null = column.is_(None)
+    if isinstance(users.c[condition.field].type, JSON):
+        # Lists compare as a whole (equality only): by value as JSONB on
+        # PostgreSQL (a table of an older generation may have JSON columns),
+        # through their JSON text on SQLite. An unset list is written as
+        # JSON null, or is NULL in a column added after the user was.
+        if dialect == "postgresql":
+            column = cast(column, JSONB)
+            stored = lambda items: cast(literal(_json(items)), JSONB)  # noqa: E731
+        else:
+            column, stored = type_coerce(column, Text), _json
+        null = or_(null, column == stored(None))
+    value, op = condition.value, condition.op
     if op == "eq":
-        return column.is_(None) if value is None else column == value
+        return null if value is None else column == stored(value)
     if op == "ne":
-        return column.is_not(None) if value is None else or_(column != value, column.is_(None))
+        return ~null if value is None else or_(column != stored(value), null)
     if op == "in":
-        return column.in_([_to_db(item) for item in value])
+        return column.in_([stored(item) for item in value])
     if op == "nin":
-        return or_(column.not_in([_to_db(item) for item in value]), column.is_(None))
-    value = literal(value, column.type)  # a bound value: SQLAlchemy refuses `column > True`
+        return or_(column.not_in([stored(item) for item in value]), null)
+    value = literal(_to_db(value), column.type)  # a bound value: SQLAlchemy refuses `column > True`
     return {"gt": column > value, "gte": column >= value, "lt": column < value, "lte": column <= value}[op]
 
 
@@ -525,41 +615,38 @@ def _add_missing_columns(connection: Any, table: Table) -> None:
         connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
-def _sync_users_schema(connection: Any) -> None:
-    """Bring an existing users table up to the current model, or explain why not."""
-    _add_missing_columns(connection, users)
-    inspector = inspect(connection)
-    for name, field in FIELDS.items():
-        if field.has_default:
-            connection.execute(
-                update(users).where(users.c[name].is_(None)).values({name: _to_db(field.python_default())})
-            )
-        elif field.required:
-            missing = connection.execute(select(func.count()).where(users.c[name].is_(None))).scalar_one()
-            if missing:
-                raise SchemaError(
-                    f"field '{name}' is required but {missing} stored user(s) have no value;"
-                    f" give '{name}' a default in user.yaml (or make it optional) and generate again"
-                )
-    wanted = {index.name: index for index in users.indexes}
-    present = {index["name"]: index["column_names"] for index in inspector.get_indexes("users")}
-    # An index of ours that is no longer wanted, or no longer has the wanted columns, goes.
-    outdated = [
-        name
-        for name, columns in present.items()
-        if name.startswith(("ix_users_", "ux_users_"))
-        and (name not in wanted or columns != [column.name for column in wanted[name].columns])
-    ]
-    for name in sorted(outdated):
-        connection.execute(text(f'DROP INDEX "{name}"'))
-        del present[name]
-    for name in sorted(set(wanted) - set(present)):
+class SqlUsersSchema:
+    """schema.UsersSchema on one connection, inside the start's transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def add_missing_fields(self) -> None:
+        await self.connection.run_sync(_add_missing_columns, users)
+
+    async def fill(self, name: str, value: Any) -> None:
+        await self.connection.execute(update(users).where(users.c[name].is_(None)).values({name: _to_db(value)}))
+
+    async def count_missing(self, name: str) -> int:
+        statement = select(func.count()).where(users.c[name].is_(None))
+        return (await self.connection.execute(statement)).scalar_one()
+
+    async def indexes(self) -> dict[str, tuple[str, ...]]:
+        found = await self.connection.run_sync(lambda sync: inspect(sync).get_indexes("users"))
+        return {index["name"]: tuple(index["column_names"]) for index in found}
+
+    async def drop_index(self, name: str) -> None:
+        await self.connection.execute(text(f'DROP INDEX "{name}"'))
+
+    async def create_index(self, index: UserIndex) -> bool:
+        # Nulls come first in ascending order on every store; PostgreSQL puts
+        # them last unless told, in its indexes as in its sorts.
+        nulls = " NULLS FIRST" if self.connection.dialect.name == "postgresql" else ""
+        keys = ", ".join(f'"{key}"{nulls if key != "_id" else ""}' for key in index.keys)
+        unique = "UNIQUE " if index.unique else ""
         try:
-            with connection.begin_nested():
-                wanted[name].create(connection)
+            async with self.connection.begin_nested():
+                await self.connection.execute(text(f'CREATE {unique}INDEX "{index.name}" ON users ({keys})'))
         except IntegrityError:
-            field = name.removeprefix("ux_users_")
-            raise SchemaError(
-                f"field '{field}' is now unique but stored users share values of it;"
-                f" make those values distinct, or remove 'unique' from '{field}' in user.yaml"
-            ) from None
+            return False
+        return True
