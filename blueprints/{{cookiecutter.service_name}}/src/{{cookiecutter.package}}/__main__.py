@@ -100,7 +100,7 @@ def listening_url(host: str, port: int) -> str:
 
 
 #: A merge conflict as authgen (or git) leaves it: a start and an end marker at line starts.
-CONFLICT_MARKERS = re.compile(rb"^<<<<<<< .*^
+CONFLICT_MARKERS = re.compile(rb"^<<<<<<< .*^>>>>>>> ", re.MULTILINE | re.DOTALL)
 
 def conflicted_files() -> list[Path]:
     """The files of this package that still hold merge conflict markers."""
@@ -110,7 +110,6 @@ def conflicted_files() -> list[Path]:
         for path in sorted(package.rglob("*"))
         if path.is_file() and "__pycache__" not in path.parts and CONFLICT_MARKERS.search(path.read_bytes())
     ]
->>>>>>> 28301ed6b8fea8db44487ef9c76537614273c2c3~1
 
 
 def _problem(detail: dict) -> str:
