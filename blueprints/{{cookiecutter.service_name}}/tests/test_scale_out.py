@@ -10,7 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import MailSink, Service, postgresql_database, service_env
-from helpers import LOGIN, ME, PASSWORD, REFRESH, REGISTER, error_type, logged_in, post, registration
+from helpers import (
+    LOGIN,
+    ME,
+    PASSWORD,
+    REFRESH,
+    REGISTER,
+    error_type,
+    logged_in,
+    post,
+    registration,
+)
 
 from {{ cookiecutter.package }}.store import open_store
 
@@ -18,7 +28,9 @@ PAIR_LIMIT = 3
 
 
 @pytest.fixture(scope="module")
-def instances(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink) -> Iterator[list[Service]]:
+def instances(
+    tmp_path_factory: pytest.TempPathFactory, smtp: MailSink
+) -> Iterator[list[Service]]:
     """Two started instances on one fresh PostgreSQL database."""
     with postgresql_database() as url:
         folders = [tmp_path_factory.mktemp("instance") for _ in range(2)]
@@ -73,12 +85,20 @@ def test_a_session_opened_on_one_instance_is_refreshed_on_the_other(instances):
 
 def test_failed_logins_count_on_every_instance(instances):
     fields = registration()
-    assert instances[0].client()(REGISTER, {"fields": fields}) == {"data": {"register": True}}
+    assert instances[0].client()(REGISTER, {"fields": fields}) == {
+        "data": {"register": True}
+    }
     variables = {"email": fields["email"], "password": "wrong password"}
-    answers = [error_type(post(instances[i % 2].url, LOGIN, variables).json()) for i in range(PAIR_LIMIT + 1)]
+    answers = [
+        error_type(post(instances[i % 2].url, LOGIN, variables).json())
+        for i in range(PAIR_LIMIT + 1)
+    ]
     assert answers == ["UserNotFoundError"] * PAIR_LIMIT + ["TooManyRequestsError"]
     right = {"email": fields["email"], "password": PASSWORD}
-    assert error_type(post(instances[0].url, LOGIN, right).json()) == "TooManyRequestsError"
+    assert (
+        error_type(post(instances[0].url, LOGIN, right).json())
+        == "TooManyRequestsError"
+    )
 
 
 def test_every_mail_is_sent_once(instances, smtp):
@@ -86,7 +106,9 @@ def test_every_mail_is_sent_once(instances, smtp):
     emails = []
     for i in range(8):
         fields = registration()
-        assert instances[i % 2].client()(REGISTER, {"fields": fields}) == {"data": {"register": True}}
+        assert instances[i % 2].client()(REGISTER, {"fields": fields}) == {
+            "data": {"register": True}
+        }
         emails.append(fields["email"])
     for email in emails:
         assert len(smtp.wait_for(email)) == 1
@@ -95,9 +117,14 @@ def test_every_mail_is_sent_once(instances, smtp):
 
 
 def test_the_same_keys_sign_on_every_instance(instances):
-    keys = [httpx.get(f"{service.url}/.well-known/jwks.json").json() for service in instances]
+    keys = [
+        httpx.get(f"{service.url}/.well-known/jwks.json").json()
+        for service in instances
+    ]
     assert keys[0] == keys[1]
-    assert Path(instances[0].env["AUTH_PRIVATE_KEY_FILE"]) == Path(instances[1].env["AUTH_PRIVATE_KEY_FILE"])
+    assert Path(instances[0].env["AUTH_PRIVATE_KEY_FILE"]) == Path(
+        instances[1].env["AUTH_PRIVATE_KEY_FILE"]
+    )
 
 
 def test_instances_starting_together_migrate_one_at_a_time():

@@ -83,7 +83,9 @@ def test_data_queries_keep_their_depth_limit_and_introspection_has_its_own(start
 def test_fragments_spread_over_and_over_are_measured_once(client):
     """40 fragments, each spreading the next twice: 2**40 paths to walk one by one,
     a few hundred bytes to measure fragment by fragment."""
-    spreads = ["fragment F%d on Query { ...F%d ...F%d }" % (i, i + 1, i + 1) for i in range(40)]
+    spreads = [
+        "fragment F%d on Query { ...F%d ...F%d }" % (i, i + 1, i + 1) for i in range(40)
+    ]
     query = " ".join(["{ ...F0 }", *spreads, "fragment F40 on Query { __typename }"])
     assert client(query) == {"data": {"__typename": "Query"}}
 
@@ -100,8 +102,12 @@ def test_graphiql_files_are_served_as_pinned_and_hidden_with_graphiql(service, s
         assert response.status_code == 200
         assert response.content == (STATIC / name).read_bytes()
         digest = base64.b64encode(hashlib.sha384(response.content).digest()).decode()
-        assert integrity == f"sha384-{digest}", f"{name}: update its hash in explorer.py"
-        assert response.headers["content-type"].startswith("text/css" if name.endswith(".css") else "text/javascript")
+        assert (
+            integrity == f"sha384-{digest}"
+        ), f"{name}: update its hash in explorer.py"
+        assert response.headers["content-type"].startswith(
+            "text/css" if name.endswith(".css") else "text/javascript"
+        )
     assert httpx.get(f"{service.url}/graphiql/LICENSES.txt").status_code == 404
     assert httpx.get(f"{service.url}/graphiql/..%2Fsettings.py").status_code == 404
     service = start(AUTH_GRAPHIQL="false")
@@ -124,12 +130,20 @@ def test_env_example_lists_every_setting():
 
 
 def test_links_follow_the_address_served_unless_the_public_url_is_set(start, smtp):
-    mail = {"AUTH_SMTP_HOST": "127.0.0.1", "AUTH_SMTP_PORT": str(smtp.port), "AUTH_SMTP_TLS": "none"}
+    mail = {
+        "AUTH_SMTP_HOST": "127.0.0.1",
+        "AUTH_SMTP_PORT": str(smtp.port),
+        "AUTH_SMTP_TLS": "none",
+    }
     service = start(public_url=None, **mail)
     fields = registered(service.client())
-    assert link_in(mail_to(smtp, fields["email"]), "/user/email/confirmation").startswith(f"{service.url}/")
+    assert link_in(
+        mail_to(smtp, fields["email"]), "/user/email/confirmation"
+    ).startswith(f"{service.url}/")
     # AUTH_PUBLIC_URL in .env is the user's choice: `serve` keeps it.
-    service = start(public_url=None, dotenv="AUTH_PUBLIC_URL=http://auth.example.org\n", **mail)
+    service = start(
+        public_url=None, dotenv="AUTH_PUBLIC_URL=http://auth.example.org\n", **mail
+    )
     fields = registered(service.client())
     link = link_in(mail_to(smtp, fields["email"]), "/user/email/confirmation")
     assert link.startswith("http://auth.example.org/user/email/confirmation?token=")
@@ -150,14 +164,27 @@ def makefile(tmp_path: Path) -> Path:
 
 def dry_run(folder: Path, *arguments: str) -> str:
     """The commands `make` would run."""
-    return subprocess.run(["make", "-n", *arguments], cwd=folder, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["make", "-n", *arguments],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
-def test_make_run_takes_host_and_port_and_installs_only_when_dependencies_change(makefile):
+def test_make_run_takes_host_and_port_and_installs_only_when_dependencies_change(
+    makefile,
+):
     assert "serve --host 127.0.0.1 --port 5000" in dry_run(makefile, "run")
-    assert "serve --host 0.0.0.0 --port 8123" in dry_run(makefile, "run", "HOST=0.0.0.0", "PORT=8123")
+    assert "serve --host 0.0.0.0 --port 8123" in dry_run(
+        makefile, "run", "HOST=0.0.0.0", "PORT=8123"
+    )
     assert "pip install" not in dry_run(makefile, "install")
     pyproject = makefile / "pyproject.toml"
     stamp = (makefile / ".venv" / ".installed").stat().st_mtime_ns
-    subprocess.run(["touch", "-d", "@" + str(stamp // 1_000_000_000 + 5), str(pyproject)], check=True)
+    subprocess.run(
+        ["touch", "-d", "@" + str(stamp // 1_000_000_000 + 5), str(pyproject)],
+        check=True,
+    )
     assert "pip install" in dry_run(makefile, "install")

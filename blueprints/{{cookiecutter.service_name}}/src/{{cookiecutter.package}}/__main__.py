@@ -55,11 +55,15 @@ def main(argv: list[str] | None = None) -> None:
         share_metrics()
     # The workers share the machine's cores for password hashing.
     cores = available_cores()
-    os.environ.setdefault("AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers))))
+    os.environ.setdefault(
+        "AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers)))
+    )
     try:
         asyncio.run(preflight())
     except ValidationError as error:
-        log.error("cannot start: %s", "; ".join(_problem(detail) for detail in error.errors()))
+        log.error(
+            "cannot start: %s", "; ".join(_problem(detail) for detail in error.errors())
+        )
         sys.exit(1)
     except (RuntimeError, ValueError) as error:
         log.error("cannot start: %s", error)
@@ -102,13 +106,16 @@ def listening_url(host: str, port: int) -> str:
 #: A merge conflict as authgen (or git) leaves it: a start and an end marker at line starts.
 CONFLICT_MARKERS = re.compile(rb"^<<<<<<< .*^>>>>>>> ", re.MULTILINE | re.DOTALL)
 
+
 def conflicted_files() -> list[Path]:
     """The files of this package that still hold merge conflict markers."""
     package = Path(__file__).resolve().parent
     return [
         path
         for path in sorted(package.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts and CONFLICT_MARKERS.search(path.read_bytes())
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and CONFLICT_MARKERS.search(path.read_bytes())
     ]
 
 

@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 #: Root fields that hash a password (updateMe always: its password may come in a variable).
-HASHING_FIELDS = frozenset({"login", "register", "updateMe", "deleteMe", "resetMyPassword"})
+HASHING_FIELDS = frozenset(
+    {"login", "register", "updateMe", "deleteMe", "resetMyPassword"}
+)
 
 # Introspection is measured apart from data queries: the standard introspection
 # query (GraphiQL's, graphql-core's, code generators') unwraps types through
@@ -56,7 +58,16 @@ HASHING_FIELDS = frozenset({"login", "register", "updateMe", "deleteMe", "resetM
 # answer stays the size of the schema, however a query is written.
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 INTROSPECTION_LISTS = frozenset(
-    {"types", "directives", "fields", "args", "inputFields", "interfaces", "possibleTypes", "enumValues"}
+    {
+        "types",
+        "directives",
+        "fields",
+        "args",
+        "inputFields",
+        "interfaces",
+        "possibleTypes",
+        "enumValues",
+    }
 )
 INTROSPECTION_MAX_DEPTH = 20
 INTROSPECTION_MAX_LISTS = 3
@@ -101,7 +112,9 @@ class QueryLimits:
                     if field.name.value in INTROSPECTION_ROOTS:
                         _check_introspection(field, fragments)
                         continue
-                    depth = 1 + _depth(field.selection_set, fragments, _every_field, known_depths)
+                    depth = 1 + _depth(
+                        field.selection_set, fragments, _every_field, known_depths
+                    )
                     if depth > self.max_depth:
                         raise QueryTooComplexError(
                             f"The query is {depth} levels deep; the limit is {self.max_depth}."
@@ -154,7 +167,9 @@ def _depth(
     deepest = 0
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
-            inner = int(counts(selection)) + _depth(selection.selection_set, fragments, counts, known, visiting)
+            inner = int(counts(selection)) + _depth(
+                selection.selection_set, fragments, counts, known, visiting
+            )
         elif isinstance(selection, InlineFragmentNode):
             inner = _depth(selection.selection_set, fragments, counts, known, visiting)
         elif isinstance(selection, FragmentSpreadNode):
@@ -162,7 +177,13 @@ def _depth(
             if name in visiting or name not in fragments:
                 continue  # cycles and unknown fragments are validation errors
             if name not in known:
-                known[name] = _depth(fragments[name].selection_set, fragments, counts, known, visiting | {name})
+                known[name] = _depth(
+                    fragments[name].selection_set,
+                    fragments,
+                    counts,
+                    known,
+                    visiting | {name},
+                )
             inner = known[name]
         else:
             continue
@@ -178,7 +199,9 @@ def _introspection_list(field: FieldNode) -> bool:
     return field.name.value in INTROSPECTION_LISTS
 
 
-def _check_introspection(field: FieldNode, fragments: dict[str, FragmentDefinitionNode]) -> None:
+def _check_introspection(
+    field: FieldNode, fragments: dict[str, FragmentDefinitionNode]
+) -> None:
     """Introspection has its own bounds: deep enough for the standard query,
     and few enough nested lists that its answer stays the size of the schema."""
     depth = 1 + _depth(field.selection_set, fragments, _every_field, {})
@@ -197,12 +220,20 @@ class GraphQLRunner:
     """Checks and runs GraphQL requests against the schema."""
 
     def __init__(
-        self, schema: GraphQLSchema, limits: QueryLimits, introspection: bool = True, cache_size: int = 512
+        self,
+        schema: GraphQLSchema,
+        limits: QueryLimits,
+        introspection: bool = True,
+        cache_size: int = 512,
     ):
         self.schema = schema
         self.limits = limits
         # Without introspection, __schema and __type are validation errors.
-        self.rules = specified_rules if introspection else (*specified_rules, NoSchemaIntrospectionCustomRule)
+        self.rules = (
+            specified_rules
+            if introspection
+            else (*specified_rules, NoSchemaIntrospectionCustomRule)
+        )
         self.cache_size = cache_size
         self._documents: OrderedDict[str, DocumentNode | list[dict]] = OrderedDict()
 
@@ -232,7 +263,9 @@ class GraphQLRunner:
             return [format_error(error) for error in errors]
         return document
 
-    def root_fields(self, query: str, operation_name: str | None) -> list[tuple[str, str]] | None:
+    def root_fields(
+        self, query: str, operation_name: str | None
+    ) -> list[tuple[str, str]] | None:
         """(name, response key) of the root fields the request selects; None
         when the document is refused or names no operation it holds."""
         prepared = self.prepare(query)
@@ -242,7 +275,9 @@ class GraphQLRunner:
         if operation is None:
             return None
         fragments = {
-            node.name.value: node for node in prepared.definitions if isinstance(node, FragmentDefinitionNode)
+            node.name.value: node
+            for node in prepared.definitions
+            if isinstance(node, FragmentDefinitionNode)
         }
         return [
             (field.name.value, (field.alias or field.name).value)
@@ -287,13 +322,23 @@ class GraphQLRunner:
 def _hashing_fields(document: DocumentNode, operation_name: str | None) -> int:
     """How many password hashing root fields the operation to run selects
     (each response key once, as the executor runs it)."""
-    operations = [node for node in document.definitions if isinstance(node, OperationDefinitionNode)]
+    operations = [
+        node
+        for node in document.definitions
+        if isinstance(node, OperationDefinitionNode)
+    ]
     if operation_name is not None:
-        operations = [node for node in operations if node.name and node.name.value == operation_name]
+        operations = [
+            node
+            for node in operations
+            if node.name and node.name.value == operation_name
+        ]
     if len(operations) != 1:
         return 0  # execution refuses it
     fragments = {
-        node.name.value: node for node in document.definitions if isinstance(node, FragmentDefinitionNode)
+        node.name.value: node
+        for node in document.definitions
+        if isinstance(node, FragmentDefinitionNode)
     }
     keys: set[str] = set()
     pending, seen = [operations[0].selection_set], set()
@@ -304,7 +349,10 @@ def _hashing_fields(document: DocumentNode, operation_name: str | None) -> int:
                     keys.add((selection.alias or selection.name).value)
             elif isinstance(selection, InlineFragmentNode):
                 pending.append(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            elif (
+                isinstance(selection, FragmentSpreadNode)
+                and selection.name.value not in seen
+            ):
                 seen.add(selection.name.value)
                 pending.append(fragments[selection.name.value].selection_set)
     return len(keys)

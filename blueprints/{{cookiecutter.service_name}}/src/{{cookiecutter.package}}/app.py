@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         started = time.perf_counter()
         try:
             transport.check_origin(request, settings)
-            body = await transport.read_graphql_request(request, settings.max_body_bytes)
+            body = await transport.read_graphql_request(
+                request, settings.max_body_bytes
+            )
             result = await runner.run(
                 body["query"],
                 body.get("variables"),
@@ -68,11 +70,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return response
 
     async def graphiql_asset(request: Request) -> Response:
-        return explorer.asset(request.path_params["name"]) if graphiql else Response(status_code=404)
+        return (
+            explorer.asset(request.path_params["name"])
+            if graphiql
+            else Response(status_code=404)
+        )
 
     async def metrics_page(request: Request) -> Response:
         services: Services = request.app.state.services
-        return Response(await metrics.scrape(services.store), media_type=metrics.CONTENT_TYPE)
+        return Response(
+            await metrics.scrape(services.store), media_type=metrics.CONTENT_TYPE
+        )
 
     async def healthz(request: Request) -> Response:
         services: Services = request.app.state.services
@@ -82,7 +90,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def jwks(request: Request) -> Response:
         services: Services = request.app.state.services
-        return JSONResponse(services.keys.jwks, headers={"cache-control": "public, max-age=300"})
+        return JSONResponse(
+            services.keys.jwks, headers={"cache-control": "public, max-age=300"}
+        )
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -94,4 +104,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     if settings.metrics:
         routes.append(Route("/metrics", metrics_page, methods=["GET"]))
-    return Starlette(routes=routes, middleware=transport.middleware(settings), lifespan=lifespan)
+    return Starlette(
+        routes=routes, middleware=transport.middleware(settings), lifespan=lifespan
+    )

@@ -34,7 +34,9 @@ ASSETS = {
 def _tag(name: str) -> str:
     # Relative to /graphql, so the page also works under a path prefix.
     if name.endswith(".css"):
-        return f'<link rel="stylesheet" href="graphiql/{name}" integrity="{ASSETS[name]}">'
+        return (
+            f'<link rel="stylesheet" href="graphiql/{name}" integrity="{ASSETS[name]}">'
+        )
     return f'<script src="graphiql/{name}" integrity="{ASSETS[name]}"></script>'
 
 
@@ -63,4 +65,6 @@ def asset(name: str) -> Response:
     if name not in ASSETS:
         return Response(status_code=404)
     # The files change only with a new generation: a day's cache, revalidated by ETag.
-    return FileResponse(STATIC / name, headers={"cache-control": "public, max-age=86400"})
+    return FileResponse(
+        STATIC / name, headers={"cache-control": "public, max-age=86400"}
+    )

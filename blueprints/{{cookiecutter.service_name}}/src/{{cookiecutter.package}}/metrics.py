@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -37,9 +43,13 @@ LATENCY = Histogram(
     "Time to answer a GraphQL request, by operation (root field).",
     ["operation"],
 )
-LOGINS = Counter("auth_logins", "Logins by outcome: success, or the error type.", ["outcome"])
+LOGINS = Counter(
+    "auth_logins", "Logins by outcome: success, or the error type.", ["outcome"]
+)
 THROTTLED = Counter(
-    "auth_throttled_requests", "Requests refused with TooManyRequestsError, by operation.", ["operation"]
+    "auth_throttled_requests",
+    "Requests refused with TooManyRequestsError, by operation.",
+    ["operation"],
 )
 MAILS = Counter(
     "auth_mails",
@@ -56,7 +66,9 @@ def operation_label(root_fields: list[tuple[str, str]] | None) -> str:
     return names.pop() if len(names) == 1 else SEVERAL
 
 
-def graphql_request(root_fields: list[tuple[str, str]] | None, response: dict[str, Any], seconds: float) -> None:
+def graphql_request(
+    root_fields: list[tuple[str, str]] | None, response: dict[str, Any], seconds: float
+) -> None:
     """Counts an answered request; `root_fields` are (name, response key) pairs."""
     operation = operation_label(root_fields)
     errors = response.get("errors") or []
@@ -67,7 +79,10 @@ def graphql_request(root_fields: list[tuple[str, str]] | None, response: dict[st
     data = response.get("data") or {}
     for name, key in root_fields or ():
         if name == "login":
-            failure = next((error for error in errors if (error.get("path") or [None])[0] == key), None)
+            failure = next(
+                (error for error in errors if (error.get("path") or [None])[0] == key),
+                None,
+            )
             if failure is not None:
                 LOGINS.labels(failure.get("type", "unknown")).inc()
             elif data.get(key) is not None:
@@ -87,7 +102,11 @@ class _Outbox:
         self.oldest_age = oldest_age
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("auth_mails_queued", "Mails waiting in the outbox to be sent.", value=self.queued)
+        yield GaugeMetricFamily(
+            "auth_mails_queued",
+            "Mails waiting in the outbox to be sent.",
+            value=self.queued,
+        )
         yield GaugeMetricFamily(
             "auth_mail_oldest_pending_age_seconds",
             "Age of the oldest mail waiting in the outbox; 0 when it is empty.",
