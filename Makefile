@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := build/acme-auth
+# `make run PORT=8000 HOST=0.0.0.0`
+HOST ?= 127.0.0.1
+PORT ?= 5000
 
 .PHONY: run test install bench clean format-blueprints
 
@@ -20,7 +23,7 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/authgen generate example-user.yaml -o $(EXAMPLE)
 	$(BIN)/python -m pip install --quiet -e $(EXAMPLE)
-	cd $(EXAMPLE) && ../../$(BIN)/python -m acme_auth serve --host 127.0.0.1 --port 5000
+	cd $(EXAMPLE) && ../../$(BIN)/python -m acme_auth serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest -q

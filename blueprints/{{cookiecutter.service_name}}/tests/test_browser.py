@@ -4,7 +4,7 @@ A page of an origin listed in AUTH_CORS_ORIGINS (a small static server on
 another port: a different port is a different origin) logs in, refreshes and
 calls `me` with `credentials: 'include'`; a page of an origin not listed
 cannot use the cookie, whatever it tries; the pages behind the mailed links and
-GraphiQL work under their Content-Security-Policy.
+GraphiQL work under their Content-Security-Policy; GraphiQL works offline.
 
 Skipped where chromium or Playwright is absent; no browser is downloaded.
 """
@@ -19,7 +19,7 @@ import httpx
 import pytest
 from conftest import MailSink, Service, free_port, service_env
 from helpers import PASSWORD, registered
-from test_mail import link_in, mail_to
+from test_mail import html_of, link_in, mail_to
 
 CHROMIUM = Path("/usr/bin/chromium")
 LOGIN = "mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"
@@ -249,10 +249,72 @@ def test_confirmation_page_and_graphiql_break_no_policy(service, context, smtp):
     )  # styled
     assert violations == []
     assert not injected_script_runs(page)
-    # GraphiQL's code comes from esm.sh, out of reach here: its inline scripts are what the policy decides.
-    context.route("https://esm.sh/**", lambda route: route.abort())
     page, violations = open_page(context, f"{service.url}/graphql")
-    page.wait_for_load_state("load")
+    page.wait_for_selector(".graphiql-container")
     assert violations == []
     assert not injected_script_runs(page)
     assert httpx.get(f"{service.url}/healthz").status_code == 200
+
+
+def test_graphiql_works_offline_and_shows_the_schema(service, context):
+    """Every request but the service's fails, as on a machine without network:
+    GraphiQL still starts, reads the schema and shows it in its Docs pane."""
+    elsewhere: list[str] = []
+
+    def offline(route: Any) -> None:
+        if route.request.url.startswith(service.url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", offline)
+    page, violations = open_page(context, f"{service.url}/graphql")
+    page.get_by_role("button", name="Show Documentation Explorer").click()
+    page.get_by_text("UserPublicInfo", exact=True).first.wait_for()
+    page.get_by_text(
+        "Query", exact=True
+    ).first.click()  # the root type, then one of its fields
+    page.get_by_text("userPagination", exact=True).first.wait_for()
+    assert page.get_by_text("Error fetching schema").count() == 0
+    assert elsewhere == []
+    assert violations == []
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Any]:
+    """A 375 px wide phone screen: a page without a viewport meta is laid out 980 px wide."""
+    context = browser.new_context(
+        viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True
+    )
+    context.set_default_timeout(15_000)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def fits_the_screen(page: Any) -> bool:
+    """Laid out at the screen's width, with nothing to scroll sideways."""
+    width, content = page.evaluate(
+        "[document.documentElement.clientWidth, document.documentElement.scrollWidth]"
+    )
+    return width == 375 and content <= width
+
+
+def test_the_reset_form_and_the_mails_read_on_a_phone(service, phone, smtp):
+    fields = registered(service.client())
+    assert service.client()(SEND_RECOVERY, {"email": fields["email"]})["data"][
+        "sendPasswordRecoveryEmail"
+    ]
+    mail_to(smtp, fields["email"], 2)
+    mails = smtp.wait_for(
+        fields["email"], 2
+    )  # the verification and the recovery mail, in either order
+    recovery = next(mail for mail in mails if "/form/reset/password" in html_of(mail))
+    page = phone.new_page()
+    page.goto(link_in(recovery, "/form/reset/password"))
+    assert fits_the_screen(page)
+    for mail in mails:
+        page.set_content(html_of(mail))
+        assert fits_the_screen(page), mail["Subject"]

@@ -9,6 +9,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -375,3 +376,44 @@ def test_mail_that_keeps_failing_is_marked_failed(make_service):
     assert "connect" in mail["last_error"].lower()
     assert "link" not in mail["context"]
     assert wait_until(lambda: f"to {fields['email']} failed after 3 attempt(s)" in service.log.read_text())
+
+
+# Headers.
+
+
+def test_every_mail_has_a_date_and_a_message_id(client, smtp):
+    first = register(client)
+    second = register(client)
+    messages = [mail_to(smtp, first["email"]), mail_to(smtp, second["email"])]
+    for message in messages:
+        # RFC 5322's Date: the time it was sent (a generous margin: no clock is exact).
+        assert abs(message["Date"].datetime.timestamp() - time.time()) < 600
+        assert re.fullmatch(r"<[^<>@\s]+@[^<>@\s]+>", message["Message-ID"].strip())
+    assert messages[0]["Message-ID"].strip() != messages[1]["Message-ID"].strip()
+
+
+class RefusesFirst(MailSink):
+    """An SMTP server that refuses the first mail for now (451), then accepts."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.refused: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if not self.refused:
+            self.refused.append(message_from_bytes(envelope.content, policy=policy.default))
+            return "451 try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_retried_mail_keeps_its_message_id(make_service):
+    sink = RefusesFirst(free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        service = make_service(sink.port, **FAST_RETRIES)
+        fields = register(service.client())
+        sent = mail_to(sink, fields["email"])
+    finally:
+        controller.stop()
+    assert sent["Message-ID"].strip() == sink.refused[0]["Message-ID"].strip()

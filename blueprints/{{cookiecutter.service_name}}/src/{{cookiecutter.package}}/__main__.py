@@ -2,11 +2,14 @@
 
 import argparse
 import asyncio
-import copy
+import atexit
 import logging
+import logging.config
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -26,20 +29,30 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--workers", type=int, default=1, help="worker processes")
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
     conflicted = conflicted_files()
     if conflicted:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
         log.error(
             "cannot start: unresolved conflict markers in %s; resolve them, then run authgen generate again",
             ", ".join(map(str, conflicted)),
         )
         sys.exit(1)
     # Imported only now: a module with conflict markers does not import.
-    from .settings import available_cores
-    from .transport import RedactTokens
+    from . import logs
+    from .settings import Settings, available_cores
 
+    try:
+        configured: Settings | None = Settings()
+    except ValidationError:
+        configured = None  # preflight reports the bad settings
+    json_logs = configured is not None and configured.log_format == "json"
+    log_config = logs.log_config(args.log_level, json_logs)
+    logging.config.dictConfig(log_config)
+    # Mailed links point at the address served unless AUTH_PUBLIC_URL is set.
+    if configured is not None and "public_url" not in configured.model_fields_set:
+        os.environ["AUTH_PUBLIC_URL"] = listening_url(args.host, args.port)
+    if configured is not None and configured.metrics and args.workers > 1:
+        share_metrics()
     # The workers share the machine's cores for password hashing.
     cores = available_cores()
     os.environ.setdefault(
@@ -55,10 +68,6 @@ def main(argv: list[str] | None = None) -> None:
     except (RuntimeError, ValueError) as error:
         log.error("cannot start: %s", error)
         sys.exit(1)
-    # The access log shows the links' paths, never their one-time tokens.
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["filters"] = {"redact_tokens": {"()": RedactTokens}}
-    log_config["handlers"]["access"]["filters"] = ["redact_tokens"]
     uvicorn.run(
         "{{ cookiecutter.package }}.app:create_app",
         factory=True,
@@ -69,6 +78,29 @@ def main(argv: list[str] | None = None) -> None:
         log_config=log_config,
         proxy_headers=False,
     )
+
+
+def share_metrics() -> None:
+    """Workers write their metrics to files in one folder, so that a scrape
+    reaching any of them reports all (prometheus-client's multiprocess mode):
+    PROMETHEUS_MULTIPROC_DIR if set, else a temporary folder. Counts of an
+    earlier run are removed: counters start from zero with the service."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="{{ cookiecutter.package }}-metrics-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for stale in Path(folder).glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
+def listening_url(host: str, port: int) -> str:
+    """http://host:port of `serve`; a wildcard address is reached on this machine."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 #: A merge conflict as authgen (or git) leaves it: a start and an end marker at line starts.

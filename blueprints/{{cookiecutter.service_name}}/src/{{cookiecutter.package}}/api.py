@@ -6,6 +6,7 @@ measured and validated once and the result kept; only execution is per request.
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from inspect import isawaitable
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,27 @@ HASHING_FIELDS = frozenset(
     {"login", "register", "updateMe", "deleteMe", "resetMyPassword"}
 )
 
+# Introspection is measured apart from data queries: the standard introspection
+# query (GraphiQL's, graphql-core's, code generators') unwraps types through
+# 8 or more levels of `ofType`, deeper than AUTH_MAX_QUERY_DEPTH, but its cost
+# lies in its lists (types > fields > args): with at most 3 of them nested, the
+# answer stays the size of the schema, however a query is written.
+INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+INTROSPECTION_LISTS = frozenset(
+    {
+        "types",
+        "directives",
+        "fields",
+        "args",
+        "inputFields",
+        "interfaces",
+        "possibleTypes",
+        "enumValues",
+    }
+)
+INTROSPECTION_MAX_DEPTH = 20
+INTROSPECTION_MAX_LISTS = 3
+
 
 def build_schema() -> GraphQLSchema:
     return make_executable_schema(SCHEMA_PATH.read_text(encoding="utf-8"), *bindables)
@@ -83,13 +105,20 @@ class QueryLimits:
             raise QueryTooComplexError(
                 f"The query uses {aliases} aliases; the limit is {self.max_aliases}."
             )
+        known_depths: dict[str, int] = {}
         for node in document.definitions:
             if isinstance(node, OperationDefinitionNode):
-                depth = _depth(node.selection_set, fragments, set())
-                if depth > self.max_depth:
-                    raise QueryTooComplexError(
-                        f"The query is {depth} levels deep; the limit is {self.max_depth}."
+                for field in _fields(node.selection_set, fragments, set()):
+                    if field.name.value in INTROSPECTION_ROOTS:
+                        _check_introspection(field, fragments)
+                        continue
+                    depth = 1 + _depth(
+                        field.selection_set, fragments, _every_field, known_depths
                     )
+                    if depth > self.max_depth:
+                        raise QueryTooComplexError(
+                            f"The query is {depth} levels deep; the limit is {self.max_depth}."
+                        )
 
 
 def _count(selection_set: SelectionSetNode | None) -> tuple[int, int]:
@@ -105,29 +134,86 @@ def _count(selection_set: SelectionSetNode | None) -> tuple[int, int]:
     return fields, aliases
 
 
+def _fields(
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    expanded: set[str],
+) -> Iterator[FieldNode]:
+    """The fields of a selection set, its fragments spread, each fragment
+    once: a second spread of it selects the same fields again, which GraphQL
+    merges (and a cycle is a validation error)."""
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _fields(selection.selection_set, fragments, expanded)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name not in expanded and name in fragments:
+                expanded.add(name)
+                yield from _fields(fragments[name].selection_set, fragments, expanded)
+
+
 def _depth(
     selection_set: SelectionSetNode | None,
     fragments: dict[str, FragmentDefinitionNode],
-    visiting: set[str],
+    counts: Callable[[FieldNode], bool],
+    known: dict[str, int],
+    visiting: frozenset[str] = frozenset(),
 ) -> int:
+    """The most fields that `counts` on one path down the selection set.
+    A fragment is measured once (`known`), so fragments that spread each other
+    twice over cost no more than their size (not 2 to the power of their number)."""
     deepest = 0
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
-            if selection.selection_set:
-                inner = 1 + _depth(selection.selection_set, fragments, visiting)
-            else:
-                inner = 1
+            inner = int(counts(selection)) + _depth(
+                selection.selection_set, fragments, counts, known, visiting
+            )
         elif isinstance(selection, InlineFragmentNode):
-            inner = _depth(selection.selection_set, fragments, visiting)
+            inner = _depth(selection.selection_set, fragments, counts, known, visiting)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             if name in visiting or name not in fragments:
                 continue  # cycles and unknown fragments are validation errors
-            inner = _depth(fragments[name].selection_set, fragments, visiting | {name})
+            if name not in known:
+                known[name] = _depth(
+                    fragments[name].selection_set,
+                    fragments,
+                    counts,
+                    known,
+                    visiting | {name},
+                )
+            inner = known[name]
         else:
             continue
         deepest = max(deepest, inner)
     return deepest
+
+
+def _every_field(field: FieldNode) -> bool:
+    return True
+
+
+def _introspection_list(field: FieldNode) -> bool:
+    return field.name.value in INTROSPECTION_LISTS
+
+
+def _check_introspection(
+    field: FieldNode, fragments: dict[str, FragmentDefinitionNode]
+) -> None:
+    """Introspection has its own bounds: deep enough for the standard query,
+    and few enough nested lists that its answer stays the size of the schema."""
+    depth = 1 + _depth(field.selection_set, fragments, _every_field, {})
+    if depth > INTROSPECTION_MAX_DEPTH:
+        raise QueryTooComplexError(
+            f"The introspection query is {depth} levels deep; the limit is {INTROSPECTION_MAX_DEPTH}."
+        )
+    lists = _depth(field.selection_set, fragments, _introspection_list, {})
+    if lists > INTROSPECTION_MAX_LISTS:
+        raise QueryTooComplexError(
+            f"The introspection query nests {lists} lists; the limit is {INTROSPECTION_MAX_LISTS}."
+        )
 
 
 class GraphQLRunner:
@@ -176,6 +262,27 @@ class GraphQLRunner:
         if errors:
             return [format_error(error) for error in errors]
         return document
+
+    def root_fields(
+        self, query: str, operation_name: str | None
+    ) -> list[tuple[str, str]] | None:
+        """(name, response key) of the root fields the request selects; None
+        when the document is refused or names no operation it holds."""
+        prepared = self.prepare(query)
+        if isinstance(prepared, list):
+            return None
+        operation = get_operation_ast(prepared, operation_name)
+        if operation is None:
+            return None
+        fragments = {
+            node.name.value: node
+            for node in prepared.definitions
+            if isinstance(node, FragmentDefinitionNode)
+        }
+        return [
+            (field.name.value, (field.alias or field.name).value)
+            for field in _fields(operation.selection_set, fragments, set())
+        ]
 
     async def run(
         self,

@@ -1,16 +1,16 @@
 """The ASGI application: routes, the GraphQL endpoint, start and stop."""
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from ariadne.explorer import ExplorerGraphiQL
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import pages, transport
+from . import explorer, metrics, pages, transport
 from .api import GraphQLRunner, QueryLimits, build_schema
 from .errors import AuthError
 from .services import Services
@@ -31,8 +31,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         introspection=settings.introspection,
     )
-    explorer = ExplorerGraphiQL(title="{{ cookiecutter.service_name }}").html(None)
-    explorer_headers = transport.graphiql_headers(explorer)
+    # GraphiQL explores the schema through introspection.
+    graphiql = settings.graphiql and settings.introspection
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -45,11 +45,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET" and "query" not in request.query_params:
-            # GraphiQL explores the schema through introspection.
-            if not (settings.graphiql and settings.introspection):
-                return Response(status_code=404)
-            return HTMLResponse(explorer, headers=explorer_headers)
+            return explorer.page() if graphiql else Response(status_code=404)
         context = RequestContext(services=request.app.state.services, request=request)
+        started = time.perf_counter()
         try:
             transport.check_origin(request, settings)
             body = await transport.read_graphql_request(
@@ -63,10 +61,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 read_only=request.method == "GET",
             )
         except AuthError as error:
+            metrics.refused_request(time.perf_counter() - started)
             return transport.refusal(error)
+        root_fields = runner.root_fields(body["query"], body.get("operationName"))
+        metrics.graphql_request(root_fields, result, time.perf_counter() - started)
         response = JSONResponse(result)
         context.write_cookies(response)
         return response
+
+    async def graphiql_asset(request: Request) -> Response:
+        return (
+            explorer.asset(request.path_params["name"])
+            if graphiql
+            else Response(status_code=404)
+        )
+
+    async def metrics_page(request: Request) -> Response:
+        services: Services = request.app.state.services
+        return Response(
+            await metrics.scrape(services.store), media_type=metrics.CONTENT_TYPE
+        )
 
     async def healthz(request: Request) -> Response:
         services: Services = request.app.state.services
@@ -83,10 +97,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/", graphql, methods=["POST"]),
+        Route("/graphiql/{name}", graphiql_asset, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         *pages.routes,
     ]
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics_page, methods=["GET"]))
     return Starlette(
         routes=routes, middleware=transport.middleware(settings), lifespan=lifespan
     )

@@ -16,13 +16,14 @@ import os
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid, parseaddr
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 
 import aiosmtplib
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
+from . import metrics
 from .settings import SERVICE_NAME, Settings
 from .store import Store, new_id
 
@@ -188,6 +189,7 @@ class Mailer:
                     "status": status,
                     "context": _without_secrets(mail["context"]),
                 }
+                metrics.MAILS.labels("failed").inc()
             else:
                 status = "pending"
                 delay = min(
@@ -203,6 +205,7 @@ class Mailer:
                     delay,
                 )
                 changes = {"next_attempt_at": now + timedelta(seconds=delay)}
+                metrics.MAILS.labels("retrying").inc()
             changes.update(attempts=attempts, last_error=reason)
         else:
             status = "sent"
@@ -212,6 +215,7 @@ class Mailer:
                 mail["template"],
                 mail["recipient"],
             )
+            metrics.MAILS.labels("sent").inc()
             changes = {
                 "status": status,
                 "attempts": attempts,
@@ -230,10 +234,13 @@ class Mailer:
         message["From"] = self.settings.mail_from
         message["To"] = mail["recipient"]
         message["Subject"] = subject
-        # The outbox id makes the Message-ID stable across retries, so a
-        # receiving server can drop a duplicate of a mail it already has.
+        # RFC 5322 requires it (spam filters penalise its absence): the time of this attempt.
+        message["Date"] = format_datetime(datetime.now(UTC))
+        # The outbox id (unique, as a MongoDB ObjectId) is the Message-ID, the
+        # same at every retry, so a receiving server can drop a duplicate of a
+        # mail it already has (make_msgid would draw a new one each time).
         domain = parseaddr(self.settings.mail_from)[1].rpartition("@")[2] or "localhost"
-        message["Message-ID"] = make_msgid(idstring=mail["_id"], domain=domain)
+        message["Message-ID"] = f"<{mail['_id']}@{domain}>"
         message.set_content(text)
         message.add_alternative(page, subtype="html")
         if self.settings.smtp_host:

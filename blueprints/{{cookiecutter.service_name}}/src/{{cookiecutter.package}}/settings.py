@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
 
     # Where users reach the service; used for links in mails and cookie scope.
+    # Unset, `serve` sets it to the address it listens on.
     public_url: str = "http://127.0.0.1:5000"
     graphiql: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -115,6 +116,12 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, gt=0)
     # Conditions of one public filter: comparisons, AND/OR groups, `in`/`nin` items.
     max_filter_conditions: int = Field(default=100, gt=0)
+
+    # Observability.
+    # GET /metrics in Prometheus' format; off by default (see the README).
+    metrics: bool = False
+    # Log lines as text, or as JSON objects (one a line) with the request id.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("cors_origins", mode="before")
     @classmethod
