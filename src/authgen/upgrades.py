@@ -29,6 +29,23 @@ NOTES: dict[str, list[str]] = {
         " and other sessions and notifies the old address (new templates"
         " password_changed_email, email_changed_email); new settings"
         " AUTH_REFRESH_REUSE_INTERVAL and AUTH_EMAIL_CHANGE_NEEDS_PASSWORD",
+        "abuse limits: password checks (login, updateMe with previousPassword,"
+        " deleteMe) are throttled per (account, address), address and account in a"
+        " new attempts table (AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT now means the"
+        " account-wide limit, default 100; new AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS);"
+        " mails per recipient and kind, emailAvailable and (opt-in) registrations are"
+        " limited; one password hash per request (TooManyPasswordChecksError); public"
+        " fields get equality indexes; files are created owner-only; a periodic purge"
+        " (AUTH_PURGE_INTERVAL, AUTH_MAIL_RETENTION)",
+        "stores: PostgreSQL (postgresql:// or postgres://, asyncpg is a dependency);"
+        " the stores share one schema layer (store/schema.py) and sql.py builds its"
+        " table from the model at run time; an unreachable database or a bad"
+        " AUTH_DATABASE_URL stops serve with one line; new AUTH_DATABASE_POOL_SIZE;"
+        " docs/deployment.md",
+        "tooling: GraphiQL is served from the service (no CDN) and the standard"
+        " introspection query passes; serve's --host/--port set AUTH_PUBLIC_URL unless"
+        " it is set; .env.example; GET /metrics with AUTH_METRICS; AUTH_LOG_FORMAT=json"
+        " and X-Request-Id; mails carry Date and a stable Message-ID",
         "docs/security.md maps OWASP ASVS level 2 to the service and its tests",
         "regeneration: the merge base is one archive, .authgen/base.zip (the"
         " .authgen/base/ folder is migrated and removed); files with unresolved"
