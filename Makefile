@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := build/acme-auth
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench clean format-blueprints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build
+
+# Black over the blueprints' Python, template expressions included (tools/format_blueprints.py).
+format-blueprints: install
+	$(BIN)/python tools/format_blueprints.py

@@ -37,7 +37,11 @@ SPEC = ROOT / "example-user.yaml"
 BIN = Path(sys.executable).parent
 PASSWORD = "correct horse battery staple"
 # The defaults of the emitted settings.py, written out so the figures say what they measured.
-ARGON2 = {"time_cost": 3, "memory_cost": 65536, "parallelism": 1}  # the service defaults
+ARGON2 = {
+    "time_cost": 3,
+    "memory_cost": 65536,
+    "parallelism": 1,
+}  # the service defaults
 
 LOGIN = (
     "mutation($email: String!, $password: String!)"
@@ -56,7 +60,11 @@ def free_port() -> int:
 def generate(folder: Path) -> tuple[Path, str]:
     """The example service, generated; returns its folder and package name."""
     out = folder / "service"
-    subprocess.run([str(BIN / "authgen"), "generate", str(SPEC), "-o", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [str(BIN / "authgen"), "generate", str(SPEC), "-o", str(out)],
+        check=True,
+        capture_output=True,
+    )
     return out, load_spec(SPEC).service.package_name
 
 
@@ -65,7 +73,9 @@ def start(service: Path, package: str, folder: Path) -> tuple[subprocess.Popen, 
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "PYTHONPATH": str(service / "src"),  # this generation, whatever else is installed
+        "PYTHONPATH": str(
+            service / "src"
+        ),  # this generation, whatever else is installed
         "AUTH_DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
         "AUTH_PUBLIC_URL": url,
         "AUTH_PRIVATE_KEY_FILE": str(folder / "keys" / "private.pem"),
@@ -73,9 +83,20 @@ def start(service: Path, package: str, folder: Path) -> tuple[subprocess.Popen, 
         "AUTH_OUTBOX_DIR": str(folder / "outbox"),
         **{f"AUTH_ARGON2_{name.upper()}": str(value) for name, value in ARGON2.items()},
     }
-    command = [sys.executable, "-m", package, "serve", "--port", str(port), "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        package,
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     log = open(folder / "service.log", "ab")
-    process = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -98,11 +119,17 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-async def graphql(client: httpx.AsyncClient, query: str, variables: dict | None = None, **headers: str) -> dict:
-    response = await client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+async def graphql(
+    client: httpx.AsyncClient, query: str, variables: dict | None = None, **headers: str
+) -> dict:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
     result = response.json()
     if "errors" in result:
-        raise RuntimeError(f"{query.split('{')[0].strip() or 'query'} failed: {result['errors'][0]['message']}")
+        raise RuntimeError(
+            f"{query.split('{')[0].strip() or 'query'} failed: {result['errors'][0]['message']}"
+        )
     return result["data"]
 
 
@@ -111,7 +138,13 @@ async def register(url: str, count: int, concurrency: int) -> list[str]:
     gate = asyncio.Semaphore(concurrency)
 
     async def one(i: int, client: httpx.AsyncClient) -> None:
-        fields = {"email": emails[i], "password": PASSWORD, "username": f"bench{i:04d}", "gender": "Other", "age": 30}
+        fields = {
+            "email": emails[i],
+            "password": PASSWORD,
+            "username": f"bench{i:04d}",
+            "gender": "Other",
+            "age": 30,
+        }
         async with gate:
             await graphql(client, REGISTER, {"fields": fields})
 
@@ -120,7 +153,9 @@ async def register(url: str, count: int, concurrency: int) -> list[str]:
     return emails
 
 
-async def load(url: str, seconds: float, concurrency: int, request) -> tuple[int, list[float], float]:
+async def load(
+    url: str, seconds: float, concurrency: int, request
+) -> tuple[int, list[float], float]:
     """Keeps `concurrency` requests in flight for `seconds`: count, latencies (s), elapsed."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -159,7 +194,9 @@ async def run(args: argparse.Namespace, url: str) -> list[tuple[str, str, str, s
     tokens: list[str] = []
 
     async def login(client: httpx.AsyncClient, n: int) -> None:
-        data = await graphql(client, LOGIN, {"email": random.choice(emails), "password": PASSWORD})
+        data = await graphql(
+            client, LOGIN, {"email": random.choice(emails), "password": PASSWORD}
+        )
         tokens.append(data["login"]["token"])
 
     async def me(client: httpx.AsyncClient, n: int) -> None:
@@ -167,7 +204,9 @@ async def run(args: argparse.Namespace, url: str) -> list[tuple[str, str, str, s
 
     rows = []
     for name, request in (("login", login), ("me (Bearer JWT)", me)):
-        count, latencies, elapsed = await load(url, args.seconds, args.concurrency, request)
+        count, latencies, elapsed = await load(
+            url, args.seconds, args.concurrency, request
+        )
         rows.append(
             (
                 name,
@@ -195,7 +234,9 @@ def main() -> None:
             stop(process)
     verify = argon2_verify_ms()
     parameters = ", ".join(f"{name}={value}" for name, value in ARGON2.items())
-    print(f"argon2id ({parameters}); {os.cpu_count()} CPUs; concurrency {args.concurrency}; one worker; SQLite")
+    print(
+        f"argon2id ({parameters}); {os.cpu_count()} CPUs; concurrency {args.concurrency}; one worker; SQLite"
+    )
     print(f"argon2id verify: {verify:.1f} ms per call (median of 20, this process)")
     print()
     print(f"{'operation':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")

@@ -28,8 +28,12 @@ FIELDS = ("_id", "email", "email_verified", "username", "gender", "age")
 
 def _pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000",
-                   "foreign_keys=ON"):
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "busy_timeout=10000",
+        "foreign_keys=ON",
+    ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -55,17 +59,29 @@ def create_app() -> Starlette:
     async def me(request: Request) -> JSONResponse:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         try:
-            claims = jwt.decode(token, public_key, algorithms=[algorithm],
-                                options={"require": ["sub", "iat", "exp"]})
+            claims = jwt.decode(
+                token,
+                public_key,
+                algorithms=[algorithm],
+                options={"require": ["sub", "iat", "exp"]},
+            )
         except jwt.InvalidTokenError:
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         assert users is not None
         async with engine.connect() as connection:
-            row = (await connection.execute(
-                select(users).where(users.c._id == claims["sub"])
-            )).mappings().first()
+            row = (
+                (
+                    await connection.execute(
+                        select(users).where(users.c._id == claims["sub"])
+                    )
+                )
+                .mappings()
+                .first()
+            )
         if row is None:
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         return JSONResponse({"data": {"me": {name: row[name] for name in FIELDS}}})
 
-    return Starlette(routes=[Route("/me", me, methods=["GET", "POST"])], lifespan=lifespan)
+    return Starlette(
+        routes=[Route("/me", me, methods=["GET", "POST"])], lifespan=lifespan
+    )

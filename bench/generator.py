@@ -37,8 +37,14 @@ def make_spec(size: int) -> dict:
         if kind == "string":
             variant = (i // 7) % 4
             if variant == 0:
-                field.update(unique=True, required=True, min_length=3, max_length=40,
-                             pattern="^[a-z0-9_]+$", message="Lower-case letters, digits, _.")
+                field.update(
+                    unique=True,
+                    required=True,
+                    min_length=3,
+                    max_length=40,
+                    pattern="^[a-z0-9_]+$",
+                    message="Lower-case letters, digits, _.",
+                )
             elif variant == 1:
                 field.update(list=True, max_length=20, default=[])
             elif variant == 2:
@@ -65,18 +71,30 @@ def write_inputs(folder: Path, size: int, source: Path) -> tuple[Path, Path]:
     """The spec, and a cookiecutter config giving the same context by default."""
     spec_path = folder / f"spec-{size}.yaml"
     spec_path.write_text(yaml.safe_dump(make_spec(size), sort_keys=False))
-    code = ("import json, sys; from authgen.context import build_context; "
-            "from authgen.spec import load_spec; "
-            "print(json.dumps(build_context(load_spec(__import__('pathlib').Path(sys.argv[1])))))")
-    context = json.loads(subprocess.run(
-        [str(BIN / "python"), "-c", code, str(spec_path)], check=True, capture_output=True,
-        text=True, env={**os.environ, **authgen_command(source)[1]}).stdout)
+    code = (
+        "import json, sys; from authgen.context import build_context; "
+        "from authgen.spec import load_spec; "
+        "print(json.dumps(build_context(load_spec(__import__('pathlib').Path(sys.argv[1])))))"
+    )
+    context = json.loads(
+        subprocess.run(
+            [str(BIN / "python"), "-c", code, str(spec_path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **authgen_command(source)[1]},
+        ).stdout
+    )
     config = folder / f"cookiecutter-{size}.yaml"
-    config.write_text(json.dumps({
-        "default_context": context,
-        "cookiecutters_dir": str(folder / "cookiecutters"),
-        "replay_dir": str(folder / "replay"),
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "default_context": context,
+                "cookiecutters_dir": str(folder / "cookiecutters"),
+                "replay_dir": str(folder / "replay"),
+            }
+        )
+    )
     return spec_path, config
 
 
@@ -94,8 +112,18 @@ def run(source: Path) -> Section:
         return timed([*command, "generate", str(spec), "-o", str(out)], {**env, **path})
 
     def cookiecutter(config: Path, out: Path, env: dict[str, str]) -> float:
-        return timed([str(BIN / "cookiecutter"), "--no-input", "--config-file", str(config),
-                      "-o", str(out), str(source / "blueprints")], env)
+        return timed(
+            [
+                str(BIN / "cookiecutter"),
+                "--no-input",
+                "--config-file",
+                str(config),
+                "-o",
+                str(out),
+                str(source / "blueprints"),
+            ],
+            env,
+        )
 
     section = Section("Generator")
     root = WORK / "generator"
@@ -107,44 +135,61 @@ def run(source: Path) -> Section:
     chart: dict[str, tuple[Sample, Sample, Sample]] = {}
     for size in SIZES:
         spec, config = write_inputs(root, size, source)
-        cold_env = {**env, "XDG_CACHE_HOME": tempfile.mkdtemp(dir=root)}
-        cold = authgen(spec, root / f"cold-{size}", cold_env)  # also warms nothing else
         authgen(spec, root / f"warmup-{size}", env)
-        ours, theirs, again = [], [], []
+        cold, ours, theirs, again = [], [], [], []
         for round_ in range(ROUNDS):
             out = root / f"r{round_}-{size}"
-            pair = [lambda: ours.append(authgen(spec, out / "authgen", env)),
-                    lambda: theirs.append(cookiecutter(config, out / "cc", env))]
-            for step in pair if round_ % 2 == 0 else reversed(pair):
+            empty = {**env, "XDG_CACHE_HOME": tempfile.mkdtemp(dir=root)}
+            steps = [
+                lambda: cold.append(authgen(spec, out / "cold", empty)),
+                lambda: ours.append(authgen(spec, out / "authgen", env)),
+                lambda: theirs.append(cookiecutter(config, out / "cc", env)),
+            ]
+            for step in steps if round_ % 2 == 0 else reversed(steps):
                 step()
             again.append(authgen(spec, out / "authgen", env))
             shutil.rmtree(out)
-        sample_ours, sample_theirs, sample_again = Sample(ours), Sample(theirs), Sample(again)
+        sample_cold, sample_ours = Sample(cold), Sample(ours)
+        sample_theirs, sample_again = Sample(theirs), Sample(again)
+        cold_ratio = ratios(cold, theirs)
         ratio = ratios(ours, theirs)
         regen_ratio = ratios(again, theirs)
-        log(f"generator {size} fields: authgen {sample_ours.median:.2f}s, "
-            f"cookiecutter {sample_theirs.median:.2f}s, ratio {ratio.median:.2f}")
-        rows.append(
-            f"| {size} | {sample_ours.show(2, ' s')} | {sample_theirs.show(2, ' s')} "
-            f"| {ratio.show(2, '×')} | {'met' if ratio.median <= 1.5 else '**missed**'} "
-            f"| {sample_again.show(2, ' s')} | {regen_ratio.show(2, '×')} | {cold:.2f} s |"
+        log(
+            f"generator {size} fields: authgen cold {sample_cold.median:.2f}s, "
+            f"warm {sample_ours.median:.2f}s, cookiecutter {sample_theirs.median:.2f}s, "
+            f"cold ratio {cold_ratio.median:.2f}"
         )
-        chart[str(size)] = (sample_ours, sample_theirs, sample_again)
-        section.targets.append(Target(
-            f"authgen generate, {size} fields ÷ cookiecutter", ratio, "≤ 1.5×",
-            ratio.median <= 1.5, unit="×",
-        ))
+        rows.append(
+            f"| {size} | {sample_cold.show(2, ' s')} | {sample_ours.show(2, ' s')} "
+            f"| {sample_theirs.show(2, ' s')} | {cold_ratio.show(2, '×')} "
+            f"| {'met' if cold_ratio.median <= 1.5 else '**missed**'} "
+            f"| {ratio.show(2, '×')} | {sample_again.show(2, ' s')} "
+            f"| {regen_ratio.show(2, '×')} |"
+        )
+        chart[str(size)] = (sample_cold, sample_theirs, sample_ours)
+        section.targets.append(
+            Target(
+                f"authgen generate (cold cache), {size} fields ÷ cookiecutter",
+                cold_ratio,
+                "≤ 1.5×",
+                cold_ratio.median <= 1.5,
+                unit="×",
+            )
+        )
     section.text += [
-        f"Whole processes into a fresh folder, {ROUNDS} rounds, the two sides alternated "
+        f"Whole processes into a fresh folder, {ROUNDS} rounds, the sides alternated "
         "(the order flips every round). Cookiecutter gets authgen's context for the spec "
         "through its config file's `default_context`, with a temporary `replay_dir`. "
-        "\"Warm\" means black's output cache (`$XDG_CACHE_HOME/authgen`) already holds "
-        "the files; \"cold\" is one run with an empty cache. \"Regenerate\" is a second "
+        '"Cold" is a first generation: black\'s output cache (`$XDG_CACHE_HOME/authgen`) '
+        'is empty, new every round; "warm" means it already holds the files. Files that '
+        "black would leave unchanged (the plain blueprint files, kept black-clean by a "
+        'test) are not formatted at all. "Regenerate" is a second '
         "`authgen generate` into the same folder, with nothing to change.",
         "",
-        "| fields | authgen generate (warm) | cookiecutter --no-input | ratio | ≤ 1.5× "
-        "| regenerate, no change | regenerate ÷ cookiecutter | authgen cold cache |",
-        "|---:|---:|---:|---:|:---:|---:|---:|---:|",
+        "| fields | authgen generate (cold) | authgen generate (warm) "
+        "| cookiecutter --no-input | cold ÷ cookiecutter | ≤ 1.5× | warm ÷ cookiecutter "
+        "| regenerate, no change | regenerate ÷ cookiecutter |",
+        "|---:|---:|---:|---:|---:|:---:|---:|---:|---:|",
         *rows,
     ]
     section.charts.append(charts.generator(chart))

@@ -85,8 +85,12 @@ def install_wrk() -> None:
     """apt-get install wrk, when we are root and it is missing."""
     if wrk_available():
         return
-    subprocess.run(["apt-get", "install", "-y", "wrk"], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "wrk"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _lua_string(value: str) -> str:
@@ -101,20 +105,37 @@ def script(request: Request) -> str:
         "path": _lua_string(request.path),
         "graphql": "true" if request.graphql else "false",
         "headers": "\n".join(
-            f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()
+            f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}"
+            for k, v in headers.items()
         ),
     }
 
 
-def start(base_url: str, request: Request, connections: int, seconds: float,
-          tag: str = "r") -> subprocess.Popen:
+def start(
+    base_url: str, request: Request, connections: int, seconds: float, tag: str = "r"
+) -> subprocess.Popen:
     """Start wrk; `finish` waits for it. Two may run at once (mixed loads)."""
-    with tempfile.NamedTemporaryFile("w", prefix="bench-", suffix=".lua", delete=False) as lua:
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="bench-", suffix=".lua", delete=False
+    ) as lua:
         lua.write(script(request))
     return subprocess.Popen(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "60s",
-         "-s", lua.name, base_url, "--", tag],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "60s",
+            "-s",
+            lua.name,
+            base_url,
+            "--",
+            tag,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -135,6 +156,7 @@ def finish(process: subprocess.Popen) -> Load:
     raise RuntimeError(f"wrk gave no result:\n{output}")
 
 
-def run(base_url: str, request: Request, connections: int, seconds: float,
-        tag: str = "r") -> Load:
+def run(
+    base_url: str, request: Request, connections: int, seconds: float, tag: str = "r"
+) -> Load:
     return finish(start(base_url, request, connections, seconds, tag))

@@ -20,7 +20,11 @@ from typing import AsyncGenerator, AsyncIterator
 
 from fastapi import Depends, FastAPI
 from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, schemas
-from fastapi_users.authentication import AuthenticationBackend, BearerTransport, JWTStrategy
+from fastapi_users.authentication import (
+    AuthenticationBackend,
+    BearerTransport,
+    JWTStrategy,
+)
 from fastapi_users.db import SQLAlchemyBaseUserTableUUID, SQLAlchemyUserDatabase
 from fastapi_users.password import PasswordHelper
 from pwdlib import PasswordHash
@@ -52,11 +56,17 @@ def create_app() -> FastAPI:
         private_key = handle.read()
     with open(os.environ["BENCH_PUBLIC_KEY"]) as handle:
         public_key = handle.read()
-    password_helper = PasswordHelper(PasswordHash((Argon2Hasher(
-        time_cost=int(os.environ.get("BENCH_ARGON2_TIME_COST", 3)),
-        memory_cost=int(os.environ.get("BENCH_ARGON2_MEMORY_COST", 65536)),
-        parallelism=int(os.environ.get("BENCH_ARGON2_PARALLELISM", 1)),
-    ),)))
+    password_helper = PasswordHelper(
+        PasswordHash(
+            (
+                Argon2Hasher(
+                    time_cost=int(os.environ.get("BENCH_ARGON2_TIME_COST", 3)),
+                    memory_cost=int(os.environ.get("BENCH_ARGON2_MEMORY_COST", 65536)),
+                    parallelism=int(os.environ.get("BENCH_ARGON2_PARALLELISM", 1)),
+                ),
+            )
+        )
+    )
 
     class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         reset_password_token_secret = "bench"
@@ -73,11 +83,16 @@ def create_app() -> FastAPI:
         yield UserManager(user_db, password_helper)
 
     def get_jwt_strategy() -> JWTStrategy:
-        return JWTStrategy(secret=private_key, public_key=public_key, algorithm="RS256",
-                           lifetime_seconds=3600)
+        return JWTStrategy(
+            secret=private_key,
+            public_key=public_key,
+            algorithm="RS256",
+            lifetime_seconds=3600,
+        )
 
     backend = AuthenticationBackend(
-        name="jwt", transport=BearerTransport(tokenUrl="auth/jwt/login"),
+        name="jwt",
+        transport=BearerTransport(tokenUrl="auth/jwt/login"),
         get_strategy=get_jwt_strategy,
     )
     users = FastAPIUsers[User, uuid.UUID](get_user_manager, [backend])
@@ -90,9 +105,15 @@ def create_app() -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(users.get_auth_router(backend), prefix="/auth/jwt", tags=["auth"])
-    app.include_router(users.get_register_router(UserRead, UserCreate), prefix="/auth",
-                       tags=["auth"])
-    app.include_router(users.get_users_router(UserRead, schemas.BaseUserUpdate),
-                       prefix="/users", tags=["users"])
+    app.include_router(
+        users.get_auth_router(backend), prefix="/auth/jwt", tags=["auth"]
+    )
+    app.include_router(
+        users.get_register_router(UserRead, UserCreate), prefix="/auth", tags=["auth"]
+    )
+    app.include_router(
+        users.get_users_router(UserRead, schemas.BaseUserUpdate),
+        prefix="/users",
+        tags=["users"],
+    )
     return app

@@ -16,12 +16,34 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import generator  # noqa: E402
 import loadgen  # noqa: E402
 import service  # noqa: E402
-from common import (DOCS, WORK, Section, commit, log, machine, snapshot,  # noqa: E402
-                    tool_version, versions)
+from common import (
+    DOCS,
+    WORK,
+    Section,
+    commit,
+    log,
+    machine,
+    snapshot,  # noqa: E402
+    tool_version,
+    versions,
+)
 
-LIBRARIES = ["authgen", "cookiecutter", "black", "jinja2", "starlette", "ariadne",
-             "graphql-core", "sqlalchemy", "aiosqlite", "pyjwt", "argon2-cffi", "uvicorn",
-             "uvloop", "httptools"]
+LIBRARIES = [
+    "authgen",
+    "cookiecutter",
+    "black",
+    "jinja2",
+    "starlette",
+    "ariadne",
+    "graphql-core",
+    "sqlalchemy",
+    "aiosqlite",
+    "pyjwt",
+    "argon2-cffi",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+]
 
 
 def main() -> None:
@@ -36,7 +58,9 @@ def main() -> None:
     if only in ("", "service"):
         loadgen.install_wrk()
         if not loadgen.wrk_available():
-            sys.exit("bench: wrk is missing and could not be installed (apt-get install wrk)")
+            sys.exit(
+                "bench: wrk is missing and could not be installed (apt-get install wrk)"
+            )
         sections += service.run_all(source)
     write_report(sections, time.monotonic() - started)
     log(f"done in {time.monotonic() - started:.0f} s: {DOCS / 'benchmarks.md'}")
@@ -71,10 +95,15 @@ def write_report(sections: list[Section], seconds: float) -> None:
     ]
     for section in sections:
         for target in section.targets:
-            figure = (f"{target.sample.median:.0%} ({target.sample.low:.0%}–"
-                      f"{target.sample.high:.0%})" if target.goal.endswith("%")
-                      else target.sample.show(target.digits, target.unit))
-            lines.append(f"| {target.name} | {figure} | {target.goal} | {target.verdict} |")
+            figure = (
+                f"{target.sample.median:.0%} ({target.sample.low:.0%}–"
+                f"{target.sample.high:.0%})"
+                if target.goal.endswith("%")
+                else target.sample.show(target.digits, target.unit)
+            )
+            lines.append(
+                f"| {target.name} | {figure} | {target.goal} | {target.verdict} |"
+            )
     for section in sections:
         lines += ["", f"## {section.title}", "", *section.text, ""]
         lines += [f"![{section.title}]({chart})" for chart in section.charts]
@@ -84,11 +113,14 @@ def write_report(sections: list[Section], seconds: float) -> None:
 def _peer_versions(python: str) -> str:
     import subprocess
 
-    code = ("from importlib.metadata import version as v; print(', '.join(f'{n} {v(n)}' for n "
-            "in ('fastapi-users', 'fastapi', 'pwdlib', 'sqlalchemy', 'uvicorn')))")
+    code = (
+        "from importlib.metadata import version as v; print(', '.join(f'{n} {v(n)}' for n "
+        "in ('fastapi-users', 'fastapi', 'pwdlib', 'sqlalchemy', 'uvicorn')))"
+    )
     try:
-        return subprocess.run([python, "-c", code], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "not installed"
 

@@ -22,7 +22,11 @@ BATCH = 5000
 
 def package_of(service: Path) -> str:
     """The Python package of a generated service (its only package under src/)."""
-    return next(path.name for path in sorted((service / "src").iterdir()) if (path / "__init__.py").exists())
+    return next(
+        path.name
+        for path in sorted((service / "src").iterdir())
+        if (path / "__init__.py").exists()
+    )
 
 
 async def seed(package: str, url: str, count: int) -> None:
@@ -32,18 +36,27 @@ async def seed(package: str, url: str, count: int) -> None:
     await store.open()
     try:
         async with store.engine.begin() as connection:
-            first = (await connection.exec_driver_sql("SELECT count(*) FROM users")).scalar_one()
+            first = (
+                await connection.exec_driver_sql("SELECT count(*) FROM users")
+            ).scalar_one()
             for start in range(first, first + count, BATCH):
                 end = min(start + BATCH, first + count)
-                await connection.execute(insert(sql.users), [sql._values(sample_user(i)) for i in range(start, end)])
+                await connection.execute(
+                    insert(sql.users),
+                    [sql._values(sample_user(i)) for i in range(start, end)],
+                )
             await connection.exec_driver_sql("ANALYZE")
     finally:
         await store.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Load users into a generated service's SQLite store.")
-    parser.add_argument("service", type=Path, help="a folder made by `authgen generate`")
+    parser = argparse.ArgumentParser(
+        description="Load users into a generated service's SQLite store."
+    )
+    parser.add_argument(
+        "service", type=Path, help="a folder made by `authgen generate`"
+    )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--database", type=Path, help="default: SERVICE/bench.db")
     args = parser.parse_args()
@@ -52,7 +65,9 @@ def main() -> None:
     sys.path[:0] = [str(service / "src"), str(service / "tests")]
     started = time.perf_counter()
     asyncio.run(seed(package_of(service), f"sqlite:///{database}", args.users))
-    print(f"seeded {args.users} users into {database} in {time.perf_counter() - started:.1f} s")
+    print(
+        f"seeded {args.users} users into {database} in {time.perf_counter() - started:.1f} s"
+    )
 
 
 if __name__ == "__main__":

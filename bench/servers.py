@@ -18,8 +18,16 @@ import psutil
 
 
 class Server:
-    def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str],
-                 port: int, probe: str, log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        port: int,
+        probe: str,
+        log: Path,
+    ) -> None:
         self.name, self.command, self.cwd = name, command, cwd
         self.env, self.port, self.probe, self.log = env, port, probe, log
         self.process: subprocess.Popen | None = None
@@ -31,8 +39,12 @@ class Server:
     def start(self, timeout: float = 60) -> "Server":
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                self.command, cwd=self.cwd, env={**os.environ, **self.env},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                self.command,
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -45,7 +57,9 @@ class Server:
             except httpx.HTTPError:
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"{self.name} did not answer within {timeout} s; see {self.log}")
+        raise RuntimeError(
+            f"{self.name} did not answer within {timeout} s; see {self.log}"
+        )
 
     def settle(self, timeout: float = 120) -> None:
         """Wait until the work a finished load left queued is done.

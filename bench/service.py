@@ -26,8 +26,18 @@ from pathlib import Path
 import httpx
 
 import loadgen
-from common import (BIN, ROOT, WORK, Sample, Section, Target, authgen_command, free_port, log,
-                    ratios)
+from common import (
+    BIN,
+    ROOT,
+    WORK,
+    Sample,
+    Section,
+    Target,
+    authgen_command,
+    free_port,
+    log,
+    ratios,
+)
 from loadgen import Load, Request
 from servers import PeakMemory, Server
 
@@ -37,20 +47,21 @@ CONCURRENCY = (16, 64)
 WORKERS = (1, 2)
 USERS = 100_000
 PASSWORD = "bench-password-1"
-ACCOUNTS = 8
+# One account per connection at most: a login counts toward its (account, address)
+# limit (10) while it is being checked, so 64 connections on 8 accounts would be throttled.
+ACCOUNTS = 64
 PEER_VENV = WORK / "peer-venv"
 
 ME_QUERY = "{ me { _id email email_verified username gender age } }"
-LOGIN = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }"
+LOGIN = (
+    "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }"
+)
 REGISTER = "mutation($f: UserRegisterInput!) { register(fields: $f) }"
 QUERIES = {
-    "userPagination(page: 500, perPage: 20, age 18–65)":
-        "{ userPagination(page: 500, perPage: 20, filter: {_operators: {age: {gte: 18, lte: 65}}})"
-        " { count items { _id username age } pageInfo { currentPage pageCount hasNextPage } } }",
-    "userCount(age 18–65)":
-        "{ userCount(filter: {_operators: {age: {gte: 18, lte: 65}}}) }",
-    "userOne(username)":
-        '{ userOne(filter: {username: "use0054321"}) { _id username age gender } }',  # bench/seed.py's
+    "userPagination(page: 500, perPage: 20, age 18–65)": "{ userPagination(page: 500, perPage: 20, filter: {_operators: {age: {gte: 18, lte: 65}}})"
+    " { count items { _id username age } pageInfo { currentPage pageCount hasNextPage } } }",
+    "userCount(age 18–65)": "{ userCount(filter: {_operators: {age: {gte: 18, lte: 65}}}) }",
+    "userOne(username)": '{ userOne(filter: {username: "use0054321"}) { _id username age gender } }',  # bench/seed.py's
 }
 
 
@@ -85,14 +96,33 @@ class Bench:
         self.root.mkdir(parents=True)
         self.project = self.root / "acme-auth"
         command, path = authgen_command(self.source)
-        subprocess.run([*command, "generate", str(self.source / "example-user.yaml"),
-                        "-o", str(self.project)], check=True, stdout=subprocess.DEVNULL,
-                       env={**os.environ, **path})
+        subprocess.run(
+            [
+                *command,
+                "generate",
+                str(self.source / "example-user.yaml"),
+                "-o",
+                str(self.project),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, **path},
+        )
         self.database = self.root / "acme-auth.db"
         log(f"seeding {USERS:,} users")
-        subprocess.run([str(BIN / "python"), str(ROOT / "bench" / "seed.py"), str(self.project),
-                        "--users", str(USERS), "--database", str(self.database)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(BIN / "python"),
+                str(ROOT / "bench" / "seed.py"),
+                str(self.project),
+                "--users",
+                str(USERS),
+                "--database",
+                str(self.database),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         self.env = {
             "PYTHONPATH": str(self.project / "src"),
             "AUTH_DATABASE_URL": f"sqlite:///{self.database}",
@@ -104,12 +134,19 @@ class Bench:
 
     def _production_settings(self) -> dict[str, int]:
         """The argon2 parameters the service runs with (its defaults)."""
-        code = ("import json; from acme_auth.settings import Settings; s = Settings(); "
-                "print(json.dumps({k: getattr(s, 'argon2_' + k) for k in "
-                "('time_cost', 'memory_cost', 'parallelism')}))")
-        output = subprocess.run([str(BIN / "python"), "-c", code], cwd=self.project,
-                                env={**os.environ, **self.env}, check=True,
-                                capture_output=True, text=True).stdout
+        code = (
+            "import json; from acme_auth.settings import Settings; s = Settings(); "
+            "print(json.dumps({k: getattr(s, 'argon2_' + k) for k in "
+            "('time_cost', 'memory_cost', 'parallelism')}))"
+        )
+        output = subprocess.run(
+            [str(BIN / "python"), "-c", code],
+            cwd=self.project,
+            env={**os.environ, **self.env},
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         return json.loads(output)
 
     def _peer_venv(self) -> None:
@@ -117,36 +154,96 @@ class Bench:
         if not python.exists():
             log("creating the fastapi-users venv")
             subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
-                            str(ROOT / "bench" / "peer-requirements.txt")], check=True)
+            subprocess.run(
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "-r",
+                    str(ROOT / "bench" / "peer-requirements.txt"),
+                ],
+                check=True,
+            )
 
     def ours(self, workers: int) -> Server:
         port = free_port()
-        return Server(f"acme-auth ×{workers}", [
-            str(BIN / "python"), "-m", "acme_auth", "serve", "--port", str(port),
-            "--workers", str(workers)], self.project, self.env, port, "/healthz",
-            self.root / "acme-auth.log")
+        return Server(
+            f"acme-auth ×{workers}",
+            [
+                str(BIN / "python"),
+                "-m",
+                "acme_auth",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            self.project,
+            self.env,
+            port,
+            "/healthz",
+            self.root / "acme-auth.log",
+        )
 
     def baseline(self, workers: int) -> Server:
         port = free_port()
-        return Server(f"baseline ×{workers}", [
-            str(BIN / "python"), "-m", "uvicorn", "baseline_app:create_app", "--factory",
-            "--app-dir", str(ROOT / "bench"), "--port", str(port), "--workers", str(workers)],
-            self.project, {"BENCH_DATABASE": str(self.database),
-                           "BENCH_PUBLIC_KEY": str(self.project / "keys" / "public.pem")},
-            port, "/me", self.root / "baseline.log")
+        return Server(
+            f"baseline ×{workers}",
+            [
+                str(BIN / "python"),
+                "-m",
+                "uvicorn",
+                "baseline_app:create_app",
+                "--factory",
+                "--app-dir",
+                str(ROOT / "bench"),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            self.project,
+            {
+                "BENCH_DATABASE": str(self.database),
+                "BENCH_PUBLIC_KEY": str(self.project / "keys" / "public.pem"),
+            },
+            port,
+            "/me",
+            self.root / "baseline.log",
+        )
 
     def peer(self) -> Server:
         port = free_port()
-        return Server("fastapi-users", [
-            str(PEER_VENV / "bin" / "python"), "-m", "uvicorn", "peer_fastapi_users:create_app",
-            "--factory", "--app-dir", str(ROOT / "bench"), "--port", str(port)],
-            self.root, {
+        return Server(
+            "fastapi-users",
+            [
+                str(PEER_VENV / "bin" / "python"),
+                "-m",
+                "uvicorn",
+                "peer_fastapi_users:create_app",
+                "--factory",
+                "--app-dir",
+                str(ROOT / "bench"),
+                "--port",
+                str(port),
+            ],
+            self.root,
+            {
                 "BENCH_DATABASE": str(self.root / "peer.db"),
                 "BENCH_PRIVATE_KEY": str(self.project / "keys" / "private.pem"),
                 "BENCH_PUBLIC_KEY": str(self.project / "keys" / "public.pem"),
-                **{f"BENCH_ARGON2_{k.upper()}": str(v) for k, v in self.settings.items()},
-            }, port, "/docs", self.root / "peer.log")
+                **{
+                    f"BENCH_ARGON2_{k.upper()}": str(v)
+                    for k, v in self.settings.items()
+                },
+            },
+            port,
+            "/docs",
+            self.root / "peer.log",
+        )
 
     # --- requests ----------------------------------------------------------------
 
@@ -155,18 +252,48 @@ class Bench:
         emails = [f"bench{i}@example.com" for i in range(ACCOUNTS)]
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for i, email in enumerate(emails):
-                fields = {"email": email, "password": PASSWORD, "username": f"bench{i}",
-                          "gender": "Other", "age": 30}
-                client.post("/graphql", content=_graphql(REGISTER, {"f": fields}),
-                            headers={"Content-Type": "application/json"})
-            answer = client.post("/graphql", json={"query": LOGIN,
-                                                   "variables": {"e": emails[0], "p": PASSWORD}})
+                fields = {
+                    "email": email,
+                    "password": PASSWORD,
+                    "username": f"bench{i}",
+                    "gender": "Other",
+                    "age": 30,
+                }
+                client.post(
+                    "/graphql",
+                    content=_graphql(REGISTER, {"f": fields}),
+                    headers={"Content-Type": "application/json"},
+                )
+            answer = client.post(
+                "/graphql",
+                json={"query": LOGIN, "variables": {"e": emails[0], "p": PASSWORD}},
+            )
             token = answer.json()["data"]["login"]["token"]
-        login = Request("/graphql", [_graphql(LOGIN, {"e": e, "p": PASSWORD}) for e in emails])
-        me = Request("/graphql", [_graphql(ME_QUERY)], headers={"Authorization": f"Bearer {token}"})
-        register = Request("/graphql", [_graphql(REGISTER, {"f": {
-            "email": "{n}@example.com", "password": PASSWORD, "username": "{n}",
-            "gender": "M", "age": 40}})])
+        login = Request(
+            "/graphql", [_graphql(LOGIN, {"e": e, "p": PASSWORD}) for e in emails]
+        )
+        me = Request(
+            "/graphql",
+            [_graphql(ME_QUERY)],
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        register = Request(
+            "/graphql",
+            [
+                _graphql(
+                    REGISTER,
+                    {
+                        "f": {
+                            "email": "{n}@example.com",
+                            "password": PASSWORD,
+                            "username": "{n}",
+                            "gender": "M",
+                            "age": 40,
+                        }
+                    },
+                )
+            ],
+        )
         self._check(server, [login, me, register])
         return login, me, register
 
@@ -180,16 +307,31 @@ class Bench:
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         with httpx.Client(base_url=server.url, timeout=60) as client:
             for email in emails:
-                client.post("/auth/register", json={"email": email, "password": PASSWORD})
-            answer = client.post("/auth/jwt/login", data={"username": emails[0],
-                                                         "password": PASSWORD})
+                client.post(
+                    "/auth/register", json={"email": email, "password": PASSWORD}
+                )
+            answer = client.post(
+                "/auth/jwt/login", data={"username": emails[0], "password": PASSWORD}
+            )
             token = answer.json()["access_token"]
-        login = Request("/auth/jwt/login", [f"username={e}&password={PASSWORD}" for e in emails],
-                        headers=form, graphql=False)
-        me = Request("/users/me", [""], method="GET",
-                     headers={"Authorization": f"Bearer {token}"}, graphql=False)
-        register = Request("/auth/register", [json.dumps(
-            {"email": "{n}@example.com", "password": PASSWORD})], graphql=False)
+        login = Request(
+            "/auth/jwt/login",
+            [f"username={e}&password={PASSWORD}" for e in emails],
+            headers=form,
+            graphql=False,
+        )
+        me = Request(
+            "/users/me",
+            [""],
+            method="GET",
+            headers={"Authorization": f"Bearer {token}"},
+            graphql=False,
+        )
+        register = Request(
+            "/auth/register",
+            [json.dumps({"email": "{n}@example.com", "password": PASSWORD})],
+            graphql=False,
+        )
         self._check(server, [login, me, register])
         return login, me, register
 
@@ -200,20 +342,32 @@ class Bench:
             load = loadgen.run(server.url, request, 1, 1, tag=f"check{time.time_ns()}")
             server.settle()
             if not load.clean:
-                raise RuntimeError(f"{server.name} {request.path}: {load.failures} of "
-                                   f"{load.requests} requests failed in the check run")
+                raise RuntimeError(
+                    f"{server.name} {request.path}: {load.failures} of "
+                    f"{load.requests} requests failed in the check run"
+                )
 
-    def load(self, key: str, server: Server, request: Request, connections: int,
-             tag: str = "r") -> Load:
+    def load(
+        self,
+        key: str,
+        server: Server,
+        request: Request,
+        connections: int,
+        tag: str = "r",
+    ) -> Load:
         result = loadgen.run(server.url, request, connections, SECONDS, tag=tag)
         server.settle()
         if not result.clean:
-            self.notes.append(f"{key}: {result.failures} of {result.requests} requests failed")
+            self.notes.append(
+                f"{key}: {result.failures} of {result.requests} requests failed"
+            )
         self.m.add(f"{key} rps", result.per_second)
         self.m.add(f"{key} p50", result.p50_ms)
         self.m.add(f"{key} p99", result.p99_ms)
-        log(f"{key}: {result.per_second:,.1f}/s p50 {result.p50_ms:.1f} ms "
-            f"p99 {result.p99_ms:.1f} ms ({result.failures} failed)")
+        log(
+            f"{key}: {result.per_second:,.1f}/s p50 {result.p50_ms:.1f} ms "
+            f"p99 {result.p99_ms:.1f} ms ({result.failures} failed)"
+        )
         return result
 
     # --- phases ------------------------------------------------------------------
@@ -244,7 +398,9 @@ class Bench:
             self._check(server, [request])
             for connections in (1, 16):
                 for _ in range(ROUNDS):
-                    self.load(f"query {name} c{connections}", server, request, connections)
+                    self.load(
+                        f"query {name} c{connections}", server, request, connections
+                    )
 
     def run(self) -> tuple[Section, Section]:
         self.prepare()
@@ -260,16 +416,27 @@ class Bench:
                     with self.peer() as peer:
                         theirs = self.peer_accounts(peer)
                         self.m.add("peer rss idle", peer.rss_mib())
-                        self.rounds(workers, ours, baseline, (login, me, register, bare_me),
-                                    peer, theirs)
+                        self.rounds(
+                            workers,
+                            ours,
+                            baseline,
+                            (login, me, register, bare_me),
+                            peer,
+                            theirs,
+                        )
                 else:
                     self.rounds(workers, ours, baseline, (login, me, register, bare_me))
         return self.service_section(), self.peer_section()
 
-    def rounds(self, workers: int, ours: Server, baseline: Server,
-               requests: tuple[Request, Request, Request, Request],
-               peer: Server | None = None,
-               theirs: tuple[Request, Request, Request] | None = None) -> None:
+    def rounds(
+        self,
+        workers: int,
+        ours: Server,
+        baseline: Server,
+        requests: tuple[Request, Request, Request, Request],
+        peer: Server | None = None,
+        theirs: tuple[Request, Request, Request] | None = None,
+    ) -> None:
         login, me, register, bare_me = requests
         for connections in CONCURRENCY:
             at = f"w{workers} c{connections}"
@@ -278,32 +445,58 @@ class Bench:
                 tag = f"w{workers}c{connections}r{round_}"
                 self.argon2_bound(at)
                 with PeakMemory(ours) as memory:
-                    pair = [lambda: self.load(f"ours login {at}", ours, login, connections)]
+                    pair = [
+                        lambda: self.load(f"ours login {at}", ours, login, connections)
+                    ]
                     if peer and theirs:
-                        pair.append(lambda: self.load(f"peer login {at}", peer, theirs[0],
-                                                      connections))
+                        pair.append(
+                            lambda: self.load(
+                                f"peer login {at}", peer, theirs[0], connections
+                            )
+                        )
                     _alternate(pair, flip)
-                    trio = [lambda: self.load(f"ours me {at}", ours, me, connections),
-                            lambda: self.load(f"bare me {at}", baseline, bare_me, connections)]
+                    trio = [
+                        lambda: self.load(f"ours me {at}", ours, me, connections),
+                        lambda: self.load(
+                            f"bare me {at}", baseline, bare_me, connections
+                        ),
+                    ]
                     if peer and theirs:
-                        trio.append(lambda: self.load(f"peer me {at}", peer, theirs[1],
-                                                      connections))
+                        trio.append(
+                            lambda: self.load(
+                                f"peer me {at}", peer, theirs[1], connections
+                            )
+                        )
                     _alternate(trio, flip)
                     if connections == CONCURRENCY[0]:
                         self.mixed(at, ours, me, login, connections)
                 self.m.add(f"rss load w{workers}", memory.peak)
                 if peer and theirs:
                     with PeakMemory(peer) as peer_memory:
-                        _alternate([
-                            lambda: self.load(f"ours register {at}", ours, register,
-                                              connections, tag=tag + "o"),
-                            lambda: self.load(f"peer register {at}", peer, theirs[2],
-                                              connections, tag=tag + "p"),
-                        ], flip)
+                        _alternate(
+                            [
+                                lambda: self.load(
+                                    f"ours register {at}",
+                                    ours,
+                                    register,
+                                    connections,
+                                    tag=tag + "o",
+                                ),
+                                lambda: self.load(
+                                    f"peer register {at}",
+                                    peer,
+                                    theirs[2],
+                                    connections,
+                                    tag=tag + "p",
+                                ),
+                            ],
+                            flip,
+                        )
                     self.m.add("peer rss load", peer_memory.peak)
 
-    def mixed(self, at: str, ours: Server, me: Request, login: Request,
-              connections: int) -> None:
+    def mixed(
+        self, at: str, ours: Server, me: Request, login: Request, connections: int
+    ) -> None:
         """`me` while logins run at the same time: hashing must not stall the loop."""
         logins = loadgen.start(ours.url, login, connections, SECONDS)
         time.sleep(0.5)  # the logins are hashing before `me` starts
@@ -327,82 +520,142 @@ class Bench:
             f"--workers N` on SQLite holding {USERS:,} users. wrk (1 thread, its own process) "
             f"keeps C connections busy for {SECONDS:g} s per measurement, {ROUNDS} rounds; the "
             "sides of each ratio run back to back, the order flipping every round. argon2id "
-            f"parameters: {self.settings}.")
-        s.text += ["", "### Logins against the argon2id bound", "",
-                   "The bound is cores ÷ the time of one verify (argon2-cffi, the service's "
-                   "parameters), measured in the same round. With `parallelism` > 1, one "
-                   "verify already runs its lanes on several threads, so the throughput of "
-                   "`cores` threads verifying at once (last column) is the ceiling a server "
-                   "can actually reach on this machine.", "",
-                   "| workers, connections | logins/s | bound (cores ÷ verify) | ratio "
-                   "| ≥ 90% | one verify | argon2 alone, cores threads | logins ÷ that |",
-                   "|---|---:|---:|---:|:---:|---:|---:|---:|"]
+            f"parameters: {self.settings}."
+        )
+        s.text += [
+            "",
+            "### Logins against the argon2id bound",
+            "",
+            "The bound is cores ÷ the time of one verify (argon2-cffi, the service's "
+            "parameters), measured in the same round. With `parallelism` > 1, one "
+            "verify already runs its lanes on several threads, so the throughput of "
+            "`cores` threads verifying at once (last column) is the ceiling a server "
+            "can actually reach on this machine.",
+            "",
+            "| workers, connections | logins/s | bound (cores ÷ verify) | ratio "
+            "| ≥ 90% | one verify | argon2 alone, cores threads | logins ÷ that |",
+            "|---|---:|---:|---:|:---:|---:|---:|---:|",
+        ]
         for workers in WORKERS:
             for connections in CONCURRENCY:
                 at = f"w{workers} c{connections}"
-                ratio = ratios(m.values[f"ours login {at} rps"], m.values[f"{at} bound"])
-                real = ratios(m.values[f"ours login {at} rps"], m.values[f"{at} parallel"])
-                target = Target(f"logins/s ÷ argon2id bound, {at}", ratio, "≥ 90%",
-                                ratio.median >= 0.9)
+                ratio = ratios(
+                    m.values[f"ours login {at} rps"], m.values[f"{at} bound"]
+                )
+                real = ratios(
+                    m.values[f"ours login {at} rps"], m.values[f"{at} parallel"]
+                )
+                target = Target(
+                    f"logins/s ÷ argon2id bound, {at}",
+                    ratio,
+                    "≥ 90%",
+                    ratio.median >= 0.9,
+                )
                 s.targets.append(target)
                 s.text.append(
                     f"| {workers}, {connections} | {m.sample(f'ours login {at} rps').show(1)} "
                     f"| {m.sample(f'{at} bound').show(1)} | {_pct(ratio)} | {target.verdict} "
                     f"| {m.sample(f'{at} verify ms').show(0, ' ms')} "
-                    f"| {m.sample(f'{at} parallel').show(1)}/s | {_pct(real)} |")
-        s.text += ["", "### `me` against the bare Starlette baseline", "",
-                   "The baseline (bench/baseline_app.py) does only `me`'s work: JWT verify "
-                   "(same key, same algorithm), the user by id from the same SQLite file "
-                   "through SQLAlchemy async, JSON. The ratio is the cost of the GraphQL layer.",
-                   "", "| workers, connections | ours me/s | baseline /s | ratio | ≥ 60% "
-                   "| ours p99 | baseline p99 |", "|---|---:|---:|---:|:---:|---:|---:|"]
+                    f"| {m.sample(f'{at} parallel').show(1)}/s | {_pct(real)} |"
+                )
+        s.text += [
+            "",
+            "### `me` against the bare Starlette baseline",
+            "",
+            "The baseline (bench/baseline_app.py) does only `me`'s work: JWT verify "
+            "(same key, same algorithm), the user by id from the same SQLite file "
+            "through SQLAlchemy async, JSON. The ratio is the cost of the GraphQL layer.",
+            "",
+            "| workers, connections | ours me/s | baseline /s | ratio | ≥ 60% "
+            "| ours p99 | baseline p99 |",
+            "|---|---:|---:|---:|:---:|---:|---:|",
+        ]
         for workers in WORKERS:
             for connections in CONCURRENCY:
                 at = f"w{workers} c{connections}"
-                ratio = ratios(m.values[f"ours me {at} rps"], m.values[f"bare me {at} rps"])
-                target = Target(f"me ÷ bare baseline, {at}", ratio, "≥ 60%", ratio.median >= 0.6)
+                ratio = ratios(
+                    m.values[f"ours me {at} rps"], m.values[f"bare me {at} rps"]
+                )
+                target = Target(
+                    f"me ÷ bare baseline, {at}", ratio, "≥ 60%", ratio.median >= 0.6
+                )
                 s.targets.append(target)
                 s.text.append(
                     f"| {workers}, {connections} | {m.sample(f'ours me {at} rps').show(0)} "
                     f"| {m.sample(f'bare me {at} rps').show(0)} | {_pct(ratio)} "
                     f"| {target.verdict} | {m.sample(f'ours me {at} p99').show(1, ' ms')} "
-                    f"| {m.sample(f'bare me {at} p99').show(1, ' ms')} |")
-        s.text += ["", "### `me` p99 while logins run", "",
-                   f"`me` at {CONCURRENCY[0]} connections alone, then again while a second wrk "
-                   f"keeps {CONCURRENCY[0]} logins in flight.", "",
-                   "| workers, connections | p99 alone | p99 with logins | ratio | ≤ 3× |",
-                   "|---|---:|---:|---:|:---:|"]
+                    f"| {m.sample(f'bare me {at} p99').show(1, ' ms')} |"
+                )
+        s.text += [
+            "",
+            "### `me` p99 while logins run",
+            "",
+            f"`me` at {CONCURRENCY[0]} connections alone, then again while a second wrk "
+            f"keeps {CONCURRENCY[0]} logins in flight.",
+            "",
+            "| workers, connections | p99 alone | p99 with logins | ratio | ≤ 3× |",
+            "|---|---:|---:|---:|:---:|",
+        ]
         for workers in WORKERS:
             at = f"w{workers} c{CONCURRENCY[0]}"
             ratio = m.sample(f"mixed me {at} p99 ratio")
-            target = Target(f"me p99 with logins ÷ alone, {at}", ratio, "≤ 3×",
-                            ratio.median <= 3, unit="×")
+            target = Target(
+                f"me p99 with logins ÷ alone, {at}",
+                ratio,
+                "≤ 3×",
+                ratio.median <= 3,
+                unit="×",
+            )
             s.targets.append(target)
-            s.text.append(f"| {workers}, {CONCURRENCY[0]} "
-                          f"| {m.sample(f'ours me {at} p99').show(1, ' ms')} "
-                          f"| {m.sample(f'mixed me {at} p99').show(1, ' ms')} "
-                          f"| {ratio.show(2, '×')} | {target.verdict} |")
-        s.text += ["", f"### Public queries at {USERS:,} users (1 worker)", "",
-                   "p50 at 1 connection is the latency of the query itself; 16 connections "
-                   "show the throughput.", "",
-                   "| query | p50, 1 connection | < 10 ms | p99, 1 connection | /s at 16 "
-                   "| p50 at 16 |", "|---|---:|:---:|---:|---:|---:|"]
+            s.text.append(
+                f"| {workers}, {CONCURRENCY[0]} "
+                f"| {m.sample(f'ours me {at} p99').show(1, ' ms')} "
+                f"| {m.sample(f'mixed me {at} p99').show(1, ' ms')} "
+                f"| {ratio.show(2, '×')} | {target.verdict} |"
+            )
+        s.text += [
+            "",
+            f"### Public queries at {USERS:,} users (1 worker)",
+            "",
+            "p50 at 1 connection is the latency of the query itself; 16 connections "
+            "show the throughput.",
+            "",
+            "| query | p50, 1 connection | < 10 ms | p99, 1 connection | /s at 16 "
+            "| p50 at 16 |",
+            "|---|---:|:---:|---:|---:|---:|",
+        ]
         for name in QUERIES:
             p50 = m.sample(f"query {name} c1 p50")
-            target = Target(f"{name} p50", p50, "< 10 ms", p50.median < 10, digits=1, unit=" ms")
+            target = Target(
+                f"{name} p50", p50, "< 10 ms", p50.median < 10, digits=1, unit=" ms"
+            )
             s.targets.append(target)
-            s.text.append(f"| `{name}` | {p50.show(1, ' ms')} | {target.verdict} "
-                          f"| {m.sample(f'query {name} c1 p99').show(1, ' ms')} "
-                          f"| {m.sample(f'query {name} c16 rps').show(0)} "
-                          f"| {m.sample(f'query {name} c16 p50').show(1, ' ms')} |")
-        s.text += ["", "### Resident memory (RSS, all processes of the server)", "",
-                   "| workers | idle | peak under load (logins + me) |", "|---|---:|---:|"]
+            s.text.append(
+                f"| `{name}` | {p50.show(1, ' ms')} | {target.verdict} "
+                f"| {m.sample(f'query {name} c1 p99').show(1, ' ms')} "
+                f"| {m.sample(f'query {name} c16 rps').show(0)} "
+                f"| {m.sample(f'query {name} c16 p50').show(1, ' ms')} |"
+            )
+        s.text += [
+            "",
+            "### Resident memory (RSS, all processes of the server)",
+            "",
+            "| workers | idle | peak under load (logins + me) |",
+            "|---|---:|---:|",
+        ]
         for workers in WORKERS:
-            s.text.append(f"| {workers} | {m.sample(f'rss idle w{workers}').show(0, ' MiB')} "
-                          f"| {m.sample(f'rss load w{workers}').show(0, ' MiB')} |")
+            s.text.append(
+                f"| {workers} | {m.sample(f'rss idle w{workers}').show(0, ' MiB')} "
+                f"| {m.sample(f'rss load w{workers}').show(0, ' MiB')} |"
+            )
         if self.notes:
-            s.text += ["", "Failed requests during the measurements (not counted as "
-                       "throughput):", "", *[f"- {note}" for note in self.notes]]
+            s.text += [
+                "",
+                "Failed requests during the measurements (not counted as "
+                "throughput):",
+                "",
+                *[f"- {note}" for note in self.notes],
+            ]
         s.charts.append(charts.service(m, WORKERS, CONCURRENCY))
         return s
 
@@ -418,24 +671,37 @@ class Bench:
             "them), same RS256 key. What still differs: fastapi-users hashes on the event "
             "loop; our login also opens a session (a refresh-token row and cookie), our "
             "register also validates the spec's fields and queues a verification mail; "
-            "their `me` is a REST GET, ours a GraphQL query.", "",
+            "their `me` is a REST GET, ours a GraphQL query.",
+            "",
             "| flow, connections | ours /s | fastapi-users /s | ratio | ≥ 1× | ours p99 "
-            "| theirs p99 |", "|---|---:|---:|---:|:---:|---:|---:|"]
+            "| theirs p99 |",
+            "|---|---:|---:|---:|:---:|---:|---:|",
+        ]
         for flow in ("register", "login", "me"):
             for connections in CONCURRENCY:
                 at = f"w1 c{connections}"
-                ratio = ratios(m.values[f"ours {flow} {at} rps"],
-                               m.values[f"peer {flow} {at} rps"])
-                target = Target(f"{flow} ÷ fastapi-users, c{connections}", ratio, "≥ 1×",
-                                ratio.median >= 1, unit="×")
+                ratio = ratios(
+                    m.values[f"ours {flow} {at} rps"], m.values[f"peer {flow} {at} rps"]
+                )
+                target = Target(
+                    f"{flow} ÷ fastapi-users, c{connections}",
+                    ratio,
+                    "≥ 1×",
+                    ratio.median >= 1,
+                    unit="×",
+                )
                 s.targets.append(target)
                 s.text.append(
                     f"| {flow}, {connections} | {m.sample(f'ours {flow} {at} rps').show(1)} "
                     f"| {m.sample(f'peer {flow} {at} rps').show(1)} | {ratio.show(2, '×')} "
                     f"| {target.verdict} | {m.sample(f'ours {flow} {at} p99').show(0, ' ms')} "
-                    f"| {m.sample(f'peer {flow} {at} p99').show(0, ' ms')} |")
-        s.text += ["", f"fastapi-users RSS: idle {m.sample('peer rss idle').show(0, ' MiB')}, "
-                   f"peak under register load {m.sample('peer rss load').show(0, ' MiB')}."]
+                    f"| {m.sample(f'peer {flow} {at} p99').show(0, ' ms')} |"
+                )
+        s.text += [
+            "",
+            f"fastapi-users RSS: idle {m.sample('peer rss idle').show(0, ' MiB')}, "
+            f"peak under register load {m.sample('peer rss load').show(0, ' MiB')}.",
+        ]
         s.charts.append(charts.peer(m, CONCURRENCY))
         return s
 

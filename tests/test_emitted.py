@@ -90,7 +90,9 @@ def test_the_service_root_is_the_same_endpoint(service_url: str) -> None:
 
 
 @pytest.mark.emitted
-@pytest.mark.parametrize("spec", [EXAMPLE, EVERY_OPTION], ids=["example", "every-option"])
+@pytest.mark.parametrize(
+    "spec", [EXAMPLE, EVERY_OPTION], ids=["example", "every-option"]
+)
 def test_the_emitted_test_suite_passes(tmp_path: Path, spec: Path) -> None:
     out = tmp_path / "service"
     generate = authgen("generate", spec, "-o", out)

@@ -89,7 +89,17 @@ def test_no_unused_import_or_undefined_name(generated, spec: Path) -> None:
     """The emitted code reads as if written by hand: pyflakes' rules hold."""
     out = generated(spec)
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--select", "F,E9", "--exclude", ".authgen", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--select",
+            "F,E9",
+            "--exclude",
+            ".authgen",
+            str(out),
+        ],
         capture_output=True,
         text=True,
     )
@@ -201,7 +211,7 @@ def test_regenerating_an_unchanged_spec_changes_nothing(tmp_path: Path) -> None:
 
     again = authgen("generate", EXAMPLE, "-o", out)
     assert again.returncode == 0, again.stderr
-    assert again.stdout == f"generated {out}\n"
+    assert again.stdout == f"{out} is up to date\n"
     after = {
         p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()
     }

@@ -46,17 +46,21 @@ def test_unclosed_flow_sequence() -> None:
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
 def test_empty_file(text: str) -> None:
-    assert lines(text) == ["user.yaml:1:1: the spec is empty"]
+    assert lines(text) == [
+        "user.yaml:1:1: the spec is empty; `authgen init` writes a starter"
+    ]
 
 
 @pytest.mark.parametrize("text", ["- service\n- fields\n", "just text\n"])
 def test_top_level_not_a_mapping(text: str) -> None:
-    assert lines(text) == ["user.yaml:1:1: the top level must be a mapping"]
+    assert lines(text) == [
+        "user.yaml:1:1: the top level must be a mapping of keys (service:, fields:)"
+    ]
 
 
 def test_top_level_not_a_mapping_after_comments() -> None:
     assert lines("# spec\n\n  [1, 2]\n") == [
-        "user.yaml:3:3: the top level must be a mapping"
+        "user.yaml:3:3: the top level must be a mapping of keys (service:, fields:)"
     ]
 
 
@@ -68,14 +72,14 @@ def test_duplicate_keys_are_all_reported() -> None:
         "  age:\n    type: int\n"
     )
     assert lines(text) == [
-        "user.yaml:6:5: duplicate key 'type'",
-        "user.yaml:7:3: duplicate key 'age'",
+        "user.yaml:6:5: duplicate key 'type'; keep one of them",
+        "user.yaml:7:3: duplicate key 'age'; keep one of them",
     ]
 
 
 def test_non_string_key() -> None:
     assert lines("service:\n  name: a\nfields:\n  12:\n    type: int\n") == [
-        "user.yaml:4:3: keys must be strings"
+        "user.yaml:4:3: keys must be text; put this one in quotes"
     ]
 
 

@@ -69,12 +69,12 @@ fields:
     default: free
 """
 
-HOOK = '''
+HOOK = """
 
 def check_nickname(value):
     if value.lower() == "admin":
         raise ValueError("this nickname is reserved")
-'''
+"""
 
 VERIFIES = "The public key that verifies the auth tokens, in PEM."
 REGISTER = "mutation($f: UserRegisterInput!) { register(fields: $f) }"
@@ -92,7 +92,9 @@ class Inbox:
         self.messages: list = []
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.messages.append(
+            message_from_bytes(envelope.content, policy=policy.default)
+        )
         return "250 OK"
 
     def link_for(self, recipient: str, timeout: float = 20) -> str:
@@ -153,9 +155,13 @@ def running(out: Path, data: Path, smtp_port: int) -> Iterator[httpx.Client]:
         log.close()
 
 
-def gql(client: httpx.Client, query: str, token: str | None = None, **variables) -> dict:
+def gql(
+    client: httpx.Client, query: str, token: str | None = None, **variables
+) -> dict:
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    return client.post("/graphql", json={"query": query, "variables": variables}, headers=headers).json()
+    return client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
+    ).json()
 
 
 @pytest.fixture
@@ -180,7 +186,13 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
 
     with running(out, data, smtp_port) as client:
         for name, age in (("alice", 30), ("bob", 41)):
-            fields = {"email": f"{name}@example.com", "password": "correct horse 1", "username": name, "age": age, "legacy": "old"}
+            fields = {
+                "email": f"{name}@example.com",
+                "password": "correct horse 1",
+                "username": name,
+                "age": age,
+                "legacy": "old",
+            }
             assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
             confirmation = httpx.get(sink.link_for(f"{name}@example.com"))
             assert confirmation.status_code == 200
@@ -189,9 +201,13 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
     settings_file = out / "src/shop_auth/settings.py"
     settings_text = settings_file.read_text()
     assert 'mail_from: str = "no-reply@localhost"' in settings_text
-    settings_file.write_text(settings_text.replace("no-reply@localhost", "accounts@shop.example"))
+    settings_file.write_text(
+        settings_text.replace("no-reply@localhost", "accounts@shop.example")
+    )
     schema_file = out / "src/shop_auth/schema.graphql"
-    schema_file.write_text(schema_file.read_text().replace(VERIFIES, "Our signing key, in PEM."))
+    schema_file.write_text(
+        schema_file.read_text().replace(VERIFIES, "Our signing key, in PEM.")
+    )
     hooks_file = out / "src/shop_auth/hooks.py"
     hooks_file.write_text(hooks_file.read_text() + HOOK)
     hooks_before = hooks_file.read_bytes()
@@ -212,33 +228,64 @@ def test_edits_and_data_survive_a_model_change(tmp_path: Path, inbox) -> None:
         login = gql(client, LOGIN, e="alice@example.com", p="correct horse 1")
         token = login["data"]["login"]["token"]
         me = gql(client, "{ me { username plan email_verified } }", token)
-        assert me == {"data": {"me": {"username": "alice", "plan": "free", "email_verified": True}}}
+        assert me == {
+            "data": {
+                "me": {"username": "alice", "plan": "free", "email_verified": True}
+            }
+        }
         # age is public and filterable now; legacy is gone from the API.
-        older = gql(client, "{ userMany(filter: {_operators: {age: {gt: 35}}}) { username age } }")
+        older = gql(
+            client,
+            "{ userMany(filter: {_operators: {age: {gt: 35}}}) { username age } }",
+        )
         assert older == {"data": {"userMany": [{"username": "bob", "age": 41}]}}
         gone = gql(client, "{ userMany { legacy } }")
         assert gone["errors"][0]["type"] == "GraphQLValidationError"
         # The edited schema description and setting are in force.
-        described = gql(client, '{ __type(name: "Query") { fields { name description } } }')
-        descriptions = {f["name"]: f["description"] for f in described["data"]["__type"]["fields"]}
+        described = gql(
+            client, '{ __type(name: "Query") { fields { name description } } }'
+        )
+        descriptions = {
+            f["name"]: f["description"] for f in described["data"]["__type"]["fields"]
+        }
         assert descriptions["publicKey"] == "Our signing key, in PEM."
-        fields = {"email": "dave@example.com", "password": "correct horse 1", "username": "dave"}
+        fields = {
+            "email": "dave@example.com",
+            "password": "correct horse 1",
+            "username": "dave",
+        }
         assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
         sink.link_for("dave@example.com")
-        assert [m["From"] for m in sink.messages if "dave" in m["To"]] == ["accounts@shop.example"]
+        assert [m["From"] for m in sink.messages if "dave" in m["To"]] == [
+            "accounts@shop.example"
+        ]
         # The custom validator in hooks.py is called.
-        fields = {"email": "carol@example.com", "password": "correct horse 1", "username": "carol", "nickname": "admin"}
+        fields = {
+            "email": "carol@example.com",
+            "password": "correct horse 1",
+            "username": "carol",
+            "nickname": "admin",
+        }
         refused = gql(client, REGISTER, f=fields)
         assert refused["errors"][0]["type"] == "UserValidationError"
         assert "nickname" in refused["errors"][0]["message"]
         assert "reserved" in refused["errors"][0]["message"]
 
     # Regenerating an unchanged spec changes nothing.
-    stamps = {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()}
+    stamps = {
+        path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()
+    }
     again = authgen("generate", str(spec), "-o", str(out), cwd=tmp_path)
     assert again.returncode == 0
-    assert {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()} == stamps
-    assert authgen("generate", str(spec), "-o", str(out), "--check", cwd=tmp_path).returncode == 0
+    assert {
+        path: path.stat().st_mtime_ns for path in out.rglob("*") if path.is_file()
+    } == stamps
+    assert (
+        authgen(
+            "generate", str(spec), "-o", str(out), "--check", cwd=tmp_path
+        ).returncode
+        == 0
+    )
 
 
 def test_conflicting_edit_is_marked_listed_and_fails(tmp_path: Path) -> None:
@@ -248,8 +295,14 @@ def test_conflicting_edit_is_marked_listed_and_fails(tmp_path: Path) -> None:
     assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
 
     schema = out / "src/shop_auth/schema.graphql"
-    schema.write_text(schema.read_text().replace('"""Age in years."""', '"""Age in whole years."""', 1))
-    spec.write_text(SPEC_V1.replace("description: Age in years.", "description: Age, in years."))
+    schema.write_text(
+        schema.read_text().replace(
+            '"""Age in years."""', '"""Age in whole years."""', 1
+        )
+    )
+    spec.write_text(
+        SPEC_V1.replace("description: Age in years.", "description: Age, in years.")
+    )
 
     preview = authgen("generate", str(spec), "-o", str(out), "--check", cwd=tmp_path)
     assert preview.returncode == 1
@@ -274,12 +327,26 @@ def test_a_model_the_data_cannot_take_stops_the_start(tmp_path: Path, inbox) -> 
     assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
     with running(out, data, smtp_port) as client:
         for name in ("dora", "erin"):
-            fields = {"email": f"{name}@example.com", "password": "correct horse 1", "username": name, "nickname": "same"}
+            fields = {
+                "email": f"{name}@example.com",
+                "password": "correct horse 1",
+                "username": name,
+                "nickname": "same",
+            }
             assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
 
-    spec.write_text(SPEC_V1.replace("  nickname:\n    type: string\n", "  nickname:\n    type: string\n    unique: true\n"))
+    spec.write_text(
+        SPEC_V1.replace(
+            "  nickname:\n    type: string\n",
+            "  nickname:\n    type: string\n    unique: true\n",
+        )
+    )
     assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
-    env = {**os.environ, "PYTHONPATH": str(out / "src"), "AUTH_DATABASE_URL": f"sqlite:///{data / 'shop.db'}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(out / "src"),
+        "AUTH_DATABASE_URL": f"sqlite:///{data / 'shop.db'}",
+    }
     start = subprocess.run(
         [sys.executable, "-m", "shop_auth", "serve", "--port", str(free_port())],
         cwd=data,
@@ -291,3 +358,112 @@ def test_a_model_the_data_cannot_take_stops_the_start(tmp_path: Path, inbox) -> 
     assert start.returncode == 1
     assert "nickname" in start.stderr and "unique" in start.stderr
     assert "Traceback" not in start.stderr
+
+
+def serve_once(out: Path, data: Path) -> subprocess.CompletedProcess[str]:
+    """`serve` on the database in `data`, for a start that is expected to stop."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(out / "src"),
+        "AUTH_DATABASE_URL": f"sqlite:///{data / 'shop.db'}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "shop_auth", "serve", "--port", str(free_port())],
+        cwd=data,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_unresolved_conflicts_fail_generate_check_and_serve_until_resolved(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "user.yaml"
+    out = tmp_path / "shop-auth"
+    data = tmp_path / "data"
+    data.mkdir()
+    spec.write_text(SPEC_V1)
+    assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
+    models = out / "src/shop_auth/models.py"
+    text = models.read_text()
+    age = text.index('"age": FieldInfo(')
+    edited = text[:age] + text[age:].replace(
+        "message=None,", 'message="Whole years only.",', 1
+    )
+    models.write_text(edited)
+    spec.write_text(
+        SPEC_V1.replace(
+            "description: Age in years.",
+            "description: Age in years.\n    message: Age must be a whole number.",
+        )
+    )
+    first = authgen("generate", str(spec), "-o", str(out), cwd=tmp_path)
+    assert first.returncode == 1
+    assert "conflict: src/shop_auth/models.py" in first.stdout
+    assert "<<<<<<< yours" in models.read_text()
+
+    # Nothing changed since: still listed, still failing, in both modes.
+    again = authgen("generate", str(spec), "-o", str(out), cwd=tmp_path)
+    assert again.returncode == 1
+    assert str(models) in again.stderr
+    check = authgen("generate", str(spec), "-o", str(out), "--check", cwd=tmp_path)
+    assert check.returncode == 1
+    assert str(models) in check.stderr
+    assert "up to date" not in check.stdout
+
+    start = serve_once(out, data)
+    assert start.returncode == 1
+    assert "Traceback" not in start.stderr and "SyntaxError" not in start.stderr
+    assert "conflict markers" in start.stderr and str(models) in start.stderr
+
+    # Resolved: every check passes again.
+    models.write_text(
+        edited.replace(
+            'message="Whole years only."', "message='Age must be a whole number.'"
+        )
+    )
+    assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
+    fresh = authgen("generate", str(spec), "-o", str(out), "--check", cwd=tmp_path)
+    assert (fresh.returncode, fresh.stderr) == (0, "")
+
+
+OLD_HOOKS = '''"""Your own code, as an older authgen wrote it: none of today's event hooks."""
+'''
+
+
+def test_a_hooks_py_without_the_hooks_the_service_calls_still_works(
+    tmp_path: Path, inbox
+) -> None:
+    """As a hooks.py from an authgen that had none of the hooks a newer
+    blueprint calls: each is skipped, and register, confirm, login and delete work."""
+    sink, smtp_port = inbox
+    spec = tmp_path / "user.yaml"
+    out = tmp_path / "shop-auth"
+    data = tmp_path / "data"
+    data.mkdir()
+    spec.write_text(SPEC_V1)
+    assert authgen("generate", str(spec), "-o", str(out), cwd=tmp_path).returncode == 0
+    (out / "src/shop_auth/hooks.py").write_text(OLD_HOOKS)
+
+    with running(out, data, smtp_port) as client:
+        fields = {
+            "email": "fay@example.com",
+            "password": "correct horse 1",
+            "username": "fay",
+        }
+        assert gql(client, REGISTER, f=fields) == {"data": {"register": True}}
+        assert httpx.get(sink.link_for("fay@example.com")).status_code == 200
+        login = gql(client, LOGIN, e="fay@example.com", p="correct horse 1")
+        token = login["data"]["login"]["token"]
+        assert gql(client, "{ me { username email_verified } }", token) == {
+            "data": {"me": {"username": "fay", "email_verified": True}}
+        }
+        deleted = gql(
+            client,
+            "mutation($p: String!) { deleteMe(password: $p) }",
+            token,
+            p="correct horse 1",
+        )
+        assert deleted == {"data": {"deleteMe": True}}

@@ -21,8 +21,18 @@ def test_every_spec_key_and_type_is_documented() -> None:
 
 def test_every_command_and_option_is_documented() -> None:
     for command in app.registered_commands:
-        assert f"authgen {command.callback.__name__}" in README
-    for text in ("--force", "-o OUT", "--check", "--diff", "--version", "--help"):
+        assert f"authgen {command.name or command.callback.__name__}" in README
+    for text in (
+        "--force",
+        "--name NAME",
+        "-o OUT",
+        "--check",
+        "--diff",
+        "--version",
+        "--help",
+        "--install-completion",
+        "--show-completion",
+    ):
         assert text in README, text
 
 

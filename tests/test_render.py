@@ -6,6 +6,7 @@ A broken blueprint must be reported with the file it concerns.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -72,15 +73,17 @@ def test_template_syntax_error_names_the_file(tmp_path: Path) -> None:
 
 
 def test_undefined_variable_names_the_file(tmp_path: Path) -> None:
-    message = render_error(tmp_path, "errors.py", "\nX = {{ cookiecutter.no_such_thing.attr }}\n")
+    message = render_error(
+        tmp_path, "errors.py", "\nX = {{ cookiecutter.no_such_thing.attr }}\n"
+    )
     assert message == (
         "src/{{cookiecutter.package}}/errors.py: 'dict object' has no attribute 'no_such_thing'"
     )
 
 
 def test_black_failure_names_the_rendered_file(tmp_path: Path) -> None:
-    message = render_error(tmp_path, "tokens.py", "\ndef broken(:\n")
-    assert message.startswith("src/bare_auth/tokens.py: black cannot format it:")
+    message = render_error(tmp_path, "models.py", "\ndef broken(:\n")
+    assert message.startswith("src/bare_auth/models.py: black cannot format it:")
 
 
 def test_broken_blueprint_through_the_cli(tmp_path: Path) -> None:
@@ -88,7 +91,7 @@ def test_broken_blueprint_through_the_cli(tmp_path: Path) -> None:
     package = tmp_path / "site" / "authgen"
     shutil.copytree(Path(__import__("authgen").__file__).parent, package)
     template = copy_blueprints(package)
-    broken = template / PACKAGE_DIR / "tokens.py"
+    broken = template / PACKAGE_DIR / "models.py"
     broken.write_text(broken.read_text() + "\ndef broken(:\n")
 
     result = authgen(
@@ -101,7 +104,7 @@ def test_broken_blueprint_through_the_cli(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith(
-        "error: cannot render the service: src/bare_auth/tokens.py: black cannot format it:"
+        "error: cannot render the service: src/bare_auth/models.py: black cannot format it:"
     )
     assert not (tmp_path / "out").exists()
 
@@ -113,7 +116,9 @@ def test_rendering_is_deterministic() -> None:
     assert first.executable == second.executable
 
 
-def test_byte_code_caches_of_installed_blueprints_are_not_emitted(tmp_path: Path) -> None:
+def test_byte_code_caches_of_installed_blueprints_are_not_emitted(
+    tmp_path: Path,
+) -> None:
     """pip byte-compiles the blueprints it installs; those caches must not ship."""
     template = copy_blueprints(tmp_path)
     cache = template / PACKAGE_DIR / "__pycache__"
@@ -122,4 +127,76 @@ def test_byte_code_caches_of_installed_blueprints_are_not_emitted(tmp_path: Path
 
     files = render(build_context(load_spec(MINIMAL)), template=template).files
 
-    assert not [path for path in files if "__pycache__" in path or path.endswith(".pyc")]
+    assert not [
+        path for path in files if "__pycache__" in path or path.endswith(".pyc")
+    ]
+
+
+def blueprint_python() -> list[Path]:
+    return sorted(
+        path
+        for path in (blueprints_dir() / PROJECT).rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
+
+
+def test_plain_blueprint_files_are_black_clean() -> None:
+    """A plain file is emitted as written, without black (see render.black_leaves)."""
+    import black
+
+    mode = black.Mode(target_versions={black.TargetVersion.PY311})
+    plain = [p for p in blueprint_python() if not re.search("{{|{%", p.read_text())]
+    assert len(plain) > 10
+    unformatted = [
+        str(path.relative_to(blueprints_dir()))
+        for path in plain
+        if black.format_str(path.read_text(), mode=mode) != path.read_text()
+    ]
+    assert unformatted == [], "run black over these blueprint files"
+
+
+@pytest.mark.parametrize("spec", [MINIMAL, EXAMPLE, EVERY_OPTION], ids=lambda p: p.stem)
+def test_files_emitted_without_black_are_what_black_writes(spec: Path) -> None:
+    """Templated files skip black when rendering only put names in short
+    one-line statements: their other lines must then be black-clean too."""
+    import black
+
+    from authgen.render import black_leaves
+
+    mode = black.Mode(target_versions={black.TargetVersion.PY311})
+    context = build_context(load_spec(spec))
+    files = render(context).files
+    root = blueprints_dir() / PROJECT
+    skipped = []
+    for path in blueprint_python():
+        relative = path.relative_to(root).as_posix()
+        emitted = files[
+            relative.replace("{{cookiecutter.package}}", context["package"])
+        ]
+        if black_leaves(emitted, path.read_bytes()):
+            skipped.append(relative)
+            source = emitted.decode()
+            assert black.format_str(source, mode=mode) == source, relative
+    assert len(skipped) > 10
+
+
+def test_black_leaves_only_what_it_can_tell_without_black() -> None:
+    from authgen.render import black_leaves
+
+    source = b'import os\nfrom {{ p }}.models import X\nNAME = "{{ p }}"\n'
+    assert black_leaves(source, source)
+    assert black_leaves(
+        b'import os\nfrom acme.models import X\nNAME = "acme"\n', source
+    )
+    # A line that grew past 88 columns is black's to wrap.
+    long = "a" * 80
+    assert not black_leaves(
+        f'import os\nfrom {long}.models import X\nNAME = "a"\n'.encode(), source
+    )
+    # A line inside brackets may be joined by black once it is shorter.
+    wrapped = b"call(\n    {{ p }},\n)\n"
+    assert not black_leaves(b"call(\n    a,\n)\n", wrapped)
+    # Lines added or removed by a loop: black decides.
+    assert not black_leaves(b"import os\n", source)
+    # A file that is not in the blueprint (none is) goes through black.
+    assert not black_leaves(source, None)

@@ -41,7 +41,7 @@ MISTAKES = [
     # Unknown keys, at every level, pointing at the key.
     pytest.param(
         "service:\n  name: acme\nextra: 1\n",
-        "user.yaml:3:1: unknown key 'extra'; expected one of service, fields",
+        "user.yaml:3:1: unknown key 'extra'; expected one of service, fields, exclude",
         id="unknown-top-level-key",
     ),
     pytest.param(
@@ -140,7 +140,8 @@ MISTAKES = [
     pytest.param(
         HEAD + "  gender:\n    type: enum\n    values: [M, my-value]\n",
         "user.yaml:6:17: fields.gender.values.1: enum value 'my-value' is not a valid"
-        " GraphQL enum name",
+        " GraphQL enum name; use letters, digits and underscores, starting with a"
+        " letter or underscore (true, false and null are taken)",
         id="enum-value-not-a-name",
     ),
     pytest.param(
@@ -177,7 +178,8 @@ MISTAKES = [
     ),
     pytest.param(
         HEAD + "  nick:\n    type: string\n    pattern: '^[a-z]+$'\n    default: A1\n",
-        "user.yaml:7:14: fields.nick.default: 'A1' does not have the expected format.",
+        "user.yaml:7:14: fields.nick.default: 'A1' does not have the expected format:"
+        " the whole value must match the pattern '^[a-z]+$'",
         id="default-does-not-match-pattern",
     ),
     pytest.param(
@@ -271,7 +273,8 @@ MISTAKES = [
     # Patterns and formats match the whole value; strings have a default cap.
     pytest.param(
         HEAD + "  nick:\n    type: string\n    pattern: '[a-z]+'\n    default: abc1\n",
-        "user.yaml:7:14: fields.nick.default: 'abc1' does not have the expected format.",
+        "user.yaml:7:14: fields.nick.default: 'abc1' does not have the expected format:"
+        " the whole value must match the pattern '[a-z]+'",
         id="default-pattern-is-a-full-match",
     ),
     pytest.param(
@@ -306,8 +309,8 @@ MISTAKES = [
     # Regular expressions.
     pytest.param(
         HEAD + "  nick:\n    type: string\n    pattern: '[a-'\n",
-        "user.yaml:6:14: fields.nick.pattern: not a valid regular expression:"
-        " unterminated character set at position 0",
+        "user.yaml:6:14: fields.nick.pattern: '[a-' is not a valid Python regular"
+        " expression: unterminated character set at position 0",
         id="pattern-does-not-compile",
     ),
     # Names.
@@ -380,12 +383,14 @@ MISTAKES = [
     ),
     pytest.param(
         "service:\n  name: acme\n  package: acme-auth\n",
-        "user.yaml:3:12: service.package: 'acme-auth' is not a valid Python package name",
+        "user.yaml:3:12: service.package: 'acme-auth' is not a valid Python package name;"
+        " use letters, digits and underscores, starting with a letter, not a Python keyword",
         id="service-package-with-dash",
     ),
     pytest.param(
         "service:\n  name: acme\n  package: import\n",
-        "user.yaml:3:12: service.package: 'import' is not a valid Python package name",
+        "user.yaml:3:12: service.package: 'import' is not a valid Python package name;"
+        " use letters, digits and underscores, starting with a letter, not a Python keyword",
         id="service-package-keyword",
     ),
 ]
@@ -548,9 +553,13 @@ def test_defaults_are_checked_by_the_services_own_rules_module(generated) -> Non
 def test_a_bad_default_gets_the_message_the_service_gives(
     options: dict, default: object
 ) -> None:
-    """The words of a spec mistake are those of the service's refusal."""
+    """The words of a spec mistake are those of the service's refusal (a
+    failed pattern is then named, which the service does not do)."""
     text = HEAD + "  nick: " + json.dumps({**options, "default": default}) + "\n"
     message = rules().value_problem(FieldSpec.model_validate(options), default)
     assert message
     [line] = problems(text)
+    if "pattern" in options:
+        message = f"{message.rstrip('.')}: the whole value must match the pattern"
+        message += f" {options['pattern']!r}"
     assert line.endswith(f"fields.nick.default: {default!r} {message}")

@@ -1,3 +1,3 @@
 """authgen: a GraphQL authentication service generated from one YAML user model."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

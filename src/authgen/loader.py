@@ -13,7 +13,12 @@ from typing import Any
 
 import yaml
 
+from authgen.errors import AuthgenError
+
 Path_ = tuple[str | int, ...]
+
+_NOT_A_MAPPING = "the top level must be a mapping of keys (service:, fields:)"
+_NOT_TEXT = "keys must be text; put this one in quotes"
 
 
 @dataclass(frozen=True, order=True)
@@ -28,7 +33,7 @@ class Problem:
         return f"{filename}:{self.line}:{self.column}: {self.message}"
 
 
-class SpecError(Exception):
+class SpecError(AuthgenError):
     """A spec with one or more mistakes; carries all of them at once."""
 
     def __init__(self, filename: str, problems: list[Problem]) -> None:
@@ -78,11 +83,12 @@ def load(text: str, filename: str) -> Document:
         message = error.problem or str(error)
         raise SpecError(filename, [Problem(line, column, f"invalid YAML: {message}")])
     if root is None:
-        raise SpecError(filename, [Problem(1, 1, "the spec is empty")])
-    if not isinstance(root, yaml.MappingNode):
         raise SpecError(
-            filename, [Problem(*_mark(root), "the top level must be a mapping")]
+            filename,
+            [Problem(1, 1, "the spec is empty; `authgen init` writes a starter")],
         )
+    if not isinstance(root, yaml.MappingNode):
+        raise SpecError(filename, [Problem(*_mark(root), _NOT_A_MAPPING)])
     document = Document(None, {}, {})
     problems: list[Problem] = []
     document.data = _construct(root, (), document, problems)
@@ -100,10 +106,14 @@ def _construct(
         for key_node, value_node in node.value:
             key = _scalar(key_node)
             if not isinstance(key, str):
-                problems.append(Problem(*_mark(key_node), "keys must be strings"))
+                problems.append(Problem(*_mark(key_node), _NOT_TEXT))
                 continue
             if key in result:
-                problems.append(Problem(*_mark(key_node), f"duplicate key '{key}'"))
+                problems.append(
+                    Problem(
+                        *_mark(key_node), f"duplicate key '{key}'; keep one of them"
+                    )
+                )
                 continue
             document.key_marks[path + (key,)] = _mark(key_node)
             result[key] = _construct(value_node, path + (key,), document, problems)

@@ -137,6 +137,8 @@ class FieldSpec(_Strict):
 class Spec(_Strict):
     service: ServiceSpec
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
+    #: Generated paths (or globs) the user opted out of: authgen leaves them alone.
+    exclude: list[StrictStr] = Field(default_factory=list)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -169,6 +171,9 @@ def check(document: Document, filename: str) -> Spec:
             field = _valid(FieldSpec, raw)
             if field is not None:
                 problems += _check_field(name, field, document)
+    exclude = data.get("exclude")
+    if isinstance(exclude, list):
+        problems += _check_exclude(exclude, document)
     if problems or spec is None:
         raise SpecError(filename, problems)
     return spec
@@ -267,7 +272,9 @@ def _check_service(service: Any, document: Document) -> list[Problem]:
         problems.append(
             document.problem(
                 ("service", "package"),
-                f"service.package: {package!r} is not a valid Python package name",
+                f"service.package: {package!r} is not a valid Python package name;"
+                " use letters, digits and underscores, starting with a letter,"
+                " not a Python keyword",
             )
         )
     return problems
@@ -361,7 +368,9 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
                         document.problem(
                             ("fields", name, "values", index),
                             f"fields.{name}.values.{index}: enum value {value!r}"
-                            " is not a valid GraphQL enum name",
+                            " is not a valid GraphQL enum name; use letters, digits"
+                            " and underscores, starting with a letter or underscore"
+                            " (true, false and null are taken)",
                         )
                     )
             if len(set(field.values)) != len(field.values):
@@ -377,7 +386,10 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
         try:
             re.compile(field.pattern)
         except re.error as error:
-            add("pattern", f"not a valid regular expression: {error}")
+            add(
+                "pattern",
+                f"{field.pattern!r} is not a valid Python regular expression: {error}",
+            )
     if field.validator is not None and not VALIDATOR_PATTERN.match(field.validator):
         add(
             "validator",
@@ -393,8 +405,19 @@ def _check_field(name: str, field: FieldSpec, document: Document) -> list[Proble
     if field.default is not None and not broken:
         reason = default_problem(field, field.default)
         if reason:
-            add("default", f"{field.default!r} {reason}")
+            add("default", f"{field.default!r} {_with_pattern(field, reason)}")
     return problems
+
+
+def _with_pattern(field: FieldSpec, reason: str) -> str:
+    """Names the pattern a default fails, which the service's message does not."""
+    items = field.default if field.list else [field.default]
+    if field.pattern is None or all(
+        not isinstance(item, str) or re.fullmatch(field.pattern, item) for item in items
+    ):
+        return reason
+    pattern = field.pattern
+    return f"{reason.rstrip('.')}: the whole value must match the pattern {pattern!r}"
 
 
 def _greater(low: Any, high: Any) -> bool:
@@ -465,3 +488,26 @@ def _parses(parse: Any, value: Any) -> str | None:
     except ValueError as error:
         return str(error)
     return None
+
+
+def _check_exclude(patterns: list[Any], document: Document) -> list[Problem]:
+    """Each entry names files of the service: a relative path or glob with `/`."""
+    problems = []
+    for index, pattern in enumerate(patterns):
+        if not isinstance(pattern, str):
+            continue  # the shape check reports it
+        parts = pattern.rstrip("/").split("/")
+        if (
+            "\\" in pattern
+            or parts[0] == ".authgen"
+            or any(part in ("", ".", "..") for part in parts)
+        ):
+            problems.append(
+                document.problem(
+                    ("exclude", index),
+                    f"exclude.{index}: {pattern!r} is not a path inside the service;"
+                    " write it relative to the service, with / (e.g. docs/security.md"
+                    " or src/*/templates/*.html)",
+                )
+            )
+    return problems

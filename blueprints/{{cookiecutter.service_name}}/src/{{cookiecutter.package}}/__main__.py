@@ -5,13 +5,12 @@ import asyncio
 import copy
 import logging
 import os
+import re
 import sys
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
-
-from .settings import Settings, available_cores
-from .transport import RedactTokens
 
 log = logging.getLogger("{{ cookiecutter.package }}")
 
@@ -28,6 +27,17 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    conflicted = conflicted_files()
+    if conflicted:
+        log.error(
+            "cannot start: unresolved conflict markers in %s; resolve them, then run authgen generate again",
+            ", ".join(map(str, conflicted)),
+        )
+        sys.exit(1)
+    # Imported only now: a module with conflict markers does not import.
+    from .settings import available_cores
+    from .transport import RedactTokens
+
     # The workers share the machine's cores for password hashing.
     cores = available_cores()
     os.environ.setdefault("AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers))))
@@ -55,6 +65,20 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+#: A merge conflict as authgen (or git) leaves it: a start and an end marker at line starts.
+CONFLICT_MARKERS = re.compile(rb"^<<<<<<< .*^>>>>>>> ", re.MULTILINE | re.DOTALL)
+
+
+def conflicted_files() -> list[Path]:
+    """The files of this package that still hold merge conflict markers."""
+    package = Path(__file__).resolve().parent
+    return [
+        path
+        for path in sorted(package.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and CONFLICT_MARKERS.search(path.read_bytes())
+    ]
+
+
 def _problem(detail: dict) -> str:
     """One line per bad setting, named as the environment names it."""
     message = detail["msg"].removeprefix("Value error, ")
@@ -67,6 +91,7 @@ async def preflight() -> None:
     """Open the store once before serving, so that schema changes are applied
     and a model the stored data cannot take stops here with a clear message
     (not a traceback from every worker)."""
+    from .settings import Settings
     from .store import SchemaError, UnreachableDatabase, open_store
 
     try:

@@ -8,7 +8,8 @@ A field with `validator: hooks:some_function` in user.yaml calls
 
 The event hooks below are called with the user (a dict of stored fields,
 without the password hash). They run inside the request: keep them quick, and
-raise an AuthError subclass from errors.py to refuse the operation.
+raise an AuthError subclass from errors.py to refuse the operation. A hook
+this file lacks is skipped, so a hooks.py from an older authgen keeps working.
 """
 
 from typing import Any

@@ -94,6 +94,7 @@ class Mailer:
         self.templates = Templates(settings)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         # Callers waiting for the first attempt of a mail: mail id -> its status.
         self._watchers: dict[str, asyncio.Future[str]] = {}
 
@@ -101,12 +102,19 @@ class Mailer:
         self._task = asyncio.create_task(self._run(), name="mail worker")
 
     async def stop(self) -> None:
+        """Finish the batch being sent, then stop: a send cut off in the middle
+        would keep its lease, and the mail would wait for it to expire."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), self.settings.smtp_timeout * 2)
+            except TimeoutError:
+                self._task.cancel()
+                try:
+                    await self._task
+                except asyncio.CancelledError:
+                    pass
             self._task = None
 
     def wake(self) -> None:
@@ -125,10 +133,10 @@ class Mailer:
             self._watchers.pop(mail_id, None)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
-                while await self._send_due():
+                while not self._stopping and await self._send_due():
                     pass
             except Exception:
                 log.exception("mail worker: cannot read the outbox; retrying")

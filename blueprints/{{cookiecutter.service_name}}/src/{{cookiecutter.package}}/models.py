@@ -175,7 +175,3 @@ def account_view(user: dict[str, Any]) -> dict[str, Any]:
 def owner_view(user: dict[str, Any]) -> dict[str, Any]:
     """The `User` type of the API: every non-internal field."""
     return {name: user.get(name) for name in USER_FIELDS}
-
-
-def hook_view(user: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in user.items() if name != "password_hash"}

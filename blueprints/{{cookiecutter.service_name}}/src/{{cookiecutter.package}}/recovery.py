@@ -7,8 +7,7 @@ expire; each new link of a kind replaces the user's older ones.
 from datetime import UTC, datetime
 from typing import Any
 
-from . import hooks
-from .accounts import lookup_email
+from .accounts import call_hook, lookup_email
 from .errors import (
     AlreadyLoggedInError,
     EmailAlreadyConfirmedError,
@@ -19,7 +18,6 @@ from .errors import (
 )
 from .limits import mail_limit
 from .links import RESET_PASSWORD, VERIFY_EMAIL, credentials_writes, recovery_writes, verification_writes
-from .models import hook_view
 from .services import Services
 from .tokens import hash_secret
 
@@ -114,5 +112,5 @@ async def confirm_email(services: Services, raw_token: str) -> str:
     if before is None or user is None:
         raise UnauthorizedError("This link confirms an email address that is no longer the one of the account.")
     if not before["email_verified"]:
-        await hooks.after_email_verified(hook_view(user))
+        await call_hook("after_email_verified", user)
     return f"Thank you: {user['email']} is confirmed."
