@@ -54,7 +54,9 @@ class AsyncCollection:
 
         return call
 
-    def _described(self, error: DuplicateKeyError, method: str, args: tuple) -> DuplicateKeyError:
+    def _described(
+        self, error: DuplicateKeyError, method: str, args: tuple
+    ) -> DuplicateKeyError:
         """The error with the index's key pattern, found by looking for the colliding document."""
         if method == "insert_one":
             values, own_id = args[0], args[0].get("_id")
@@ -65,9 +67,14 @@ class AsyncCollection:
         for index in self.sync.index_information().values():
             field = index["key"][0][0]
             if index.get("unique") and field in values:
-                other = self.sync.find_one({field: values[field], "_id": {"$ne": own_id}})
+                other = self.sync.find_one(
+                    {field: values[field], "_id": {"$ne": own_id}}
+                )
                 if other is not None:
-                    details = {"keyPattern": {field: 1}, "keyValue": {field: values[field]}}
+                    details = {
+                        "keyPattern": {field: 1},
+                        "keyValue": {field: values[field]},
+                    }
                     return DuplicateKeyError(str(error), 11000, details)
         return error
 

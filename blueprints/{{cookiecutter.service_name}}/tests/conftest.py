@@ -30,7 +30,6 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -48,10 +47,14 @@ class MailSink:
         self.messages: list[EmailMessage] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.messages.append(
+            message_from_bytes(envelope.content, policy=policy.default)
+        )
         return "250 OK"
 
-    def wait_for(self, recipient: str, count: int = 1, timeout: float = 15.0) -> list[EmailMessage]:
+    def wait_for(
+        self, recipient: str, count: int = 1, timeout: float = 15.0
+    ) -> list[EmailMessage]:
         """The messages to `recipient`, once at least `count` have arrived."""
         deadline = time.monotonic() + timeout
         while True:
@@ -81,17 +84,35 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The service under test is this checkout's, whatever else is installed.
-        pythonpath = os.pathsep.join(filter(None, [str(SOURCE), os.environ.get("PYTHONPATH")]))
-        self.env = {**os.environ, **env, "AUTH_PUBLIC_URL": self.url, "PYTHONPATH": pythonpath}
+        pythonpath = os.pathsep.join(
+            filter(None, [str(SOURCE), os.environ.get("PYTHONPATH")])
+        )
+        self.env = {
+            **os.environ,
+            **env,
+            "AUTH_PUBLIC_URL": self.url,
+            "PYTHONPATH": pythonpath,
+        }
         self.process: subprocess.Popen | None = None
         self.log = folder / "service.log"
 
     def start(self, timeout: float = 30.0) -> None:
-        command = [sys.executable, "-m", "{{ cookiecutter.package }}", "serve", "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "{{ cookiecutter.package }}",
+            "serve",
+            "--port",
+            str(self.port),
+        ]
         command += ["--workers", str(self.workers)]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=self.folder,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -127,16 +148,23 @@ class GraphQLClient:
         self.http = httpx.Client(base_url=url, timeout=30)
         self.token: str | None = None
 
-    def __call__(self, query: str, variables: dict | None = None, **headers: str) -> dict:
+    def __call__(
+        self, query: str, variables: dict | None = None, **headers: str
+    ) -> dict:
         """POST a query; returns the whole JSON response ({data, errors})."""
         if self.token and "authorization" not in headers:
             headers["authorization"] = f"Bearer {self.token}"
-        response = self.http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+        response = self.http.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
         return response.json()
 
 
 #: A PostgreSQL server's maintenance database; the tests create and drop their own databases on it.
-POSTGRESQL_URL = os.environ.get("AUTH_TEST_POSTGRESQL_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+POSTGRESQL_URL = (
+    os.environ.get("AUTH_TEST_POSTGRESQL_URL")
+    or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 async def _postgresql_admin(statement: str) -> None:
@@ -163,7 +191,9 @@ async def create_postgresql_database() -> str:
 
 
 async def drop_postgresql_database(url: str) -> None:
-    await _postgresql_admin(f'DROP DATABASE "{urlsplit(url).path.strip("/")}" WITH (FORCE)')
+    await _postgresql_admin(
+        f'DROP DATABASE "{urlsplit(url).path.strip("/")}" WITH (FORCE)'
+    )
 
 
 @contextlib.contextmanager
@@ -197,7 +227,11 @@ def database_url_for(folder: Path) -> str:
     """SQLite in the folder, or a fresh database on the MongoDB of AUTH_TEST_MONGODB_URL."""
     mongodb = os.environ.get("AUTH_TEST_MONGODB_URL")
     if mongodb:
-        return urlsplit(mongodb)._replace(path=f"/test_{folder.name}_{os.getpid()}").geturl()
+        return (
+            urlsplit(mongodb)
+            ._replace(path=f"/test_{folder.name}_{os.getpid()}")
+            .geturl()
+        )
     return f"sqlite:///{folder / 'test.db'}"
 
 
@@ -213,12 +247,20 @@ def service_env(folder: Path, smtp: MailSink | None = None) -> dict[str, str]:
         "AUTH_ARGON2_PARALLELISM": "1",
     }
     if smtp is not None:
-        env.update({"AUTH_SMTP_HOST": "127.0.0.1", "AUTH_SMTP_PORT": str(smtp.port), "AUTH_SMTP_TLS": "none"})
+        env.update(
+            {
+                "AUTH_SMTP_HOST": "127.0.0.1",
+                "AUTH_SMTP_PORT": str(smtp.port),
+                "AUTH_SMTP_TLS": "none",
+            }
+        )
     return env
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink, database: str | None) -> Iterator[Service]:
+def service(
+    tmp_path_factory: pytest.TempPathFactory, smtp: MailSink, database: str | None
+) -> Iterator[Service]:
     """A started service that mails to the `smtp` sink; one per test module (and database)."""
     folder = tmp_path_factory.mktemp("service")
     env = service_env(folder, smtp)

@@ -51,7 +51,14 @@ def _string(field: FieldInfo, seed: int) -> str:
     elif field.format == "url":
         candidates = [f"https://example.org/u{seed}"]
     else:
-        candidates = [f"user{seed}", f"u{seed}", f"{seed}", f"User{seed}", f"user-{seed}", f"user_{seed}"]
+        candidates = [
+            f"user{seed}",
+            f"u{seed}",
+            f"{seed}",
+            f"User{seed}",
+            f"user-{seed}",
+            f"user_{seed}",
+        ]
     for candidate in candidates:
         if field.min_length is not None and len(candidate) < field.min_length:
             candidate = candidate + "x" * (field.min_length - len(candidate))
@@ -96,9 +103,16 @@ def registration(email: str | None = None, **overrides: Any) -> dict[str, Any]:
     """UserRegisterInput of a new user: every required field, unique values."""
     seed = next(_counter)
     fields = {
-        name: sample_value(field, seed) for name, field in FIELDS.items() if field.required and not field.has_default
+        name: sample_value(field, seed)
+        for name, field in FIELDS.items()
+        if field.required and not field.has_default
     }
-    return {"email": email or f"user{seed}@example.org", "password": PASSWORD, **fields, **overrides}
+    return {
+        "email": email or f"user{seed}@example.org",
+        "password": PASSWORD,
+        **fields,
+        **overrides,
+    }
 
 
 def unique_field() -> FieldInfo | None:
@@ -138,7 +152,10 @@ def rule_message(field: FieldInfo, bad: Any) -> str:
 
 def no_secret(text: str) -> bool:
     """Whether a response text holds no password or hash."""
-    return not re.search(r"password|\$argon2", text, re.IGNORECASE) and PASSWORD not in text
+    return (
+        not re.search(r"password|\$argon2", text, re.IGNORECASE)
+        and PASSWORD not in text
+    )
 
 
 def error_type(result: dict) -> str:
@@ -160,13 +177,19 @@ def logged_in(client: Any, fields: dict[str, Any]) -> dict[str, Any]:
     return result["data"]["login"]
 
 
-def post(url: str, query: str, variables: dict | None = None, **headers: str) -> httpx.Response:
+def post(
+    url: str, query: str, variables: dict | None = None, **headers: str
+) -> httpx.Response:
     """One request with exactly the given headers and no cookie jar."""
-    return httpx.post(f"{url}/graphql", json={"query": query, "variables": variables}, headers=headers)
+    return httpx.post(
+        f"{url}/graphql", json={"query": query, "variables": variables}, headers=headers
+    )
 
 
 @contextlib.contextmanager
-def running_service(folder: Path, smtp: MailSink | None = None, **env: str) -> Iterator[Service]:
+def running_service(
+    folder: Path, smtp: MailSink | None = None, **env: str
+) -> Iterator[Service]:
     """A service of its own, started with these extra settings and stopped on leaving."""
     service = Service(folder, {**service_env(folder, smtp), **env})
     service.start()

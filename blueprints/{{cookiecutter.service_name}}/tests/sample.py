@@ -32,7 +32,9 @@ def sample_value(field: FieldInfo, i: int) -> Any:
         low = field.min if field.min is not None else 0
         high = field.max if field.max is not None else low + 1000
         value = low + (i * 7) % (int(high - low) + 1)
-        value = int(value) if field.type == "int" else float(value) + 0.25 * (value < high)
+        value = (
+            int(value) if field.type == "int" else float(value) + 0.25 * (value < high)
+        )
     elif field.type == "boolean":
         value = i % 2 == 0
     elif field.type == "date":

@@ -51,7 +51,9 @@ EMAIL_AVAILABLE_LIMIT = 10
 
 
 @pytest.fixture(scope="module")
-def abuse(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink) -> Iterator[Service]:
+def abuse(
+    tmp_path_factory: pytest.TempPathFactory, smtp: MailSink
+) -> Iterator[Service]:
     folder = tmp_path_factory.mktemp("abuse")
     env = {
         **service_env(folder, smtp),
@@ -117,7 +119,9 @@ def session(service: Service, fields: dict[str, Any], address: str) -> tuple[str
 
 def test_simultaneous_wrong_logins_are_checked_at_most_the_limit(abuse):
     fields = registered(abuse.client())
-    answers = in_parallel(40, lambda _: login(abuse, fields["email"], "wrong password", "10.1.0.1"))
+    answers = in_parallel(
+        40, lambda _: login(abuse, fields["email"], "wrong password", "10.1.0.1")
+    )
     assert set(answers) <= {"UserNotFoundError", "TooManyRequestsError"}
     assert answers.count("UserNotFoundError") <= PAIR_LIMIT
     # A burst may refuse more than it must, never less: one at a time, the rest of the limit is used.
@@ -129,13 +133,19 @@ def test_simultaneous_wrong_logins_are_checked_at_most_the_limit(abuse):
 def test_failures_from_one_address_do_not_lock_the_user_out(abuse):
     fields = registered(abuse.client())
     for _ in range(PAIR_LIMIT):
-        assert login(abuse, fields["email"], "wrong password", "10.2.0.1") == "UserNotFoundError"
+        assert (
+            login(abuse, fields["email"], "wrong password", "10.2.0.1")
+            == "UserNotFoundError"
+        )
     assert login(abuse, fields["email"], PASSWORD, "10.2.0.1") == "TooManyRequestsError"
     # The user, from an address that has not failed, still logs in.
     assert login(abuse, fields["email"], PASSWORD, "10.2.0.2") is None
     # Guesses spread over many addresses meet the account-wide limit.
     for number in range(ACCOUNT_LIMIT - PAIR_LIMIT):
-        assert login(abuse, fields["email"], "wrong password", f"10.2.1.{number}") == "UserNotFoundError"
+        assert (
+            login(abuse, fields["email"], "wrong password", f"10.2.1.{number}")
+            == "UserNotFoundError"
+        )
     assert login(abuse, fields["email"], PASSWORD, "10.2.0.3") == "TooManyRequestsError"
 
 
@@ -143,15 +153,32 @@ def test_update_me_and_delete_me_count_toward_the_same_limits(abuse):
     fields = registered(abuse.client())
     address = "10.3.0.1"
     token, cookie = session(abuse, fields, address)
-    headers = {"authorization": f"Bearer {token}", "cookie": f"refreshToken={cookie}", "x-forwarded-for": address}
-    change = {"fields": {"password": "a brand new password", "previousPassword": "wrong password"}}
+    headers = {
+        "authorization": f"Bearer {token}",
+        "cookie": f"refreshToken={cookie}",
+        "x-forwarded-for": address,
+    }
+    change = {
+        "fields": {
+            "password": "a brand new password",
+            "previousPassword": "wrong password",
+        }
+    }
     for _ in range(2):
         response = post(abuse.url, UPDATE_ME, change, **headers)
         assert outcome(response) == "WrongPasswordError"
         headers["cookie"] = f"refreshToken={response.cookies['refreshToken']}"
     for _ in range(PAIR_LIMIT - 2):
-        assert outcome(post(abuse.url, DELETE_ME, {"password": "wrong password"}, **headers)) == "WrongPasswordError"
-    assert outcome(post(abuse.url, DELETE_ME, {"password": PASSWORD}, **headers)) == "TooManyRequestsError"
+        assert (
+            outcome(
+                post(abuse.url, DELETE_ME, {"password": "wrong password"}, **headers)
+            )
+            == "WrongPasswordError"
+        )
+    assert (
+        outcome(post(abuse.url, DELETE_ME, {"password": PASSWORD}, **headers))
+        == "TooManyRequestsError"
+    )
     assert login(abuse, fields["email"], PASSWORD, address) == "TooManyRequestsError"
 
 
@@ -159,7 +186,9 @@ def test_update_me_without_the_refresh_cookie_is_no_password_oracle(abuse):
     fields = registered(abuse.client())
     token, _ = session(abuse, fields, "10.4.0.1")
     for guess in ("wrong password", PASSWORD):
-        change = {"fields": {"password": "a brand new password", "previousPassword": guess}}
+        change = {
+            "fields": {"password": "a brand new password", "previousPassword": guess}
+        }
         response = post(abuse.url, UPDATE_ME, change, authorization=f"Bearer {token}")
         assert outcome(response) == "UnauthorizedError"
     assert login(abuse, fields["email"], PASSWORD, "10.4.0.1") is None
@@ -172,7 +201,8 @@ def test_one_request_hashes_one_password_at_most(abuse):
     fields = registered(abuse.client())
     address = "10.5.0.1"
     guesses = " ".join(
-        f'g{number}: login(email: "{fields["email"]}", password: "guess {number}")' + " { token }"
+        f'g{number}: login(email: "{fields["email"]}", password: "guess {number}")'
+        + " { token }"
         for number in range(30)
     )
     spread = (
@@ -185,13 +215,18 @@ def test_one_request_hashes_one_password_at_most(abuse):
         (spread, None),
         (mixed, {"fields": registration()}),
     ):
-        result = post(abuse.url, query, variables, **{"x-forwarded-for": address}).json()
+        result = post(
+            abuse.url, query, variables, **{"x-forwarded-for": address}
+        ).json()
         assert result.get("data") is None
         assert result["errors"][0]["type"] == "TooManyPasswordChecksError"
         assert result["errors"][0]["extensions"]["type"] == "TooManyPasswordChecksError"
     # Nothing was checked: the address has no failure.
     for _ in range(PAIR_LIMIT):
-        assert login(abuse, fields["email"], "wrong password", address) == "UserNotFoundError"
+        assert (
+            login(abuse, fields["email"], "wrong password", address)
+            == "UserNotFoundError"
+        )
 
 
 # Mail limits (item 6).
@@ -200,7 +235,10 @@ def test_one_request_hashes_one_password_at_most(abuse):
 def test_recovery_mail_floods_reach_the_mailbox_the_limit_only(abuse, smtp):
     fields = registered(abuse.client())
     smtp.wait_for(fields["email"])  # the confirmation mail
-    aliased = " ".join(f'r{number}: sendPasswordRecoveryEmail(email: "{fields["email"]}")' for number in range(30))
+    aliased = " ".join(
+        f'r{number}: sendPasswordRecoveryEmail(email: "{fields["email"]}")'
+        for number in range(30)
+    )
     answers = in_parallel(5, lambda _: post(abuse.url, "{ " + aliased + " }").json())
     for answer in answers:
         assert "errors" not in answer, answer
@@ -208,7 +246,13 @@ def test_recovery_mail_floods_reach_the_mailbox_the_limit_only(abuse, smtp):
 
     def recovery_mails() -> int:
         mails = smtp.wait_for(fields["email"], count=MAIL_LIMIT + 2, timeout=2)
-        return len([mail for mail in mails if "/form/reset/password" in mail.get_body(("plain",)).get_content()])
+        return len(
+            [
+                mail
+                for mail in mails
+                if "/form/reset/password" in mail.get_body(("plain",)).get_content()
+            ]
+        )
 
     assert recovery_mails() <= MAIL_LIMIT
     # A burst may send fewer than it may, never more: one at a time, the rest of the limit is sent.
@@ -221,13 +265,18 @@ def test_recovery_mail_floods_reach_the_mailbox_the_limit_only(abuse, smtp):
 def test_verification_mails_are_limited_per_recipient(abuse, smtp):
     fields = registered(abuse.client())
     token, _ = session(abuse, fields, "10.6.0.1")
-    send = lambda _: outcome(post(abuse.url, SEND_VERIFICATION, authorization=f"Bearer {token}"))  # noqa: E731
+    send = lambda _: outcome(
+        post(abuse.url, SEND_VERIFICATION, authorization=f"Bearer {token}")
+    )  # noqa: E731
     answers = in_parallel(8, send)
     assert set(answers) <= {None, "TooManyRequestsError"}
     assert answers.count(None) <= MAIL_LIMIT
     answers += [send(0) for _ in range(MAIL_LIMIT + 1)]
     assert answers.count(None) == MAIL_LIMIT
-    assert len(smtp.wait_for(fields["email"], count=MAIL_LIMIT + 2, timeout=2)) == 1 + MAIL_LIMIT
+    assert (
+        len(smtp.wait_for(fields["email"], count=MAIL_LIMIT + 2, timeout=2))
+        == 1 + MAIL_LIMIT
+    )
 
 
 def test_email_changes_cannot_flood_an_address(abuse, smtp):
@@ -236,7 +285,10 @@ def test_email_changes_cannot_flood_an_address(abuse, smtp):
     token, cookie = session(abuse, fields, "10.6.1.1")
     answers = []
     for email in [victim, fields["email"]] * MAIL_LIMIT + [victim]:
-        headers = {"authorization": f"Bearer {token}", "cookie": f"refreshToken={cookie}"}
+        headers = {
+            "authorization": f"Bearer {token}",
+            "cookie": f"refreshToken={cookie}",
+        }
         response = post(abuse.url, UPDATE_ME, {"fields": {"email": email}}, **headers)
         answers.append(outcome(response))
         if answers[-1] is None:
@@ -252,25 +304,45 @@ def test_email_changes_cannot_flood_an_address(abuse, smtp):
 
 
 def test_registrations_per_address_are_limited_when_configured(make_service):
-    service = make_service(AUTH_REGISTER_MAX_PER_ADDRESS="3", AUTH_TRUST_FORWARDED_FOR="true")
+    service = make_service(
+        AUTH_REGISTER_MAX_PER_ADDRESS="3", AUTH_TRUST_FORWARDED_FOR="true"
+    )
 
     def register(address: str) -> str | None:
-        return outcome(post(service.url, REGISTER, {"fields": registration()}, **{"x-forwarded-for": address}))
+        return outcome(
+            post(
+                service.url,
+                REGISTER,
+                {"fields": registration()},
+                **{"x-forwarded-for": address},
+            )
+        )
 
-    assert [register("10.7.0.1") for _ in range(4)] == [None, None, None, "TooManyRequestsError"]
+    assert [register("10.7.0.1") for _ in range(4)] == [
+        None,
+        None,
+        None,
+        "TooManyRequestsError",
+    ]
     assert register("10.7.0.2") is None
 
 
 # What timing tells (item 7).
 
 
-def median_durations(client: httpx.Client, calls: list[tuple[str, dict, dict]], rounds: int) -> list[float]:
+def median_durations(
+    client: httpx.Client, calls: list[tuple[str, dict, dict]], rounds: int
+) -> list[float]:
     """The median duration of each call, measured in turns."""
     durations: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
         for index, (query, variables, headers) in enumerate(calls):
             start = time.perf_counter()
-            response = client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+            response = client.post(
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers=headers,
+            )
             durations[index].append(time.perf_counter() - start)
             assert "errors" not in response.json(), response.json()
     return [statistics.median(each) for each in durations]
@@ -281,23 +353,48 @@ def test_recovery_and_email_available_take_as_long_for_unknown_addresses(abuse):
     unknown = "nobody-here@example.org"
     with httpx.Client(base_url=abuse.url) as client:
         known_time, unknown_time = median_durations(
-            client, [(SEND_RECOVERY, {"email": email}, {}) for email in (fields["email"], unknown)], 50
+            client,
+            [
+                (SEND_RECOVERY, {"email": email}, {})
+                for email in (fields["email"], unknown)
+            ],
+            50,
         )
-        assert abs(known_time - unknown_time) < 0.2 * max(known_time, unknown_time) + 0.0005
-        addresses = iter(f"10.8.{number // 200}.{number % 200}" for number in range(1000))
-        calls = [(EMAIL_AVAILABLE, {"email": email}, {}) for email in (fields["email"], unknown)]
+        assert (
+            abs(known_time - unknown_time)
+            < 0.2 * max(known_time, unknown_time) + 0.0005
+        )
+        addresses = iter(
+            f"10.8.{number // 200}.{number % 200}" for number in range(1000)
+        )
+        calls = [
+            (EMAIL_AVAILABLE, {"email": email}, {})
+            for email in (fields["email"], unknown)
+        ]
         known = [[], []]
         for _ in range(50):
             for index, call in enumerate(calls):
                 headers = {"x-forwarded-for": next(addresses)}
-                known[index].append(median_durations(client, [(call[0], call[1], headers)], 1)[0])
+                known[index].append(
+                    median_durations(client, [(call[0], call[1], headers)], 1)[0]
+                )
         known_time, unknown_time = (statistics.median(times) for times in known)
-        assert abs(known_time - unknown_time) < 0.2 * max(known_time, unknown_time) + 0.0005
+        assert (
+            abs(known_time - unknown_time)
+            < 0.2 * max(known_time, unknown_time) + 0.0005
+        )
 
 
 def test_email_available_is_throttled_per_address(abuse):
     def available(address: str) -> str | None:
-        return outcome(post(abuse.url, EMAIL_AVAILABLE, {"email": "someone@example.org"}, **{"x-forwarded-for": address}))
+        return outcome(
+            post(
+                abuse.url,
+                EMAIL_AVAILABLE,
+                {"email": "someone@example.org"},
+                **{"x-forwarded-for": address},
+            )
+        )
 
     answers = in_parallel(EMAIL_AVAILABLE_LIMIT + 5, lambda _: available("10.9.0.1"))
     assert set(answers) <= {None, "TooManyRequestsError"}
@@ -310,10 +407,15 @@ def test_email_available_is_throttled_per_address(abuse):
 
 # Public queries (item 10).
 
-EQUALITY_FIELDS = [name for name, field in FIELDS.items() if field.public and not field.list]
+EQUALITY_FIELDS = [
+    name for name, field in FIELDS.items() if field.public and not field.list
+]
 
 
-@pytest.mark.parametrize("name", EQUALITY_FIELDS or [pytest.param(None, marks=pytest.mark.skip("no public field"))])
+@pytest.mark.parametrize(
+    "name",
+    EQUALITY_FIELDS or [pytest.param(None, marks=pytest.mark.skip("no public field"))],
+)
 def test_public_filters_are_served_from_an_index(abuse, name):
     """A stranger's equality filter on any public field, paged in id order, searches an index."""
     url = abuse.env["AUTH_DATABASE_URL"]
@@ -325,7 +427,8 @@ def test_public_filters_are_served_from_an_index(abuse, name):
     assert "errors" not in result, result
     with sqlite3.connect(url.removeprefix("sqlite:///")) as database:
         plan = database.execute(
-            f'EXPLAIN QUERY PLAN SELECT _id FROM users WHERE "{name}" = ? ORDER BY _id LIMIT 100', (value,)
+            f'EXPLAIN QUERY PLAN SELECT _id FROM users WHERE "{name}" = ? ORDER BY _id LIMIT 100',
+            (value,),
         ).fetchall()
     details = " ".join(row[-1] for row in plan)
     assert "SEARCH users USING" in details and "SCAN" not in details, details
@@ -350,7 +453,9 @@ def test_files_are_readable_by_the_owner_only(make_service):
     url = service.env["AUTH_DATABASE_URL"]
     if url.startswith("sqlite:"):
         database = Path(url.removeprefix("sqlite:///"))
-        assert {mode(path) for path in database.parent.glob(database.name + "*")} == {0o600}
+        assert {mode(path) for path in database.parent.glob(database.name + "*")} == {
+            0o600
+        }
     assert fields
 
 
@@ -369,7 +474,10 @@ def test_old_records_are_purged_on_a_schedule(make_service, smtp):
     }
     service = make_service(smtp, AUTH_PURGE_INTERVAL="0.3", **windows)
     fields = registered(service.client())
-    assert login(service, fields["email"], "wrong password", "127.0.0.1") == "UserNotFoundError"
+    assert (
+        login(service, fields["email"], "wrong password", "127.0.0.1")
+        == "UserNotFoundError"
+    )
     assert post(service.url, SEND_RECOVERY, {"email": fields["email"]}).json()["data"]
     links = [link_in(mail) for mail in smtp.wait_for(fields["email"], count=2)]
     assert len(links) == 2
@@ -380,8 +488,14 @@ def test_old_records_are_purged_on_a_schedule(make_service, smtp):
         await store.open()
         try:
             since = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-            attempts = await store.count_attempts(f"password-account:{fields['email']}", since)
-            mails = [mail for mail in await store.list_mails() if mail["recipient"] == fields["email"]]
+            attempts = await store.count_attempts(
+                f"password-account:{fields['email']}", since
+            )
+            mails = [
+                mail
+                for mail in await store.list_mails()
+                if mail["recipient"] == fields["email"]
+            ]
             return attempts, len(mails)
         finally:
             await store.close()
@@ -396,7 +510,9 @@ def test_old_records_are_purged_on_a_schedule(make_service, smtp):
         await store.open()
         try:
             return [
-                await store.consume_user_token(hash_secret(httpx.URL(link).params["token"]), purpose)
+                await store.consume_user_token(
+                    hash_secret(httpx.URL(link).params["token"]), purpose
+                )
                 for link, purpose in zip(links, ("verify_email", "reset_password"))
             ]
         finally:
@@ -406,4 +522,6 @@ def test_old_records_are_purged_on_a_schedule(make_service, smtp):
 
 
 def link_in(mail: Any) -> str:
-    return re.search(r"https?://\S+token=\S+", mail.get_body(("plain",)).get_content()).group(0)
+    return re.search(
+        r"https?://\S+token=\S+", mail.get_body(("plain",)).get_content()
+    ).group(0)

@@ -63,8 +63,13 @@ def test_register_duplicate_unique_field(client):
     if field is None:
         pytest.skip("the model has no unique field besides email")
     fields = registered(client)
-    result = client(REGISTER, {"fields": registration(**{field.name: fields[field.name]})})
-    assert error_type(result) == field.name[0].upper() + field.name[1:] + "AlreadyExistsError"
+    result = client(
+        REGISTER, {"fields": registration(**{field.name: fields[field.name]})}
+    )
+    assert (
+        error_type(result)
+        == field.name[0].upper() + field.name[1:] + "AlreadyExistsError"
+    )
 
 
 def test_register_field_rule_names_field_and_rule(client):
@@ -95,8 +100,16 @@ def test_register_password_policy(client, password):
 def test_email_available(client):
     fields = registered(client)
     query = EMAIL_AVAILABLE
-    assert client(query, {"email": fields["email"].upper()})["data"]["emailAvailable"] is False
-    assert client(query, {"email": f"{uuid.uuid4().hex}@example.org"})["data"]["emailAvailable"] is True
+    assert (
+        client(query, {"email": fields["email"].upper()})["data"]["emailAvailable"]
+        is False
+    )
+    assert (
+        client(query, {"email": f"{uuid.uuid4().hex}@example.org"})["data"][
+            "emailAvailable"
+        ]
+        is True
+    )
 
 
 # Login.
@@ -104,8 +117,12 @@ def test_email_available(client):
 
 def test_wrong_email_and_wrong_password_look_the_same(client):
     fields = registered(client)
-    wrong_password = client(LOGIN, {"email": fields["email"], "password": "wrong password"})
-    wrong_email = client(LOGIN, {"email": f"{uuid.uuid4().hex}@example.org", "password": PASSWORD})
+    wrong_password = client(
+        LOGIN, {"email": fields["email"], "password": "wrong password"}
+    )
+    wrong_email = client(
+        LOGIN, {"email": f"{uuid.uuid4().hex}@example.org", "password": PASSWORD}
+    )
     assert error_type(wrong_password) == error_type(wrong_email) == "UserNotFoundError"
     assert wrong_password["errors"][0]["message"] == wrong_email["errors"][0]["message"]
 
@@ -126,17 +143,26 @@ def test_unknown_email_takes_as_long_as_a_wrong_password(client):
     known, unknown = [], []
     for _ in range(9):
         baseline = duration(EMAIL_AVAILABLE, {"email": fields["email"]})
-        known.append(duration(LOGIN, {"email": fields["email"], "password": "wrong password"}) - baseline)
+        known.append(
+            duration(LOGIN, {"email": fields["email"], "password": "wrong password"})
+            - baseline
+        )
         email = f"{uuid.uuid4().hex}@example.org"
-        unknown.append(duration(LOGIN, {"email": email, "password": "wrong password"}) - baseline)
+        unknown.append(
+            duration(LOGIN, {"email": email, "password": "wrong password"}) - baseline
+        )
     assert statistics.median(unknown) > statistics.median(known) * 0.5
 
 
 def test_refresh_cookie_attributes(service, client):
     fields = registered(client)
-    response = post(service.url, LOGIN, {"email": fields["email"], "password": PASSWORD})
+    response = post(
+        service.url, LOGIN, {"email": fields["email"], "password": PASSWORD}
+    )
     cookie = response.headers["set-cookie"]
-    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")}
+    attributes = {
+        part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")
+    }
     assert cookie.startswith("refreshToken=")
     assert "httponly" in attributes
     assert attributes["samesite"].lower() == "samesite=lax"
@@ -205,7 +231,9 @@ def test_refresh_rotates_the_cookie_and_gives_a_fresh_token(client):
     result = client(REFRESH)
     assert "errors" not in result
     assert client.http.cookies.get("refreshToken") not in (None, first)
-    claims = jwt.decode(result["data"]["refreshToken"]["token"], options={"verify_signature": False})
+    claims = jwt.decode(
+        result["data"]["refreshToken"]["token"], options={"verify_signature": False}
+    )
     assert claims["sub"] == user["_id"]
     client.token = result["data"]["refreshToken"]["token"]
     assert client(ME)["data"]["me"]["_id"] == user["_id"]
@@ -223,7 +251,12 @@ def test_logout_ends_only_the_current_session(service):
     old_cookie = laptop.http.cookies.get("refreshToken")
     assert laptop(LOGOUT) == {"data": {"logout": True}}
     assert laptop.http.cookies.get("refreshToken") is None
-    assert error_type(post(service.url, REFRESH, cookie=f"refreshToken={old_cookie}").json()) == "UnauthorizedError"
+    assert (
+        error_type(
+            post(service.url, REFRESH, cookie=f"refreshToken={old_cookie}").json()
+        )
+        == "UnauthorizedError"
+    )
     assert "errors" not in phone(REFRESH)
 
 
@@ -240,7 +273,9 @@ def test_update_me_changes_a_field_and_the_token(client):
     result = client(UPDATE_ME, {"fields": {field.name: value}})
     assert "errors" not in result, result
     assert result["data"]["updateMe"]["user"][field.name] == value
-    claims = jwt.decode(result["data"]["updateMe"]["token"], options={"verify_signature": False})
+    claims = jwt.decode(
+        result["data"]["updateMe"]["token"], options={"verify_signature": False}
+    )
     assert claims[field.name] == value
     assert client(ME)["data"]["me"][field.name] == value
 
@@ -264,20 +299,31 @@ def test_email_change_needs_the_refresh_cookie(service, client):
     fields = registered(client)
     token = logged_in(client, fields)["token"]
     new_email = f"{uuid.uuid4().hex}@example.org"
-    without_cookie = post(service.url, UPDATE_ME, {"fields": {"email": new_email}}, authorization=f"Bearer {token}")
+    without_cookie = post(
+        service.url,
+        UPDATE_ME,
+        {"fields": {"email": new_email}},
+        authorization=f"Bearer {token}",
+    )
     assert error_type(without_cookie.json()) == "UnauthorizedError"
     result = client(UPDATE_ME, {"fields": {"email": new_email.upper()}})
     assert "errors" not in result, result
     assert result["data"]["updateMe"]["user"]["email"] == new_email
     assert result["data"]["updateMe"]["user"]["email_verified"] is False
-    assert error_type(client(LOGIN, {"email": fields["email"], "password": PASSWORD})) == "UserNotFoundError"
+    assert (
+        error_type(client(LOGIN, {"email": fields["email"], "password": PASSWORD}))
+        == "UserNotFoundError"
+    )
     assert "errors" not in client(LOGIN, {"email": new_email, "password": PASSWORD})
 
 
 def test_email_change_to_a_taken_email(client):
     taken = registered(client)["email"]
     logged_in(client, registered(client))
-    assert error_type(client(UPDATE_ME, {"fields": {"email": taken}})) == "EmailAlreadyExistsError"
+    assert (
+        error_type(client(UPDATE_ME, {"fields": {"email": taken}}))
+        == "EmailAlreadyExistsError"
+    )
 
 
 def test_password_change(service, client):
@@ -285,16 +331,34 @@ def test_password_change(service, client):
     logged_in(client, fields)
     other_device = service.client()
     logged_in(other_device, fields)
-    wrong = client(UPDATE_ME, {"fields": {"password": "a new password", "previousPassword": "wrong password"}})
+    wrong = client(
+        UPDATE_ME,
+        {
+            "fields": {
+                "password": "a new password",
+                "previousPassword": "wrong password",
+            }
+        },
+    )
     assert error_type(wrong) == "WrongPasswordError"
     missing = client(UPDATE_ME, {"fields": {"password": "a new password"}})
     assert error_type(missing) == "WrongPasswordError"
-    short = client(UPDATE_ME, {"fields": {"password": "short", "previousPassword": PASSWORD}})
+    short = client(
+        UPDATE_ME, {"fields": {"password": "short", "previousPassword": PASSWORD}}
+    )
     assert error_type(short) == "UserValidationError"
-    result = client(UPDATE_ME, {"fields": {"password": "a new password", "previousPassword": PASSWORD}})
+    result = client(
+        UPDATE_ME,
+        {"fields": {"password": "a new password", "previousPassword": PASSWORD}},
+    )
     assert "errors" not in result, result
-    assert error_type(client(LOGIN, {"email": fields["email"], "password": PASSWORD})) == "UserNotFoundError"
-    assert "errors" not in client(LOGIN, {"email": fields["email"], "password": "a new password"})
+    assert (
+        error_type(client(LOGIN, {"email": fields["email"], "password": PASSWORD}))
+        == "UserNotFoundError"
+    )
+    assert "errors" not in client(
+        LOGIN, {"email": fields["email"], "password": "a new password"}
+    )
     # A new password ends the sessions of every other device.
     assert error_type(other_device(REFRESH)) == "UnauthorizedError"
 
@@ -306,12 +370,26 @@ def test_delete_me(service, client):
     fields = registered(client)
     token = logged_in(client, fields)["token"]
     cookie = client.http.cookies.get("refreshToken")
-    assert error_type(client(DELETE_ME, {"password": "wrong password"})) == "WrongPasswordError"
+    assert (
+        error_type(client(DELETE_ME, {"password": "wrong password"}))
+        == "WrongPasswordError"
+    )
     assert client(DELETE_ME, {"password": PASSWORD}) == {"data": {"deleteMe": True}}
-    assert error_type(client(ME, authorization=f"Bearer {token}")) == "UnauthorizedError"
-    assert error_type(post(service.url, REFRESH, cookie=f"refreshToken={cookie}").json()) == "UnauthorizedError"
-    assert error_type(client(LOGIN, {"email": fields["email"], "password": PASSWORD})) == "UserNotFoundError"
-    assert client(EMAIL_AVAILABLE, {"email": fields["email"]})["data"]["emailAvailable"] is True
+    assert (
+        error_type(client(ME, authorization=f"Bearer {token}")) == "UnauthorizedError"
+    )
+    assert (
+        error_type(post(service.url, REFRESH, cookie=f"refreshToken={cookie}").json())
+        == "UnauthorizedError"
+    )
+    assert (
+        error_type(client(LOGIN, {"email": fields["email"], "password": PASSWORD}))
+        == "UserNotFoundError"
+    )
+    assert (
+        client(EMAIL_AVAILABLE, {"email": fields["email"]})["data"]["emailAvailable"]
+        is True
+    )
 
 
 # Throttling of failed logins.
@@ -341,7 +419,9 @@ def throttled(tmp_path_factory):
 
 
 def attempt(client, email: str, password: str, address: str) -> str | None:
-    result = client(LOGIN, {"email": email, "password": password}, **{"x-forwarded-for": address})
+    result = client(
+        LOGIN, {"email": email, "password": password}, **{"x-forwarded-for": address}
+    )
     return error_type(result) if "errors" in result else None
 
 
@@ -349,9 +429,14 @@ def test_too_many_failures_for_an_account_from_one_address(throttled):
     client = throttled.client()
     fields = registered(client)
     for _ in range(3):
-        assert attempt(client, fields["email"], "wrong password", "10.0.0.1") == "UserNotFoundError"
+        assert (
+            attempt(client, fields["email"], "wrong password", "10.0.0.1")
+            == "UserNotFoundError"
+        )
     # That address waits, even with the right password, until the window has slid by ...
-    assert attempt(client, fields["email"], PASSWORD, "10.0.0.1") == "TooManyRequestsError"
+    assert (
+        attempt(client, fields["email"], PASSWORD, "10.0.0.1") == "TooManyRequestsError"
+    )
     # ... but it cannot lock the user out: another address still logs in.
     assert attempt(client, fields["email"], PASSWORD, "10.0.0.2") is None
     time.sleep(WINDOW + 0.2)
@@ -362,8 +447,13 @@ def test_too_many_failures_for_an_account_from_many_addresses(throttled):
     client = throttled.client()
     fields = registered(client)
     for address in ("10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4", "10.0.1.5"):
-        assert attempt(client, fields["email"], "wrong password", address) == "UserNotFoundError"
-    assert attempt(client, fields["email"], PASSWORD, "10.0.1.6") == "TooManyRequestsError"
+        assert (
+            attempt(client, fields["email"], "wrong password", address)
+            == "UserNotFoundError"
+        )
+    assert (
+        attempt(client, fields["email"], PASSWORD, "10.0.1.6") == "TooManyRequestsError"
+    )
 
 
 def test_a_right_password_does_not_count(throttled):
@@ -377,6 +467,11 @@ def test_too_many_failures_from_an_address(throttled):
     client = throttled.client()
     fields = registered(client)
     for _ in range(6):
-        assert attempt(client, f"{uuid.uuid4().hex}@example.org", PASSWORD, "10.0.2.1") == "UserNotFoundError"
-    assert attempt(client, fields["email"], PASSWORD, "10.0.2.1") == "TooManyRequestsError"
+        assert (
+            attempt(client, f"{uuid.uuid4().hex}@example.org", PASSWORD, "10.0.2.1")
+            == "UserNotFoundError"
+        )
+    assert (
+        attempt(client, fields["email"], PASSWORD, "10.0.2.1") == "TooManyRequestsError"
+    )
     assert attempt(client, fields["email"], PASSWORD, "10.0.2.2") is None

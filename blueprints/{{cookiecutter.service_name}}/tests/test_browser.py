@@ -69,7 +69,9 @@ class AppPage(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def origins() -> Iterator[tuple[str, str]]:
     """(allowed, foreign): two app origins, served on two ports."""
-    servers = [ThreadingHTTPServer(("127.0.0.1", free_port()), AppPage) for _ in range(2)]
+    servers = [
+        ThreadingHTTPServer(("127.0.0.1", free_port()), AppPage) for _ in range(2)
+    ]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -81,9 +83,13 @@ def origins() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink, origins: tuple[str, str]) -> Iterator[Service]:
+def service(
+    tmp_path_factory: pytest.TempPathFactory, smtp: MailSink, origins: tuple[str, str]
+) -> Iterator[Service]:
     folder = tmp_path_factory.mktemp("browser")
-    running = Service(folder, {**service_env(folder, smtp), "AUTH_CORS_ORIGINS": origins[0]})
+    running = Service(
+        folder, {**service_env(folder, smtp), "AUTH_CORS_ORIGINS": origins[0]}
+    )
     running.start()
     try:
         yield running
@@ -98,11 +104,18 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("Playwright for Python is not installed (pip install playwright; no browser download needed)")
+        pytest.skip(
+            "Playwright for Python is not installed (pip install playwright; no browser download needed)"
+        )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+            ],
         )
         try:
             yield launched
@@ -124,42 +137,60 @@ def context(browser: Any) -> Iterator[Any]:
 def injected_script_runs(page: Any) -> bool:
     """Whether a script injected into the page (as by an XSS) would run: not
     under a policy that allows only the page's own scripts."""
-    return page.evaluate(
-        """() => { const script = document.createElement("script");
+    return page.evaluate("""() => { const script = document.createElement("script");
                    script.textContent = "window.injected = true;";
                    document.head.append(script);
-                   return window.injected === true; }"""
-    )
+                   return window.injected === true; }""")
 
 
 def open_page(context: Any, url: str) -> tuple[Any, list[str]]:
     """A page at `url`, and the Content-Security-Policy violations it reports."""
     page = context.new_page()
     violations: list[str] = []
-    page.on("console", lambda message: "Content Security Policy" in message.text and violations.append(message.text))
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text
+        and violations.append(message.text),
+    )
     page.goto(url)
     return page, violations
 
 
 def refresh_cookie(context: Any) -> str | None:
-    return next((cookie["value"] for cookie in context.cookies() if cookie["name"] == "refreshToken"), None)
+    return next(
+        (
+            cookie["value"]
+            for cookie in context.cookies()
+            if cookie["name"] == "refreshToken"
+        ),
+        None,
+    )
 
 
-def test_an_allowed_origin_uses_the_session_and_a_foreign_one_cannot_refresh(service, context, origins):
+def test_an_allowed_origin_uses_the_session_and_a_foreign_one_cannot_refresh(
+    service, context, origins
+):
     fields = registered(service.client())
     app, _ = open_page(context, origins[0])
-    login = app.evaluate(CALL, [service.url, LOGIN, {"email": fields["email"], "password": PASSWORD}, None])
+    login = app.evaluate(
+        CALL,
+        [service.url, LOGIN, {"email": fields["email"], "password": PASSWORD}, None],
+    )
     assert "errors" not in login, login
     first = refresh_cookie(context)
     assert first
-    cookie = next(cookie for cookie in context.cookies() if cookie["name"] == "refreshToken")
+    cookie = next(
+        cookie for cookie in context.cookies() if cookie["name"] == "refreshToken"
+    )
     assert cookie["httpOnly"] and cookie["domain"] == "127.0.0.1"  # host-only
     assert "refreshToken" not in app.evaluate("document.cookie")
     refreshed = app.evaluate(CALL, [service.url, REFRESH, None, None])
     assert "errors" not in refreshed, refreshed
     cookie = refresh_cookie(context)
     assert cookie not in (None, first)
-    me = app.evaluate(CALL, [service.url, ME, None, refreshed["data"]["refreshToken"]["token"]])
+    me = app.evaluate(
+        CALL, [service.url, ME, None, refreshed["data"]["refreshToken"]["token"]]
+    )
     assert me == {"data": {"me": {"email": fields["email"]}}}
 
     foreign, _ = open_page(context, origins[1])
@@ -174,7 +205,9 @@ def test_an_allowed_origin_uses_the_session_and_a_foreign_one_cannot_refresh(ser
     # Nor can a form it submits (a top-level navigation, cookie included): its
     # text/plain body reads {"query": "mutation { refreshToken { token } }", "x": "="}.
     with foreign.expect_navigation():
-        foreign.evaluate(FORGED_FORM, [service.url, '{"query": "' + REFRESH + '", "x": "'])
+        foreign.evaluate(
+            FORGED_FORM, [service.url, '{"query": "' + REFRESH + '", "x": "']
+        )
     assert refresh_cookie(context) == cookie
     # The session is untouched: the allowed app still refreshes.
     assert "errors" not in app.evaluate(CALL, [service.url, REFRESH, None, None])
@@ -182,7 +215,9 @@ def test_an_allowed_origin_uses_the_session_and_a_foreign_one_cannot_refresh(ser
 
 def test_the_reset_form_runs_its_script_under_its_policy(service, context, smtp):
     fields = registered(service.client())
-    assert service.client()(SEND_RECOVERY, {"email": fields["email"]})["data"]["sendPasswordRecoveryEmail"]
+    assert service.client()(SEND_RECOVERY, {"email": fields["email"]})["data"][
+        "sendPasswordRecoveryEmail"
+    ]
     link = link_in(mail_to(smtp, fields["email"], 2), "/form/reset/password")
     page, violations = open_page(context, link)
     page.fill("#password", "a brand new password")
@@ -190,19 +225,28 @@ def test_the_reset_form_runs_its_script_under_its_policy(service, context, smtp)
     page.click("button[type=submit]")
     # The script answered in place: no navigation to the form's POST.
     page.wait_for_selector("#result:not(:empty)")
-    assert "success" in page.get_attribute("#result", "class"), page.text_content("#result")
+    assert "success" in page.get_attribute("#result", "class"), page.text_content(
+        "#result"
+    )
     assert page.url == link
     assert violations == []
     assert not injected_script_runs(page)
-    login = service.client()(LOGIN, {"email": fields["email"], "password": "a brand new password"})
+    login = service.client()(
+        LOGIN, {"email": fields["email"], "password": "a brand new password"}
+    )
     assert "errors" not in login
 
 
 def test_confirmation_page_and_graphiql_break_no_policy(service, context, smtp):
     fields = registered(service.client())
-    page, violations = open_page(context, link_in(mail_to(smtp, fields["email"]), "/user/email/confirmation"))
+    page, violations = open_page(
+        context, link_in(mail_to(smtp, fields["email"]), "/user/email/confirmation")
+    )
     assert fields["email"] in page.text_content("main")
-    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(244, 245, 247)"  # styled
+    assert (
+        page.evaluate("getComputedStyle(document.body).backgroundColor")
+        == "rgb(244, 245, 247)"
+    )  # styled
     assert violations == []
     assert not injected_script_runs(page)
     # GraphiQL's code comes from esm.sh, out of reach here: its inline scripts are what the policy decides.

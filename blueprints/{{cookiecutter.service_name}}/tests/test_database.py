@@ -23,8 +23,17 @@ def serve(folder: Path, url: str) -> tuple[int, str, float]:
     """Runs `serve` with the URL until it stops; its exit code, output and duration."""
     env = {**service_env(folder), "AUTH_DATABASE_URL": url, "PYTHONPATH": str(SOURCE)}
     started = time.monotonic()
-    command = [sys.executable, "-m", "{{ cookiecutter.package }}", "serve", "--port", str(closed_port())]
-    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=30)
+    command = [
+        sys.executable,
+        "-m",
+        "{{ cookiecutter.package }}",
+        "serve",
+        "--port",
+        str(closed_port()),
+    ]
+    done = subprocess.run(
+        command, cwd=folder, env=env, capture_output=True, text=True, timeout=30
+    )
     return done.returncode, done.stdout + done.stderr, time.monotonic() - started
 
 
@@ -35,12 +44,17 @@ def serve(folder: Path, url: str) -> tuple[int, str, float]:
         ("mysql://root@127.0.0.1/auth", "is not a database URL"),
         ("postgresql://user@127.0.0.1:port/auth", "malformed database URL"),
         ("mongodb://a:b:c@127.0.0.1/auth", "malformed database URL"),
-        (f"postgresql://postgres@127.0.0.1:{closed_port()}/auth", "cannot connect to the database"),
+        (
+            f"postgresql://postgres@127.0.0.1:{closed_port()}/auth",
+            "cannot connect to the database",
+        ),
         (f"mongodb://127.0.0.1:{closed_port()}/auth", "MongoDB"),
         ("sqlite:////nonexistent-folder/auth.db", "cannot open the SQLite file"),
     ],
 )
-def test_a_bad_or_unreachable_database_stops_the_start_with_one_line(tmp_path, url, cause):
+def test_a_bad_or_unreachable_database_stops_the_start_with_one_line(
+    tmp_path, url, cause
+):
     code, output, seconds = serve(tmp_path, url)
     assert code == 1
     assert "Traceback" not in output
@@ -55,13 +69,22 @@ def test_a_missing_postgresql_database_is_named(tmp_path):
     with postgresql_database():  # skips, or fails in CI, without a server
         code, output, _ = serve(tmp_path, missing)
     assert code == 1 and "Traceback" not in output
-    assert 'AUTH_DATABASE_URL: cannot connect to the database: database "no_such_database_here" does not exist' in output
+    assert (
+        'AUTH_DATABASE_URL: cannot connect to the database: database "no_such_database_here" does not exist'
+        in output
+    )
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
 def test_both_postgresql_spellings_serve(tmp_path, scheme):
     with postgresql_database() as url:
-        service = Service(tmp_path, {**service_env(tmp_path), "AUTH_DATABASE_URL": url.replace("postgresql", scheme, 1)})
+        service = Service(
+            tmp_path,
+            {
+                **service_env(tmp_path),
+                "AUTH_DATABASE_URL": url.replace("postgresql", scheme, 1),
+            },
+        )
         service.start()
         try:
             assert service.client()("{ userCount }") == {"data": {"userCount": 0}}

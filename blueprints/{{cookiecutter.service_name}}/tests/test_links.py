@@ -15,7 +15,16 @@ from typing import Any
 
 import httpx
 from conftest import GraphQLClient, MailSink, Service
-from helpers import LOGIN, ME, PASSWORD, UPDATE_ME, error_type, logged_in, registered, running_service
+from helpers import (
+    LOGIN,
+    ME,
+    PASSWORD,
+    UPDATE_ME,
+    error_type,
+    logged_in,
+    registered,
+    running_service,
+)
 from test_mail import RESET, SEND_RECOVERY, html_of, link_in, mail_to, text_of, token_of
 
 from {{ cookiecutter.package }}.store import open_store
@@ -34,12 +43,16 @@ def new_address() -> str:
 
 def reset_link(smtp: MailSink, service: Service, email: str) -> str:
     """Ask for a recovery mail (logged out) and return its link."""
-    assert service.client()(SEND_RECOVERY, {"email": email}) == {"data": {"sendPasswordRecoveryEmail": True}}
+    assert service.client()(SEND_RECOVERY, {"email": email}) == {
+        "data": {"sendPasswordRecoveryEmail": True}
+    }
     (mail,) = titled(smtp, email, "Reset your password")
     return link_in(mail, "/form/reset/password")
 
 
-def reset(client: GraphQLClient, link: str, password: str = NEW_PASSWORD) -> dict[str, Any]:
+def reset(
+    client: GraphQLClient, link: str, password: str = NEW_PASSWORD
+) -> dict[str, Any]:
     return client(RESET, {"password": password, "token": token_of(link)})
 
 
@@ -47,11 +60,17 @@ def can_log_in(client: GraphQLClient, email: str, password: str) -> bool:
     return "errors" not in client(LOGIN, {"email": email, "password": password})
 
 
-def titled(smtp: MailSink, recipient: str, subject: str, timeout: float = 15.0) -> list[EmailMessage]:
+def titled(
+    smtp: MailSink, recipient: str, subject: str, timeout: float = 15.0
+) -> list[EmailMessage]:
     """The mails to `recipient` with this subject, once there is one."""
     deadline = time.monotonic() + timeout
     while True:
-        found = [m for m in smtp.wait_for(recipient, timeout=0) if m["To"] == recipient and m["Subject"] == subject]
+        found = [
+            m
+            for m in smtp.wait_for(recipient, timeout=0)
+            if m["To"] == recipient and m["Subject"] == subject
+        ]
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
@@ -99,7 +118,10 @@ def test_links_die_when_the_password_changes_through_update_me(service, client, 
     confirmation = link_in(mail_to(smtp, fields["email"]), "/user/email/confirmation")
     link = reset_link(smtp, service, fields["email"])
     logged_in(client, fields)
-    result = client(UPDATE_ME, {"fields": {"password": "a changed password", "previousPassword": PASSWORD}})
+    result = client(
+        UPDATE_ME,
+        {"fields": {"password": "a changed password", "previousPassword": PASSWORD}},
+    )
     assert "errors" not in result, result
 
     assert error_type(reset(service.client(), link)) == "UnauthorizedError"
@@ -135,7 +157,9 @@ def test_a_reset_link_only_works_for_the_address_it_was_sent_to(service, client,
 def test_a_password_change_notifies_the_account_without_a_link(service, client, smtp):
     fields = registered(client)
     logged_in(client, fields)
-    assert "errors" not in client(UPDATE_ME, {"fields": {"password": NEW_PASSWORD, "previousPassword": PASSWORD}})
+    assert "errors" not in client(
+        UPDATE_ME, {"fields": {"password": NEW_PASSWORD, "previousPassword": PASSWORD}}
+    )
     (notice,) = titled(smtp, fields["email"], PASSWORD_CHANGED)
     assert fields["email"] in text_of(notice)
     assert_no_way_in(notice)
@@ -166,15 +190,24 @@ def test_an_email_change_notifies_the_old_address_without_a_link(service, client
 
 
 def test_email_change_needs_the_password_when_configured(tmp_path, smtp):
-    with running_service(tmp_path, smtp, AUTH_EMAIL_CHANGE_NEEDS_PASSWORD="true") as service:
+    with running_service(
+        tmp_path, smtp, AUTH_EMAIL_CHANGE_NEEDS_PASSWORD="true"
+    ) as service:
         client = service.client()
         fields = registered(client)
         logged_in(client, fields)
         email = new_address()
-        for sent in ({"email": email}, {"email": email, "previousPassword": "wrong password"}):
-            assert error_type(client(UPDATE_ME, {"fields": sent})) == "WrongPasswordError"
+        for sent in (
+            {"email": email},
+            {"email": email, "previousPassword": "wrong password"},
+        ):
+            assert (
+                error_type(client(UPDATE_ME, {"fields": sent})) == "WrongPasswordError"
+            )
         assert client(ME)["data"]["me"]["email"] == fields["email"]
-        result = client(UPDATE_ME, {"fields": {"email": email, "previousPassword": PASSWORD}})
+        result = client(
+            UPDATE_ME, {"fields": {"email": email, "previousPassword": PASSWORD}}
+        )
         assert "errors" not in result, result
         assert result["data"]["updateMe"]["user"]["email"] == email
         assert titled(smtp, fields["email"], EMAIL_CHANGED)

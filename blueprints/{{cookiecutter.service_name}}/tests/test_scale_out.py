@@ -11,7 +11,18 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import MailSink, Service, postgresql_database, service_env
-from helpers import LOGIN, LOGOUT, ME, PASSWORD, REFRESH, REGISTER, error_type, logged_in, post, registration
+from helpers import (
+    LOGIN,
+    LOGOUT,
+    ME,
+    PASSWORD,
+    REFRESH,
+    REGISTER,
+    error_type,
+    logged_in,
+    post,
+    registration,
+)
 
 from {{ cookiecutter.package }}.store import open_store
 
@@ -19,7 +30,9 @@ PAIR_LIMIT = 3
 
 
 @pytest.fixture(scope="module")
-def instances(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink) -> Iterator[list[Service]]:
+def instances(
+    tmp_path_factory: pytest.TempPathFactory, smtp: MailSink
+) -> Iterator[list[Service]]:
     """Two started instances on one fresh PostgreSQL database."""
     with postgresql_database() as url:
         folders = [tmp_path_factory.mktemp("instance") for _ in range(2)]
@@ -72,7 +85,9 @@ def test_a_session_opened_on_one_instance_is_refreshed_on_the_other(instances):
     assert "errors" in post(first.url, REFRESH, cookie=f"refreshToken={rotated}").json()
 
 
-def test_a_logout_on_one_instance_racing_a_refresh_on_the_other_ends_the_session(instances):
+def test_a_logout_on_one_instance_racing_a_refresh_on_the_other_ends_the_session(
+    instances,
+):
     """Whichever comes first, the cookie a racing refresh hands out is dead too."""
     first, second = instances
     fields = registration()
@@ -83,20 +98,36 @@ def test_a_logout_on_one_instance_racing_a_refresh_on_the_other_ends_the_session
     for cookie in cookies:
         calls += [(first.url, REFRESH, cookie), (second.url, LOGOUT, cookie)]
     with ThreadPoolExecutor(len(calls)) as pool:
-        answers = list(pool.map(lambda call: post(call[0], call[1], cookie=f"refreshToken={call[2]}"), calls))
+        answers = list(
+            pool.map(
+                lambda call: post(call[0], call[1], cookie=f"refreshToken={call[2]}"),
+                calls,
+            )
+        )
     handed_out = [answer.cookies.get("refreshToken") for answer in answers[::2]]
     for cookie in filter(None, handed_out):
-        assert "errors" in post(second.url, REFRESH, cookie=f"refreshToken={cookie}").json()
+        assert (
+            "errors"
+            in post(second.url, REFRESH, cookie=f"refreshToken={cookie}").json()
+        )
 
 
 def test_failed_logins_count_on_every_instance(instances):
     fields = registration()
-    assert instances[0].client()(REGISTER, {"fields": fields}) == {"data": {"register": True}}
+    assert instances[0].client()(REGISTER, {"fields": fields}) == {
+        "data": {"register": True}
+    }
     variables = {"email": fields["email"], "password": "wrong password"}
-    answers = [error_type(post(instances[i % 2].url, LOGIN, variables).json()) for i in range(PAIR_LIMIT + 1)]
+    answers = [
+        error_type(post(instances[i % 2].url, LOGIN, variables).json())
+        for i in range(PAIR_LIMIT + 1)
+    ]
     assert answers == ["UserNotFoundError"] * PAIR_LIMIT + ["TooManyRequestsError"]
     right = {"email": fields["email"], "password": PASSWORD}
-    assert error_type(post(instances[0].url, LOGIN, right).json()) == "TooManyRequestsError"
+    assert (
+        error_type(post(instances[0].url, LOGIN, right).json())
+        == "TooManyRequestsError"
+    )
 
 
 def test_every_mail_is_sent_once(instances, smtp):
@@ -104,7 +135,9 @@ def test_every_mail_is_sent_once(instances, smtp):
     emails = []
     for i in range(8):
         fields = registration()
-        assert instances[i % 2].client()(REGISTER, {"fields": fields}) == {"data": {"register": True}}
+        assert instances[i % 2].client()(REGISTER, {"fields": fields}) == {
+            "data": {"register": True}
+        }
         emails.append(fields["email"])
     for email in emails:
         assert len(smtp.wait_for(email)) == 1
@@ -113,9 +146,14 @@ def test_every_mail_is_sent_once(instances, smtp):
 
 
 def test_the_same_keys_sign_on_every_instance(instances):
-    keys = [httpx.get(f"{service.url}/.well-known/jwks.json").json() for service in instances]
+    keys = [
+        httpx.get(f"{service.url}/.well-known/jwks.json").json()
+        for service in instances
+    ]
     assert keys[0] == keys[1]
-    assert Path(instances[0].env["AUTH_PRIVATE_KEY_FILE"]) == Path(instances[1].env["AUTH_PRIVATE_KEY_FILE"])
+    assert Path(instances[0].env["AUTH_PRIVATE_KEY_FILE"]) == Path(
+        instances[1].env["AUTH_PRIVATE_KEY_FILE"]
+    )
 
 
 def test_instances_starting_together_migrate_one_at_a_time():

@@ -10,9 +10,15 @@ def test_healthz(service):
 
 
 def test_introspection_lists_the_api(client):
-    result = client("{ __schema { queryType { fields { name } } mutationType { fields { name } } } }")
-    queries = {field["name"] for field in result["data"]["__schema"]["queryType"]["fields"]}
-    mutations = {field["name"] for field in result["data"]["__schema"]["mutationType"]["fields"]}
+    result = client(
+        "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }"
+    )
+    queries = {
+        field["name"] for field in result["data"]["__schema"]["queryType"]["fields"]
+    }
+    mutations = {
+        field["name"] for field in result["data"]["__schema"]["mutationType"]["fields"]
+    }
     assert {"me", "publicKey", "userPagination", "userByIds"} <= queries
     assert {"register", "login", "refreshToken", "resetMyPassword"} <= mutations
 
@@ -33,7 +39,11 @@ def _error_type(response: httpx.Response) -> str:
 
 
 def test_malformed_json_is_a_bad_request(service):
-    response = httpx.post(f"{service.url}/graphql", content=b"{not json", headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{service.url}/graphql",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 400
     assert _error_type(response) == "BadRequestError"
 

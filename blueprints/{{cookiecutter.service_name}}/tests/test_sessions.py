@@ -18,7 +18,18 @@ import httpx
 import jwt
 import pytest
 from conftest import Service
-from helpers import LOGIN, ME, PASSWORD, REFRESH, UPDATE_ME, error_type, logged_in, post, registered, running_service
+from helpers import (
+    LOGIN,
+    ME,
+    PASSWORD,
+    REFRESH,
+    UPDATE_ME,
+    error_type,
+    logged_in,
+    post,
+    registered,
+    running_service,
+)
 
 #: The module runs on each (see conftest.py): the embedded default and a server database.
 DATABASES = ["sqlite", "postgresql"]
@@ -81,29 +92,45 @@ def test_concurrent_refreshes_with_one_cookie_all_keep_the_session(service, clie
     # Whichever answer the browser keeps, its cookie goes on refreshing.
     assert all(refreshed(service, each, user_id) for each in cookies)
     token = responses[0].json()["data"]["refreshToken"]["token"]
-    assert post(service.url, ME, authorization=f"Bearer {token}").json()["data"]["me"]["_id"] == user_id
+    assert (
+        post(service.url, ME, authorization=f"Bearer {token}").json()["data"]["me"][
+            "_id"
+        ]
+        == user_id
+    )
 
 
-def test_login_during_a_refresh_leaves_a_working_cookie_whichever_answer_comes_last(service, client):
+def test_login_during_a_refresh_leaves_a_working_cookie_whichever_answer_comes_last(
+    service, client
+):
     fields = registered(client)
     user_id = logged_in(client, fields)["user"]["_id"]
     cookie = client.http.cookies.get("refreshToken")
     # The refresh answered first, then the login; and the other way round.
     for first, second in ((refresh, log_in), (log_in, refresh)):
-        calls = {refresh: lambda: refresh(service, cookie), log_in: lambda: log_in(service, fields, cookie)}
+        calls = {
+            refresh: lambda: refresh(service, cookie),
+            log_in: lambda: log_in(service, fields, cookie),
+        }
         answers = [new_cookie(calls[first]()), new_cookie(calls[second]())]
         following = [refreshed(service, each, user_id) for each in answers]
         assert all(following), following
         cookie = following[-1]
     # And at the same moment, as Krypton's client sends them.
     for _ in range(5):
-        responses = in_parallel(lambda: refresh(service, cookie), lambda: log_in(service, fields, cookie))
-        following = [refreshed(service, new_cookie(response), user_id) for response in responses]
+        responses = in_parallel(
+            lambda: refresh(service, cookie), lambda: log_in(service, fields, cookie)
+        )
+        following = [
+            refreshed(service, new_cookie(response), user_id) for response in responses
+        ]
         assert all(following), following
         cookie = following[-1]
 
 
-def test_login_continues_the_devices_own_session_and_ends_another_users(service, client):
+def test_login_continues_the_devices_own_session_and_ends_another_users(
+    service, client
+):
     fields = registered(client)
     user_id = logged_in(client, fields)["user"]["_id"]
     before = client.http.cookies.get("refreshToken")

@@ -49,14 +49,20 @@ Opener = Callable[[], Awaitable[Store]]
 UNIQUE = [name for name, field in FIELDS.items() if field.unique]
 INDEXED = [name for name, field in FIELDS.items() if field.indexed and not field.unique]
 WITH_DEFAULT = [name for name, field in FIELDS.items() if field.has_default]
-REQUIRED_NO_DEFAULT = [name for name, field in FIELDS.items() if field.required and not field.has_default]
+REQUIRED_NO_DEFAULT = [
+    name for name, field in FIELDS.items() if field.required and not field.has_default
+]
 #: Real time, because MongoDB (and mongomock) expire tokens and failures by TTL indexes.
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def each(names: list[str], what: str) -> list[Any]:
     """Parameters over the spec's fields, or one skipped test that says why."""
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=f"the spec has no {what} field"))]
+    return names or [
+        pytest.param(
+            None, marks=pytest.mark.skip(reason=f"the spec has no {what} field")
+        )
+    ]
 
 
 @pytest.fixture
@@ -69,7 +75,9 @@ def mongodb_url(base: str, database: str) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mongomock", "mongodb"])
-async def opener(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Opener]:
+async def opener(
+    request: pytest.FixtureRequest, tmp_path: Any
+) -> AsyncIterator[Opener]:
     """Opens stores on one fresh database, as the service does at each start."""
     kind = request.param
     real_url = postgresql = None
@@ -85,7 +93,9 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator
     else:
         base = os.environ.get("AUTH_TEST_MONGODB_URL")
         if not base:
-            pytest.skip("AUTH_TEST_MONGODB_URL is not set: no real MongoDB to test against")
+            pytest.skip(
+                "AUTH_TEST_MONGODB_URL is not set: no real MongoDB to test against"
+            )
         real_url = mongodb_url(base, f"contract_{uuid.uuid4().hex[:12]}")
         make = lambda: MongoStore(real_url)
     opened: list[Store] = []
@@ -145,10 +155,14 @@ async def test_update_sets_and_unsets(store):
 async def test_update_only_when_the_expected_values_hold(store):
     user = sample_user(4)
     await store.insert_user(user)
-    stale = await store.update_user(user["_id"], {"email_verified": True}, expected={"email": "old@example.com"})
+    stale = await store.update_user(
+        user["_id"], {"email_verified": True}, expected={"email": "old@example.com"}
+    )
     assert stale is None
     assert await store.get_user(user["_id"]) == user
-    current = await store.update_user(user["_id"], {"email_verified": True}, expected={"email": user["email"]})
+    current = await store.update_user(
+        user["_id"], {"email_verified": True}, expected={"email": user["email"]}
+    )
     assert current == {**user, "email_verified": True}
 
 
@@ -216,23 +230,34 @@ def matches(user: dict[str, Any], condition: Condition) -> bool:
     if condition.op == "eq":
         return value == operand
     if condition.op == "ne":
-        return value is not None if operand is None else value is None or value != operand
+        return (
+            value is not None if operand is None else value is None or value != operand
+        )
     if condition.op == "in":
         return value is not None and value in operand
     if condition.op == "nin":
         return value is None or value not in operand
     if value is None:
         return False
-    return {"gt": value > operand, "gte": value >= operand, "lt": value < operand, "lte": value <= operand}[
-        condition.op
-    ]
+    return {
+        "gt": value > operand,
+        "gte": value >= operand,
+        "lt": value < operand,
+        "lte": value <= operand,
+    }[condition.op]
 
 
 def reference(users: list[dict[str, Any]], query: UserQuery) -> list[dict[str, Any]]:
     """The users a query returns: NULLs first when ascending, last when descending."""
-    found = [user for user in users if query.where is None or matches(user, query.where)]
+    found = [
+        user for user in users if query.where is None or matches(user, query.where)
+    ]
     for name, direction in reversed(query.sort):
-        present = sorted((u for u in found if u[name] is not None), key=lambda u: u[name], reverse=direction < 0)
+        present = sorted(
+            (u for u in found if u[name] is not None),
+            key=lambda u: u[name],
+            reverse=direction < 0,
+        )
         absent = [u for u in found if u[name] is None]
         found = absent + present if direction > 0 else present + absent
     return found[query.skip : query.skip + query.limit]
@@ -257,9 +282,13 @@ def conditions(users: list[dict[str, Any]]) -> list[Condition]:
         ]
         if not listed:  # lists compare as a whole, with equality only
             found += [Compare(name, "in", values), Compare(name, "nin", values)]
-            found += [Compare(name, op, pivot[name]) for op in ("gt", "gte", "lt", "lte")]
+            found += [
+                Compare(name, op, pivot[name]) for op in ("gt", "gte", "lt", "lte")
+            ]
     for name in INDEXED + UNIQUE:
-        low, high = Compare(name, "gte", users[0][name]), Compare(name, "lt", pivot[name])
+        low, high = Compare(name, "gte", users[0][name]), Compare(
+            name, "lt", pivot[name]
+        )
         found += [
             AllOf((low, high)),
             AnyOf((high, Compare(name, "eq", None))),
@@ -270,11 +299,20 @@ def conditions(users: list[dict[str, Any]]) -> list[Condition]:
 
 def queries(users: list[dict[str, Any]]) -> list[UserQuery]:
     found = [UserQuery(where=condition, limit=1000) for condition in conditions(users)]
-    found += [UserQuery(where=condition, skip=2, limit=3) for condition in conditions(users)]
+    found += [
+        UserQuery(where=condition, skip=2, limit=3) for condition in conditions(users)
+    ]
     for name in ["_id", "email_verified", *INDEXED, *UNIQUE]:
         for direction in (1, -1):
-            sort = ((name, direction),) if name == "_id" else ((name, direction), ("_id", 1))
-            found += [UserQuery(sort=sort, limit=1000), UserQuery(sort=sort, skip=3, limit=5)]
+            sort = (
+                ((name, direction),)
+                if name == "_id"
+                else ((name, direction), ("_id", 1))
+            )
+            found += [
+                UserQuery(sort=sort, limit=1000),
+                UserQuery(sort=sort, skip=3, limit=5),
+            ]
     found += [UserQuery(skip=20, limit=10), UserQuery(skip=30), UserQuery(limit=0)]
     return found
 
@@ -310,7 +348,9 @@ async def test_adapters_give_identical_results(tmp_path):
         for query in queries(users):
             sql, mongo = [await store.find_users(query) for store in stores]
             assert sql == mongo, query
-            assert await stores[0].count_users(query.where) == await stores[1].count_users(query.where)
+            assert await stores[0].count_users(query.where) == await stores[
+                1
+            ].count_users(query.where)
     finally:
         for store in stores:
             await store.close()
@@ -319,12 +359,22 @@ async def test_adapters_give_identical_results(tmp_path):
 # Sessions.
 
 
-def refresh_token(user_id: str, session_id: str, expires_at: dt.datetime = NOW + dt.timedelta(hours=1)) -> dict:
-    return {"token_hash": uuid.uuid4().hex * 2, "session_id": session_id, "user_id": user_id, "expires_at": expires_at}
+def refresh_token(
+    user_id: str, session_id: str, expires_at: dt.datetime = NOW + dt.timedelta(hours=1)
+) -> dict:
+    return {
+        "token_hash": uuid.uuid4().hex * 2,
+        "session_id": session_id,
+        "user_id": user_id,
+        "expires_at": expires_at,
+    }
 
 
 def replacement() -> dict[str, Any]:
-    return {"token_hash": uuid.uuid4().hex * 2, "expires_at": NOW + dt.timedelta(hours=2)}
+    return {
+        "token_hash": uuid.uuid4().hex * 2,
+        "expires_at": NOW + dt.timedelta(hours=2),
+    }
 
 
 async def test_rotation_and_reuse_detection(store):
@@ -335,18 +385,29 @@ async def test_rotation_and_reuse_detection(store):
     assert outcome is Rotation.ROTATED
     assert record["session_id"] == "s1" and record["user_id"] == "u1"
     third = replacement()
-    assert (await store.rotate_refresh_token(second["token_hash"], third, NOW))[0] is Rotation.ROTATED
+    assert (await store.rotate_refresh_token(second["token_hash"], third, NOW))[
+        0
+    ] is Rotation.ROTATED
     # The first token again: stolen or replayed. Its whole session ends.
-    outcome, record = await store.rotate_refresh_token(first["token_hash"], replacement(), NOW)
+    outcome, record = await store.rotate_refresh_token(
+        first["token_hash"], replacement(), NOW
+    )
     assert outcome is Rotation.REUSED and record["session_id"] == "s1"
-    assert await store.rotate_refresh_token(third["token_hash"], replacement(), NOW) == (Rotation.INVALID, None)
+    assert await store.rotate_refresh_token(
+        third["token_hash"], replacement(), NOW
+    ) == (Rotation.INVALID, None)
 
 
 async def test_expired_and_unknown_tokens_do_not_rotate(store):
     expired = refresh_token("u1", "s1", expires_at=NOW - dt.timedelta(seconds=1))
     await store.add_refresh_token(expired)
-    assert await store.rotate_refresh_token(expired["token_hash"], replacement(), NOW) == (Rotation.INVALID, None)
-    assert await store.rotate_refresh_token("0" * 64, replacement(), NOW) == (Rotation.INVALID, None)
+    assert await store.rotate_refresh_token(
+        expired["token_hash"], replacement(), NOW
+    ) == (Rotation.INVALID, None)
+    assert await store.rotate_refresh_token("0" * 64, replacement(), NOW) == (
+        Rotation.INVALID,
+        None,
+    )
 
 
 async def test_concurrent_refreshes_cannot_both_win(store):
@@ -363,18 +424,30 @@ async def test_a_token_rotated_within_the_reuse_interval_continues_its_session(s
     first = refresh_token("u1", "s1")
     await store.add_refresh_token(first)
     second, sibling = replacement(), replacement()
-    assert (await store.rotate_refresh_token(first["token_hash"], second, NOW, 10))[0] is Rotation.ROTATED
+    assert (await store.rotate_refresh_token(first["token_hash"], second, NOW, 10))[
+        0
+    ] is Rotation.ROTATED
     soon = NOW + dt.timedelta(seconds=9)
-    outcome, record = await store.rotate_refresh_token(first["token_hash"], sibling, soon, 10)
-    assert outcome is Rotation.ROTATED and record["session_id"] == "s1" and record["user_id"] == "u1"
+    outcome, record = await store.rotate_refresh_token(
+        first["token_hash"], sibling, soon, 10
+    )
+    assert (
+        outcome is Rotation.ROTATED
+        and record["session_id"] == "s1"
+        and record["user_id"] == "u1"
+    )
     # Both replacements are current tokens of the session.
     heads = [replacement(), replacement()]
     for token, head in zip((second, sibling), heads):
-        assert (await store.rotate_refresh_token(token["token_hash"], head, soon, 10))[0] is Rotation.ROTATED
+        assert (await store.rotate_refresh_token(token["token_hash"], head, soon, 10))[
+            0
+        ] is Rotation.ROTATED
     # The interval runs from the first rotation, whatever was presented since:
     # after it, the first token is a replay and the whole session ends.
     late = NOW + dt.timedelta(seconds=11)
-    outcome, record = await store.rotate_refresh_token(first["token_hash"], replacement(), late, 10)
+    outcome, record = await store.rotate_refresh_token(
+        first["token_hash"], replacement(), late, 10
+    )
     assert outcome is Rotation.REUSED and record["session_id"] == "s1"
     for head in heads:
         assert await store.end_session(head["token_hash"]) is None
@@ -385,11 +458,18 @@ async def test_concurrent_refreshes_within_the_interval_all_continue_the_session
     await store.add_refresh_token(token)
     replacements = [replacement() for _ in range(8)]
     outcomes = await asyncio.gather(
-        *(store.rotate_refresh_token(token["token_hash"], new, NOW, 10) for new in replacements)
+        *(
+            store.rotate_refresh_token(token["token_hash"], new, NOW, 10)
+            for new in replacements
+        )
     )
-    assert [(outcome, record["session_id"]) for outcome, record in outcomes] == [(Rotation.ROTATED, "s1")] * 8
+    assert [(outcome, record["session_id"]) for outcome, record in outcomes] == [
+        (Rotation.ROTATED, "s1")
+    ] * 8
     for new in replacements:
-        assert (await store.rotate_refresh_token(new["token_hash"], replacement(), NOW, 10))[0] is Rotation.ROTATED
+        assert (
+            await store.rotate_refresh_token(new["token_hash"], replacement(), NOW, 10)
+        )[0] is Rotation.ROTATED
 
 
 async def test_the_reuse_interval_does_not_revive_an_ended_or_expired_session(store):
@@ -398,12 +478,18 @@ async def test_the_reuse_interval_does_not_revive_an_ended_or_expired_session(st
     second = replacement()
     await store.rotate_refresh_token(first["token_hash"], second, NOW, 10)
     await store.end_session(second["token_hash"])
-    assert await store.rotate_refresh_token(first["token_hash"], replacement(), NOW, 10) == (Rotation.INVALID, None)
+    assert await store.rotate_refresh_token(
+        first["token_hash"], replacement(), NOW, 10
+    ) == (Rotation.INVALID, None)
     expiring = refresh_token("u1", "s2", expires_at=NOW + dt.timedelta(seconds=5))
     await store.add_refresh_token(expiring)
     await store.rotate_refresh_token(expiring["token_hash"], replacement(), NOW, 10)
     later = NOW + dt.timedelta(seconds=6)
-    assert (await store.rotate_refresh_token(expiring["token_hash"], replacement(), later, 10))[0] is not Rotation.ROTATED
+    assert (
+        await store.rotate_refresh_token(
+            expiring["token_hash"], replacement(), later, 10
+        )
+    )[0] is not Rotation.ROTATED
 
 
 async def test_refresh_tokens_of_an_older_generation_gain_the_rotation_time(tmp_path):
@@ -414,13 +500,17 @@ async def test_refresh_tokens_of_an_older_generation_gain_the_rotation_time(tmp_
     token = refresh_token("u1", "s1")
     await store.add_refresh_token(token)
     async with store.engine.begin() as connection:
-        await connection.execute(text("ALTER TABLE refresh_tokens DROP COLUMN rotated_at"))
+        await connection.execute(
+            text("ALTER TABLE refresh_tokens DROP COLUMN rotated_at")
+        )
     await store.close()
     store = SqlStore(url)
     await store.open()
     try:
         for _ in range(2):
-            outcome, _ = await store.rotate_refresh_token(token["token_hash"], replacement(), NOW, 10)
+            outcome, _ = await store.rotate_refresh_token(
+                token["token_hash"], replacement(), NOW, 10
+            )
             assert outcome is Rotation.ROTATED
     finally:
         await store.close()
@@ -436,7 +526,9 @@ async def test_end_session_ends_only_that_session(store):
     assert record["session_id"] == "s1"
     assert await store.end_session(first["token_hash"]) is None
     assert await store.end_session("0" * 64) is None
-    assert (await store.rotate_refresh_token(other["token_hash"], replacement(), NOW))[0] is Rotation.ROTATED
+    assert (await store.rotate_refresh_token(other["token_hash"], replacement(), NOW))[
+        0
+    ] is Rotation.ROTATED
 
 
 async def test_end_user_sessions(store):
@@ -454,8 +546,14 @@ async def test_purge_expired(store):
     current = refresh_token("u1", "s2")
     await store.add_refresh_token(expired)
     await store.add_refresh_token(current)
-    await store.add_side_writes(SideWrites(tokens=[one_time_token("u1", "verify", NOW - dt.timedelta(minutes=1))]))
-    await store.purge_expired(NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7))
+    await store.add_side_writes(
+        SideWrites(
+            tokens=[one_time_token("u1", "verify", NOW - dt.timedelta(minutes=1))]
+        )
+    )
+    await store.purge_expired(
+        NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7)
+    )
     assert await store.end_session(expired["token_hash"]) is None
     assert await store.end_session(current["token_hash"]) is not None
     assert await store.consume_user_token("1" * 64, "verify") is None
@@ -464,7 +562,9 @@ async def test_purge_expired(store):
 async def test_delete_user_ends_their_sessions_and_tokens(store):
     user = sample_user(12)
     token = refresh_token(user["_id"], "s1")
-    await store.insert_user(user, SideWrites(tokens=[one_time_token(user["_id"], "verify")]))
+    await store.insert_user(
+        user, SideWrites(tokens=[one_time_token(user["_id"], "verify")])
+    )
     await store.add_refresh_token(token)
     await store.delete_user(user["_id"])
     assert await store.end_session(token["token_hash"]) is None
@@ -474,7 +574,9 @@ async def test_delete_user_ends_their_sessions_and_tokens(store):
 # One-time tokens.
 
 
-def one_time_token(user_id: str, purpose: str, expires_at: dt.datetime = NOW + dt.timedelta(hours=1)) -> dict:
+def one_time_token(
+    user_id: str, purpose: str, expires_at: dt.datetime = NOW + dt.timedelta(hours=1)
+) -> dict:
     return {
         "token_hash": "1" * 64,
         "user_id": user_id,
@@ -501,13 +603,25 @@ async def test_delete_user_tokens_by_purpose(store):
 
 async def test_side_writes_travel_with_the_user(store):
     user = sample_user(13)
-    mail = outbox_record(user["email"], "verify_email", {"link": "https://example.org/x"})
-    await store.insert_user(user, SideWrites(tokens=[one_time_token(user["_id"], "verify")], mails=[mail]))
+    mail = outbox_record(
+        user["email"], "verify_email", {"link": "https://example.org/x"}
+    )
+    await store.insert_user(
+        user, SideWrites(tokens=[one_time_token(user["_id"], "verify")], mails=[mail])
+    )
     assert (await store.get_mail(mail["_id"]))["recipient"] == user["email"]
     second = outbox_record(user["email"], "reset_password_email", {})
     await store.update_user(user["_id"], {}, SideWrites(mails=[second]))
-    assert [m["_id"] for m in await store.list_mails("pending")] == [mail["_id"], second["_id"]]
-    assert await store.update_user(new_id(), {}, SideWrites(mails=[outbox_record("x@y.z", "t", {})])) is None
+    assert [m["_id"] for m in await store.list_mails("pending")] == [
+        mail["_id"],
+        second["_id"],
+    ]
+    assert (
+        await store.update_user(
+            new_id(), {}, SideWrites(mails=[outbox_record("x@y.z", "t", {})])
+        )
+        is None
+    )
     assert len(await store.list_mails()) == 2
 
 
@@ -515,7 +629,9 @@ async def test_side_writes_travel_with_the_user(store):
 
 
 async def test_outbox_leases(store):
-    mails = [outbox_record(f"r{i}@example.com", "verify_email", {"n": i}) for i in range(3)]
+    mails = [
+        outbox_record(f"r{i}@example.com", "verify_email", {"n": i}) for i in range(3)
+    ]
     await store.add_side_writes(SideWrites(mails=mails))
     now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     lease = now + dt.timedelta(minutes=5)
@@ -524,17 +640,27 @@ async def test_outbox_leases(store):
     rest = await store.claim_mails(now, lease, limit=10)
     assert [m["_id"] for m in rest] == [mails[2]["_id"]]
     assert await store.claim_mails(now, lease, limit=10) == []  # all leased
-    after = await store.claim_mails(lease + dt.timedelta(seconds=1), lease + dt.timedelta(minutes=10), limit=10)
-    assert sorted(m["_id"] for m in after) == sorted(m["_id"] for m in mails)  # the leases expired
+    after = await store.claim_mails(
+        lease + dt.timedelta(seconds=1), lease + dt.timedelta(minutes=10), limit=10
+    )
+    assert sorted(m["_id"] for m in after) == sorted(
+        m["_id"] for m in mails
+    )  # the leases expired
 
 
 async def test_outbox_updates(store):
     mail = outbox_record("r@example.com", "verify_email", {})
     await store.add_side_writes(SideWrites(mails=[mail]))
     sent_at = NOW.replace(microsecond=0)
-    await store.update_mail(mail["_id"], {"status": "sent", "sent_at": sent_at, "attempts": 1})
+    await store.update_mail(
+        mail["_id"], {"status": "sent", "sent_at": sent_at, "attempts": 1}
+    )
     stored = await store.get_mail(mail["_id"])
-    assert (stored["status"], stored["sent_at"], stored["attempts"]) == ("sent", sent_at, 1)
+    assert (stored["status"], stored["sent_at"], stored["attempts"]) == (
+        "sent",
+        sent_at,
+        1,
+    )
     assert await store.list_mails("pending") == []
     assert await store.claim_mails(dt.datetime.now(dt.UTC), NOW, limit=10) == []
     assert await store.get_mail(new_id()) is None
@@ -569,7 +695,10 @@ async def user_indexes(store: Store) -> dict[str, list[str]]:
         async with store.engine.connect() as connection:
             found = await SqlUsersSchema(connection).indexes()
     else:
-        found = {name: [key for key, _ in info["key"]] for name, info in (await store.users.index_information()).items()}
+        found = {
+            name: [key for key, _ in info["key"]]
+            for name, info in (await store.users.index_information()).items()
+        }
     return {name: list(keys) for name, keys in found.items()}
 
 
@@ -593,7 +722,9 @@ async def test_new_field_with_default_is_filled_in(opener, name):
     await forget_field(store, name)
     reopened = await opener()
     for user in users:
-        assert (await reopened.get_user(user["_id"]))[name] == FIELDS[name].python_default()
+        assert (await reopened.get_user(user["_id"]))[name] == FIELDS[
+            name
+        ].python_default()
 
 
 async def test_removed_field_is_harmless(opener):
@@ -632,7 +763,9 @@ async def index_columns(store: Store, index: str) -> list[str]:
     return (await user_indexes(store))[index]
 
 
-@pytest.mark.parametrize("name", each([n for n in INDEXED if n not in UNIQUE], "indexed, not unique"))
+@pytest.mark.parametrize(
+    "name", each([n for n in INDEXED if n not in UNIQUE], "indexed, not unique")
+)
 async def test_an_index_of_an_older_shape_is_rebuilt(opener, name):
     """Indexes of an older generation may have other columns under the same name."""
     store = await opener()
@@ -655,16 +788,22 @@ async def test_new_unique_index_over_duplicates_stops_the_start(opener, name):
     first = sample_user(25)
     await store.insert_user(first)
     await store.insert_user(sample_user(26, **{name: first[name]}))
-    with pytest.raises(SchemaError, match=f"'{name}' is now unique.*make those values distinct"):
+    with pytest.raises(
+        SchemaError, match=f"'{name}' is now unique.*make those values distinct"
+    ):
         await opener()
 
 
-@pytest.mark.parametrize("name", each(REQUIRED_NO_DEFAULT, "required field without default"))
+@pytest.mark.parametrize(
+    "name", each(REQUIRED_NO_DEFAULT, "required field without default")
+)
 async def test_new_required_field_on_existing_users_stops_the_start(opener, name):
     store = await opener()
     await store.insert_user(sample_user(27))
     await forget_field(store, name)
-    with pytest.raises(SchemaError, match=f"'{name}' is required.*give '{name}' a default"):
+    with pytest.raises(
+        SchemaError, match=f"'{name}' is required.*give '{name}' a default"
+    ):
         await opener()
 
 
@@ -719,10 +858,14 @@ async def test_purge_forgets_old_attempts_and_old_mails(store):
     await store.update_mail(sent["_id"], {"status": "sent", "sent_at": long_ago})
     await store.update_mail(failed["_id"], {"status": "failed"})
     await store.update_mail(recent["_id"], {"status": "sent", "sent_at": NOW})
-    await store.purge_expired(NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7))
+    await store.purge_expired(
+        NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7)
+    )
     assert await store.count_attempts("old", NOW - dt.timedelta(days=1)) == 1
     assert await store.count_attempts("new", NOW - dt.timedelta(days=1)) == 1
-    assert [mail["_id"] for mail in await store.list_mails()] == sorted([pending["_id"], recent["_id"]])
+    assert [mail["_id"] for mail in await store.list_mails()] == sorted(
+        [pending["_id"], recent["_id"]]
+    )
 
 
 async def test_every_public_field_has_an_equality_index(store):
@@ -730,7 +873,6 @@ async def test_every_public_field_has_an_equality_index(store):
     leading = {keys[0] for keys in (await user_indexes(store)).values()}
     public = [name for name, field in FIELDS.items() if field.public and not field.list]
     assert set(public) | {"email_verified"} <= leading
-
 
 
 async def test_a_session_ended_while_it_rotates_is_gone_with_its_replacement(store):
@@ -743,7 +885,12 @@ async def test_a_session_ended_while_it_rotates_is_gone_with_its_replacement(sto
     replacements = [replacement() for _ in tokens]
     calls = []
     for token, new in zip(tokens, replacements):
-        calls += [store.rotate_refresh_token(token["token_hash"], new, NOW, 10), store.end_session(token["token_hash"])]
+        calls += [
+            store.rotate_refresh_token(token["token_hash"], new, NOW, 10),
+            store.end_session(token["token_hash"]),
+        ]
     await asyncio.gather(*calls)
     for new in replacements:
-        assert (await store.rotate_refresh_token(new["token_hash"], replacement(), NOW, 10))[0] is Rotation.INVALID
+        assert (
+            await store.rotate_refresh_token(new["token_hash"], replacement(), NOW, 10)
+        )[0] is Rotation.INVALID

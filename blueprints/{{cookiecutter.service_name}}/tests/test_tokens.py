@@ -51,7 +51,9 @@ def test_jwks_verifies_the_token(service, client):
     keys = response.json()["keys"]
     assert len(keys) == 1 and keys[0]["kty"] == "RSA" and keys[0]["use"] == "sig"
     assert not {"d", "p", "q", "dp", "dq", "qi"} & set(keys[0])  # no private parts
-    signing_key = jwt.PyJWKClient(f"{service.url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
+    signing_key = jwt.PyJWKClient(
+        f"{service.url}/.well-known/jwks.json"
+    ).get_signing_key_from_jwt(token)
     assert signing_key.key_id == jwt.get_unverified_header(token)["kid"]
     assert jwt.decode(token, signing_key.key, algorithms=["RS256"])["sub"]
 
@@ -61,8 +63,12 @@ def test_token_signed_by_another_key_is_refused(client):
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
     intruder = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    forged = jwt.encode(claims, intruder, algorithm="RS256", headers={"kid": header["kid"]})
-    assert error_type(client(ME, authorization=f"Bearer {forged}")) == "UnauthorizedError"
+    forged = jwt.encode(
+        claims, intruder, algorithm="RS256", headers={"kid": header["kid"]}
+    )
+    assert (
+        error_type(client(ME, authorization=f"Bearer {forged}")) == "UnauthorizedError"
+    )
 
 
 def test_unsigned_and_hmac_tokens_are_refused(client):
@@ -74,9 +80,13 @@ def test_unsigned_and_hmac_tokens_are_refused(client):
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
     body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
     signature = hmac.new(pem.encode(), header + b"." + body, hashlib.sha256).digest()
-    confused = b".".join([header, body, base64.urlsafe_b64encode(signature).rstrip(b"=")]).decode()
+    confused = b".".join(
+        [header, body, base64.urlsafe_b64encode(signature).rstrip(b"=")]
+    ).decode()
     for bad in (unsigned, confused, token[:-4] + "AAAA"):
-        assert error_type(client(ME, authorization=f"Bearer {bad}")) == "UnauthorizedError"
+        assert (
+            error_type(client(ME, authorization=f"Bearer {bad}")) == "UnauthorizedError"
+        )
 
 
 def _start(folder: Path, **env: str) -> Service:
@@ -113,7 +123,9 @@ def test_other_algorithms(tmp_path, algorithm):
         client = running.client()
         token = logged_in(client, registered(client))["token"]
         assert jwt.get_unverified_header(token)["alg"] == algorithm
-        key = jwt.PyJWKClient(f"{running.url}/.well-known/jwks.json").get_signing_key_from_jwt(token)
+        key = jwt.PyJWKClient(
+            f"{running.url}/.well-known/jwks.json"
+        ).get_signing_key_from_jwt(token)
         assert jwt.decode(token, key.key, algorithms=[algorithm])["sub"]
         assert "errors" not in client(ME)
     finally:
@@ -127,7 +139,9 @@ def test_a_key_that_does_not_fit_the_algorithm_stops_the_start(tmp_path):
 
 
 def _load_or_create(folder: str) -> str:
-    keys = KeyPair.load_or_create(Path(folder) / "private.pem", Path(folder) / "public.pem", "RS256")
+    keys = KeyPair.load_or_create(
+        Path(folder) / "private.pem", Path(folder) / "public.pem", "RS256"
+    )
     return keys.kid
 
 
@@ -135,7 +149,10 @@ def test_workers_starting_together_share_one_key_pair(tmp_path):
     with ProcessPoolExecutor(max_workers=4) as pool:
         kids = list(pool.map(_load_or_create, [str(tmp_path / "keys")] * 8))
     assert len(set(kids)) == 1
-    assert sorted(path.name for path in (tmp_path / "keys").iterdir()) == ["private.pem", "public.pem"]
+    assert sorted(path.name for path in (tmp_path / "keys").iterdir()) == [
+        "private.pem",
+        "public.pem",
+    ]
 
 
 def test_expired_token_is_refused_and_refresh_gives_a_new_one(tmp_path):

@@ -18,7 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import MailSink, Service, service_env
-from helpers import LOGIN, LOGOUT, PASSWORD, REFRESH, error_type, logged_in, post, registered
+from helpers import (
+    LOGIN,
+    LOGOUT,
+    PASSWORD,
+    REFRESH,
+    error_type,
+    logged_in,
+    post,
+    registered,
+)
 from test_mail import link_in, mail_to, token_of, wait_until
 
 ALLOWED_ORIGIN = "https://app.example"
@@ -28,10 +37,16 @@ SEND_RECOVERY = "query ($email: String!) { sendPasswordRecoveryEmail(email: $ema
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, smtp: MailSink) -> Iterator[Service]:
+def service(
+    tmp_path_factory: pytest.TempPathFactory, smtp: MailSink
+) -> Iterator[Service]:
     """This module's service: one browser origin allowed, room for a deeply nested body."""
     folder = tmp_path_factory.mktemp("transport")
-    env = {**service_env(folder, smtp), "AUTH_CORS_ORIGINS": ALLOWED_ORIGIN, "AUTH_MAX_BODY_BYTES": "200000"}
+    env = {
+        **service_env(folder, smtp),
+        "AUTH_CORS_ORIGINS": ALLOWED_ORIGIN,
+        "AUTH_MAX_BODY_BYTES": "200000",
+    }
     running = Service(folder, env)
     running.start()
     try:
@@ -74,7 +89,9 @@ def refusal(response: httpx.Response, status: int) -> str:
 
 def test_account_logic_does_not_import_starlette():
     code = "import sys, {{ cookiecutter.package }}.accounts, {{ cookiecutter.package }}.recovery; print('starlette' in sys.modules)"
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert output.strip() == "False"
 
 
@@ -82,7 +99,10 @@ def test_account_logic_does_not_import_starlette():
 
 
 NOT_JSON = {
-    "text/plain": {"content": json.dumps({"query": "{ __typename }"}), "headers": {"content-type": "text/plain"}},
+    "text/plain": {
+        "content": json.dumps({"query": "{ __typename }"}),
+        "headers": {"content-type": "text/plain"},
+    },
     "form": {"data": {"query": "{ __typename }"}},
     "multipart": {"files": {"query": (None, "{ __typename }")}},
     "no content type": {"content": json.dumps({"query": "{ __typename }"})},
@@ -95,15 +115,23 @@ def test_post_takes_json_only(service, path):
         response = httpx.post(service.url + path, **body)
         assert refusal(response, 415) == "UnsupportedMediaTypeError", kind
     with_charset = {"content-type": "application/json; charset=utf-8"}
-    response = httpx.post(service.url + path, content=json.dumps({"query": "{ __typename }"}), headers=with_charset)
+    response = httpx.post(
+        service.url + path,
+        content=json.dumps({"query": "{ __typename }"}),
+        headers=with_charset,
+    )
     assert response.json() == {"data": {"__typename": "Query"}}
 
 
 def test_a_cross_site_form_cannot_log_in(service, client):
     """Login CSRF: an HTML form on another site can send text/plain, never JSON."""
     fields = registered(client)
-    forged = json.dumps({"query": LOGIN, "variables": {"email": fields["email"], "password": PASSWORD}})
-    response = httpx.post(f"{service.url}/graphql", content=forged, headers={"content-type": "text/plain"})
+    forged = json.dumps(
+        {"query": LOGIN, "variables": {"email": fields["email"], "password": PASSWORD}}
+    )
+    response = httpx.post(
+        f"{service.url}/graphql", content=forged, headers={"content-type": "text/plain"}
+    )
     assert refusal(response, 415) == "UnsupportedMediaTypeError"
     assert "set-cookie" not in response.headers
 
@@ -125,14 +153,20 @@ def test_get_never_runs_a_mutation(service, client):
     response = httpx.get(f"{service.url}/graphql", params=params)
     assert refusal(response, 405) == "MethodNotAllowedError"
     assert response.headers["allow"] == "POST"
-    assert client(EMAIL_AVAILABLE, {"email": fields["email"]}) == {"data": {"emailAvailable": True}}
+    assert client(EMAIL_AVAILABLE, {"email": fields["email"]}) == {
+        "data": {"emailAvailable": True}
+    }
 
 
 def test_get_picks_the_operation_by_name(service):
     document = "query Q { __typename } mutation M { logout }"
-    query = httpx.get(f"{service.url}/graphql", params={"query": document, "operationName": "Q"})
+    query = httpx.get(
+        f"{service.url}/graphql", params={"query": document, "operationName": "Q"}
+    )
     assert query.json() == {"data": {"__typename": "Query"}}
-    mutation = httpx.get(f"{service.url}/graphql", params={"query": document, "operationName": "M"})
+    mutation = httpx.get(
+        f"{service.url}/graphql", params={"query": document, "operationName": "M"}
+    )
     assert refusal(mutation, 405) == "MethodNotAllowedError"
 
 
@@ -156,14 +190,27 @@ def test_only_own_and_allowed_origins_use_the_cookie(service, client):
         assert "errors" not in result, (origin, result)
     # Without the cookie, an Origin changes nothing.
     fields = registered(client)
-    response = post(service.url, LOGIN, {"email": fields["email"], "password": PASSWORD}, origin="https://evil.example")
+    response = post(
+        service.url,
+        LOGIN,
+        {"email": fields["email"], "password": PASSWORD},
+        origin="https://evil.example",
+    )
     assert "errors" not in response.json()
     # CORS answers the allowed origin only.
-    preflight = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
-    allowed = httpx.options(f"{service.url}/graphql", headers={"origin": ALLOWED_ORIGIN, **preflight})
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    allowed = httpx.options(
+        f"{service.url}/graphql", headers={"origin": ALLOWED_ORIGIN, **preflight}
+    )
     assert allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     assert allowed.headers["access-control-allow-credentials"] == "true"
-    foreign = httpx.options(f"{service.url}/graphql", headers={"origin": "https://evil.example", **preflight})
+    foreign = httpx.options(
+        f"{service.url}/graphql",
+        headers={"origin": "https://evil.example", **preflight},
+    )
     assert "access-control-allow-origin" not in foreign.headers
 
 
@@ -179,10 +226,26 @@ def test_only_own_and_allowed_origins_use_the_cookie(service, client):
     ],
 )
 def test_unsafe_browser_settings_stop_serve(tmp_path, env, variable):
-    refused = Service(tmp_path, {**service_env(tmp_path), **env})  # its public URL is http://
-    command = [sys.executable, "-m", "{{ cookiecutter.package }}", "serve", "--port", str(refused.port)]
+    refused = Service(
+        tmp_path, {**service_env(tmp_path), **env}
+    )  # its public URL is http://
+    command = [
+        sys.executable,
+        "-m",
+        "{{ cookiecutter.package }}",
+        "serve",
+        "--port",
+        str(refused.port),
+    ]
     try:
-        result = subprocess.run(command, cwd=tmp_path, env=refused.env, capture_output=True, text=True, timeout=15)
+        result = subprocess.run(
+            command,
+            cwd=tmp_path,
+            env=refused.env,
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"serve started with {env}")
     output = (result.stdout + result.stderr).strip()
@@ -198,10 +261,15 @@ def test_unsafe_browser_settings_stop_serve(tmp_path, env, variable):
 def cookie_attributes(service: Service) -> dict[str, str]:
     client = service.client()
     fields = registered(client)
-    response = post(service.url, LOGIN, {"email": fields["email"], "password": PASSWORD})
+    response = post(
+        service.url, LOGIN, {"email": fields["email"], "password": PASSWORD}
+    )
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("refreshToken=")
-    return {name.strip().lower(): value.strip() for name, _, value in (part.partition("=") for part in cookie.split(";")[1:])}
+    return {
+        name.strip().lower(): value.strip()
+        for name, _, value in (part.partition("=") for part in cookie.split(";")[1:])
+    }
 
 
 def test_the_cookie_is_host_only_by_default(start):
@@ -225,12 +293,19 @@ def test_cookie_domain_and_path(start):
 
 # Security headers.
 
-FRAMING = {"x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+FRAMING = {
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
 
 
 def policy_of(response: httpx.Response) -> dict[str, str]:
     """The Content-Security-Policy as {directive: sources}."""
-    directives = (part.strip().partition(" ") for part in response.headers["content-security-policy"].split(";"))
+    directives = (
+        part.strip().partition(" ")
+        for part in response.headers["content-security-policy"].split(";")
+    )
     return {name: sources for name, _, sources in directives if name}
 
 
@@ -254,7 +329,9 @@ def test_pages_behind_the_links_are_locked_down(service, client, smtp):
     confirmation = link_in(mail_to(smtp, fields["email"]), "/user/email/confirmation")
     assert_locked_page(httpx.get(confirmation))
     assert_locked_page(httpx.get(f"{service.url}/user/email/confirmation?token=wrong"))
-    assert client(SEND_RECOVERY, {"email": fields["email"]}) == {"data": {"sendPasswordRecoveryEmail": True}}
+    assert client(SEND_RECOVERY, {"email": fields["email"]}) == {
+        "data": {"sendPasswordRecoveryEmail": True}
+    }
     reset = link_in(mail_to(smtp, fields["email"], 2), "/form/reset/password")
     form = httpx.get(reset)
     policy = assert_locked_page(form)
@@ -262,7 +339,14 @@ def test_pages_behind_the_links_are_locked_down(service, client, smtp):
     assert "<script nonce=" in form.text
     # Two pages never share a nonce.
     assert policy_of(httpx.get(reset))["script-src"] != policy["script-src"]
-    outcome = httpx.post(reset, data={"password": "a new password", "confirmation": "a new password", "token": token_of(reset)})
+    outcome = httpx.post(
+        reset,
+        data={
+            "password": "a new password",
+            "confirmation": "a new password",
+            "token": token_of(reset),
+        },
+    )
     assert outcome.status_code == 200
     assert_locked_page(outcome)
 
@@ -299,7 +383,10 @@ def test_api_responses_are_not_sniffed_nor_framed(service):
 def test_introspection_off_refuses_schema_queries_and_hides_graphiql(start):
     service = start(AUTH_INTROSPECTION="false")
     client = service.client()
-    for document in ("{ __schema { types { name } } }", '{ __type(name: "User") { name } }'):
+    for document in (
+        "{ __schema { types { name } } }",
+        '{ __type(name: "User") { name } }',
+    ):
         result = client(document)
         assert "data" not in result
         assert error_type(result) == "GraphQLValidationError"
@@ -325,7 +412,11 @@ def test_forwarded_for_is_read_from_the_right(start, setting, hops):
     def attempt(forged: str, real: str) -> str:
         chain = [forged, real] + [f"10.0.0.{n}" for n in range(1, hops)]
         email = f"{uuid.uuid4().hex}@example.org"
-        result = client(LOGIN, {"email": email, "password": "wrong password"}, **{"x-forwarded-for": ", ".join(chain)})
+        result = client(
+            LOGIN,
+            {"email": email, "password": "wrong password"},
+            **{"x-forwarded-for": ", ".join(chain)},
+        )
         return error_type(result)
 
     for n in range(3):
@@ -338,8 +429,17 @@ def test_forwarded_for_is_read_from_the_right(start, setting, hops):
 
 
 def test_deeply_nested_json_is_a_bad_request(service):
-    body = '{"query": "{ __typename }", "variables": {"a": ' + "[" * 50_000 + "]" * 50_000 + "}}"
-    response = httpx.post(f"{service.url}/graphql", content=body, headers={"content-type": "application/json"})
+    body = (
+        '{"query": "{ __typename }", "variables": {"a": '
+        + "[" * 50_000
+        + "]" * 50_000
+        + "}}"
+    )
+    response = httpx.post(
+        f"{service.url}/graphql",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
     assert refusal(response, 400) == "BadRequestError"
     assert httpx.get(f"{service.url}/healthz").status_code == 200
 
@@ -350,7 +450,9 @@ def test_deeply_nested_json_is_a_bad_request(service):
 def test_no_link_token_reaches_the_log(service, client, smtp):
     fields = registered(client)
     confirmation = link_in(mail_to(smtp, fields["email"]), "/user/email/confirmation")
-    assert client(SEND_RECOVERY, {"email": fields["email"]}) == {"data": {"sendPasswordRecoveryEmail": True}}
+    assert client(SEND_RECOVERY, {"email": fields["email"]}) == {
+        "data": {"sendPasswordRecoveryEmail": True}
+    }
     reset = link_in(mail_to(smtp, fields["email"], 2), "/form/reset/password")
     assert httpx.get(reset).status_code == 200
     assert httpx.get(confirmation).status_code == 200

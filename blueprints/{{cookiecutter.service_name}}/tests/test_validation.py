@@ -29,7 +29,9 @@ from {{ cookiecutter.package }} import rules
 from {{ cookiecutter.package }}.models import FIELDS, FieldInfo
 
 RECOVERY = "query($email: String!) { sendPasswordRecoveryEmail(email: $email) }"
-USER_MANY = "query($f: FilterFindManyUserPublicInfoInput) { userMany(filter: $f) { _id } }"
+USER_MANY = (
+    "query($f: FilterFindManyUserPublicInfoInput) { userMany(filter: $f) { _id } }"
+)
 USER_COUNT = "query($f: FilterUserPublicInfoInput) { userCount(filter: $f) }"
 FAR_DATETIME = "9999-12-31T23:59:59-14:00"  # year 10000 in UTC
 
@@ -61,7 +63,9 @@ def assert_quiet_log(service: Any) -> None:
 # Linear, bounded checks.
 
 
-def test_a_huge_email_value_is_refused_at_once_and_the_service_stays_responsive(service):
+def test_a_huge_email_value_is_refused_at_once_and_the_service_stays_responsive(
+    service,
+):
     field = field_where(lambda f: f.format == "email")
     fields = registration(**{field.name: as_value(field, "a@" + "." * 40000 + "@")})
     answers: list[tuple[dict, float]] = []
@@ -69,7 +73,11 @@ def test_a_huge_email_value_is_refused_at_once_and_the_service_stays_responsive(
     def send() -> None:
         for _ in range(3):
             started = time.monotonic()
-            response = httpx.post(f"{service.url}/graphql", json={"query": REGISTER, "variables": {"fields": fields}}, timeout=120)
+            response = httpx.post(
+                f"{service.url}/graphql",
+                json={"query": REGISTER, "variables": {"fields": fields}},
+                timeout=120,
+            )
             answers.append((response.json(), time.monotonic() - started))
 
     sender = threading.Thread(target=send)
@@ -91,43 +99,75 @@ def test_a_pattern_must_match_the_whole_value(client):
     field = field_where(lambda f: f.type == "string" and f.pattern)
     value = sample_value(field, 7001)
     item = (value[0] if field.list else value)[:-1] + "\n"
-    result = client(REGISTER, {"fields": registration(**{field.name: as_value(field, item)})})
+    result = client(
+        REGISTER, {"fields": registration(**{field.name: as_value(field, item)})}
+    )
     assert refusal(result, "UserValidationError").startswith(f"{field.name}: ")
 
 
 def test_a_url_must_be_the_whole_value(client):
     field = field_where(lambda f: f.format == "url")
-    result = client(REGISTER, {"fields": registration(**{field.name: as_value(field, "https://example.org/a\n")})})
-    assert refusal(result, "UserValidationError") == f"{field.name}: {field.message or 'must be an http(s) URL.'}"
+    result = client(
+        REGISTER,
+        {
+            "fields": registration(
+                **{field.name: as_value(field, "https://example.org/a\n")}
+            )
+        },
+    )
+    assert (
+        refusal(result, "UserValidationError")
+        == f"{field.name}: {field.message or 'must be an http(s) URL.'}"
+    )
 
 
 def test_strings_without_max_length_take_at_most_the_default_cap(client):
     field = field_where(
-        lambda f: f.type == "string" and not (f.list or f.max_length or f.pattern or f.format)
+        lambda f: f.type == "string"
+        and not (f.list or f.max_length or f.pattern or f.format)
     )
-    too_long = client(REGISTER, {"fields": registration(**{field.name: "x" * (rules.DEFAULT_MAX_LENGTH + 1)})})
+    too_long = client(
+        REGISTER,
+        {"fields": registration(**{field.name: "x" * (rules.DEFAULT_MAX_LENGTH + 1)})},
+    )
     message = refusal(too_long, "UserValidationError")
-    assert message == f"{field.name}: {field.message or 'must be at most 1000 characters long.'}"
-    assert client(REGISTER, {"fields": registration(**{field.name: "x" * rules.DEFAULT_MAX_LENGTH})}) == {
-        "data": {"register": True}
-    }
+    assert (
+        message
+        == f"{field.name}: {field.message or 'must be at most 1000 characters long.'}"
+    )
+    assert client(
+        REGISTER,
+        {"fields": registration(**{field.name: "x" * rules.DEFAULT_MAX_LENGTH})},
+    ) == {"data": {"register": True}}
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["max_items", "default-cap"])
 def test_lists_take_at_most_max_items(client, declared):
-    field = field_where(lambda f: f.list and bool(f.max_items) == declared and not f.pattern)
+    field = field_where(
+        lambda f: f.list and bool(f.max_items) == declared and not f.pattern
+    )
     limit = field.max_items or rules.DEFAULT_MAX_ITEMS
     item = sample_value(field, 7002)[0]
-    result = client(REGISTER, {"fields": registration(**{field.name: [item] * (limit + 1)})})
-    assert refusal(result, "UserValidationError") == f"{field.name}: {field.message or f'must have at most {limit} items.'}"
-    assert client(REGISTER, {"fields": registration(**{field.name: [item] * limit})}) == {"data": {"register": True}}
+    result = client(
+        REGISTER, {"fields": registration(**{field.name: [item] * (limit + 1)})}
+    )
+    assert (
+        refusal(result, "UserValidationError")
+        == f"{field.name}: {field.message or f'must have at most {limit} items.'}"
+    )
+    assert client(
+        REGISTER, {"fields": registration(**{field.name: [item] * limit})}
+    ) == {"data": {"register": True}}
 
 
 def test_lists_take_no_null_items(client):
     field = field_where(lambda f: f.list and not f.pattern)
     items = sample_value(field, 7004) + [None]
     result = client(REGISTER, {"fields": registration(**{field.name: items})})
-    assert refusal(result, "UserValidationError") == f"{field.name}: {field.message or 'must not contain null items.'}"
+    assert (
+        refusal(result, "UserValidationError")
+        == f"{field.name}: {field.message or 'must not contain null items.'}"
+    )
 
 
 # One form per email address; no control characters.
@@ -141,12 +181,24 @@ def full_width(text: str) -> str:
     ("variant", "kind"),
     [
         (lambda local: local + "\x00@example.org", "UserValidationError"),
-        (lambda local: local[:3] + "\u200b" + local[3:] + "@example.org", "UserValidationError"),
+        (
+            lambda local: local[:3] + "\u200b" + local[3:] + "@example.org",
+            "UserValidationError",
+        ),
         (lambda local: local + "@exam\u200bple.org", "UserValidationError"),
         (lambda local: full_width(local) + "@example.org", "EmailAlreadyExistsError"),
-        (lambda local: local + "@" + full_width("example") + ".org", "EmailAlreadyExistsError"),
+        (
+            lambda local: local + "@" + full_width("example") + ".org",
+            "EmailAlreadyExistsError",
+        ),
     ],
-    ids=["nul", "zero-width-local", "zero-width-domain", "full-width-local", "full-width-domain"],
+    ids=[
+        "nul",
+        "zero-width-local",
+        "zero-width-domain",
+        "full-width-local",
+        "full-width-domain",
+    ],
 )
 def test_email_variants_are_refused_or_fold_onto_the_account(client, variant, kind):
     plain = registered(client)["email"]
@@ -162,8 +214,12 @@ def test_login_availability_and_recovery_use_the_same_form(service, client, smtp
     variant = full_width(plain.partition("@")[0]) + "@" + full_width("example") + ".org"
     user = logged_in(service.client(), {"email": variant, "password": PASSWORD})["user"]
     assert user["email"] == plain
-    assert client(EMAIL_AVAILABLE, {"email": variant}) == {"data": {"emailAvailable": False}}
-    assert client(RECOVERY, {"email": variant}) == {"data": {"sendPasswordRecoveryEmail": True}}
+    assert client(EMAIL_AVAILABLE, {"email": variant}) == {
+        "data": {"emailAvailable": False}
+    }
+    assert client(RECOVERY, {"email": variant}) == {
+        "data": {"sendPasswordRecoveryEmail": True}
+    }
     assert len(smtp.wait_for(plain)) == 1
     # A malformed address fails as an unknown one would, not as a validation error.
     for malformed in ("a\x00@example.org", "a@" + "." * 400):
@@ -172,7 +228,10 @@ def test_login_availability_and_recovery_use_the_same_form(service, client, smtp
     assert_quiet_log(service)
 
 
-@pytest.mark.parametrize("password", [" " * 8, "\u3000" * 8, "correct\x00horse battery", "correct\thorse battery"])
+@pytest.mark.parametrize(
+    "password",
+    [" " * 8, "\u3000" * 8, "correct\x00horse battery", "correct\thorse battery"],
+)
 def test_blank_passwords_and_control_characters_are_refused(client, password):
     result = client(REGISTER, {"fields": registration(password=password)})
     assert refusal(result, "UserValidationError").startswith("password: ")
@@ -185,9 +244,13 @@ def test_control_characters_are_refused_in_every_string_field(client):
     for field in fields:
         # Within the length bounds: the control character is the only fault.
         item = "a" * (max(field.min_length or 0, 2) - 1) + "\x00"
-        result = client(REGISTER, {"fields": registration(**{field.name: as_value(field, item)})})
+        result = client(
+            REGISTER, {"fields": registration(**{field.name: as_value(field, item)})}
+        )
         message = refusal(result, "UserValidationError")
-        assert message == f"{field.name}: {field.message or rules.CONTROL_MESSAGE}", field.name
+        assert (
+            message == f"{field.name}: {field.message or rules.CONTROL_MESSAGE}"
+        ), field.name
 
 
 # Dates out of range, oversized filters: typed errors, a quiet log.
@@ -195,7 +258,10 @@ def test_control_characters_are_refused_in_every_string_field(client):
 
 def test_a_datetime_out_of_range_is_a_validation_error(service, client):
     field = field_where(lambda f: f.type == "datetime")
-    result = client(REGISTER, {"fields": registration(**{field.name: as_value(field, FAR_DATETIME)})})
+    result = client(
+        REGISTER,
+        {"fields": registration(**{field.name: as_value(field, FAR_DATETIME)})},
+    )
     message = refusal(result, "UserValidationError")
     assert message == f"{field.name}: must be within the years 1 to 9999 in UTC."
     assert_quiet_log(service)
@@ -225,7 +291,10 @@ def test_a_filter_takes_at_most_100_conditions(client):
     assert "errors" not in client(USER_MANY, {"f": alternatives(99)})
     for query in (USER_MANY, USER_COUNT):
         result = client(query, {"f": alternatives(100)})
-        assert refusal(result, "BadRequestError") == "A filter may have at most 100 conditions."
+        assert (
+            refusal(result, "BadRequestError")
+            == "A filter may have at most 100 conditions."
+        )
 
 
 @pytest.mark.parametrize(
@@ -233,11 +302,13 @@ def test_a_filter_takes_at_most_100_conditions(client):
     [
         alternatives(3000),
         {"_operators": {"_id": {"in": [f"{index:024x}" for index in range(101)]}}},
-        {"AND": [{"email_verified": True}] * 60, "OR": [{"email_verified": False}] * 60},
+        {
+            "AND": [{"email_verified": True}] * 60,
+            "OR": [{"email_verified": False}] * 60,
+        },
     ],
     ids=["3000-alternatives", "101-in-items", "two-groups"],
 )
 def test_a_huge_filter_is_refused_before_the_database(service, client, graphql_filter):
     refusal(client(USER_MANY, {"f": graphql_filter}), "BadRequestError")
     assert_quiet_log(service)
-

@@ -6,7 +6,6 @@ from conftest import Service, service_env
 from helpers import LOGIN, ME, PASSWORD, REFRESH, error_type, post, registered
 
 
-
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory):
     folder = tmp_path_factory.mktemp("workers")
@@ -41,4 +40,6 @@ def test_login_throttling_is_shared_by_the_workers(workers):
         assert error_type(post(workers.url, LOGIN, wrong).json()) == "UserNotFoundError"
     right = {"email": fields["email"], "password": PASSWORD}
     for _ in range(4):
-        assert error_type(post(workers.url, LOGIN, right).json()) == "TooManyRequestsError"
+        assert (
+            error_type(post(workers.url, LOGIN, right).json()) == "TooManyRequestsError"
+        )

@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--workers", type=int, default=1, help="worker processes")
     serve.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     conflicted = conflicted_files()
     if conflicted:
         log.error(
@@ -40,11 +42,15 @@ def main(argv: list[str] | None = None) -> None:
 
     # The workers share the machine's cores for password hashing.
     cores = available_cores()
-    os.environ.setdefault("AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers))))
+    os.environ.setdefault(
+        "AUTH_HASH_CONCURRENCY", str(max(1, cores // max(1, args.workers)))
+    )
     try:
         asyncio.run(preflight())
     except ValidationError as error:
-        log.error("cannot start: %s", "; ".join(_problem(detail) for detail in error.errors()))
+        log.error(
+            "cannot start: %s", "; ".join(_problem(detail) for detail in error.errors())
+        )
         sys.exit(1)
     except (RuntimeError, ValueError) as error:
         log.error("cannot start: %s", error)
@@ -75,7 +81,9 @@ def conflicted_files() -> list[Path]:
     return [
         path
         for path in sorted(package.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts and CONFLICT_MARKERS.search(path.read_bytes())
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and CONFLICT_MARKERS.search(path.read_bytes())
     ]
 
 

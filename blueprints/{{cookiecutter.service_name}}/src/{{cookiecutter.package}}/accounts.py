@@ -72,7 +72,9 @@ async def call_hook(name: str, user: dict[str, Any]) -> None:
     """
     hook = getattr(hooks, name, None)
     if hook is not None:
-        await hook({key: value for key, value in user.items() if key != "password_hash"})
+        await hook(
+            {key: value for key, value in user.items() if key != "password_hash"}
+        )
 
 
 def _duplicate(error: DuplicateValueError) -> Exception:
@@ -84,7 +86,14 @@ def _duplicate(error: DuplicateValueError) -> Exception:
 class Accounts:
     """register, login, me, refreshToken, logout, updateMe, deleteMe, emailAvailable."""
 
-    def __init__(self, settings: Settings, store: Store, passwords: Passwords, keys: KeyPair, mailer: Mailer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        passwords: Passwords,
+        keys: KeyPair,
+        mailer: Mailer,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.passwords = passwords
@@ -103,7 +112,9 @@ class Accounts:
         settings = self.settings
         if settings.register_max_per_address:
             key = f"register:{address[:ADDRESS_MAX_LENGTH]}"
-            await self.limits.enter(Limit(key, settings.register_max_per_address, settings.register_window))
+            await self.limits.enter(
+                Limit(key, settings.register_max_per_address, settings.register_window)
+            )
         user = {
             "_id": new_id(),
             "email": email,
@@ -123,7 +134,13 @@ class Accounts:
     async def email_available(self, email: str, address: str) -> bool:
         settings = self.settings
         key = f"email-available:{address[:ADDRESS_MAX_LENGTH]}"
-        await self.limits.enter(Limit(key, settings.email_available_max_per_address, settings.email_available_window))
+        await self.limits.enter(
+            Limit(
+                key,
+                settings.email_available_max_per_address,
+                settings.email_available_window,
+            )
+        )
         try:
             address = valid_email(email)
         except UserValidationError:
@@ -132,15 +149,21 @@ class Accounts:
 
     # Logins and sessions.
 
-    async def login(self, email: str, password: str, address: str, cookie: RefreshCookie) -> dict[str, Any]:
+    async def login(
+        self, email: str, password: str, address: str, cookie: RefreshCookie
+    ) -> dict[str, Any]:
         email = lookup_email(email)
         attempt = await self._password_attempt(email, address)
         user = await self.store.get_user_by_email(email)
-        if not await self._verify(attempt, user["password_hash"] if user else None, password):
+        if not await self._verify(
+            attempt, user["password_hash"] if user else None, password
+        ):
             raise UserNotFoundError()
         assert user is not None
         if self.passwords.needs_rehash(user["password_hash"]):
-            await self.store.update_user(user["_id"], {"password_hash": await self.passwords.hash(password)})
+            await self.store.update_user(
+                user["_id"], {"password_hash": await self.passwords.hash(password)}
+            )
         await call_hook("after_login", user)
         await self._login_session(user["_id"], dt.datetime.now(dt.UTC), cookie)
         return self._user_and_token(user)
@@ -156,12 +179,26 @@ class Accounts:
         window = settings.login_failure_window
         address = address[:ADDRESS_MAX_LENGTH]
         return await self.limits.enter(
-            Limit(f"password-pair:{address} {email}", settings.login_max_failures_per_account_address, window),
-            Limit(f"password-account:{email}", settings.login_max_failures_per_account, window),
-            Limit(f"password-address:{address}", settings.login_max_failures_per_address, window),
+            Limit(
+                f"password-pair:{address} {email}",
+                settings.login_max_failures_per_account_address,
+                window,
+            ),
+            Limit(
+                f"password-account:{email}",
+                settings.login_max_failures_per_account,
+                window,
+            ),
+            Limit(
+                f"password-address:{address}",
+                settings.login_max_failures_per_address,
+                window,
+            ),
         )
 
-    async def _verify(self, attempt: str, password_hash: str | None, password: str) -> bool:
+    async def _verify(
+        self, attempt: str, password_hash: str | None, password: str
+    ) -> bool:
         """Whether the password is right: a failed attempt stays counted, a right one does not."""
         if not await self.passwords.verify(password_hash, password):
             return False
@@ -171,7 +208,9 @@ class Accounts:
     async def authenticate(self, bearer_token: str | None) -> dict[str, Any]:
         """The user of a valid auth token; UnauthorizedError otherwise."""
         if not bearer_token:
-            raise UnauthorizedError("This needs an auth token: log in and send it as a Bearer token.")
+            raise UnauthorizedError(
+                "This needs an auth token: log in and send it as a Bearer token."
+            )
         subject = self.keys.verify(bearer_token)["sub"]
         user = await self.store.get_user(subject) if is_valid_id(subject) else None
         if user is None:
@@ -199,7 +238,9 @@ class Accounts:
         cookie.clear_refresh_cookie()
         return True
 
-    async def _login_session(self, user_id: str, now: dt.datetime, cookie: RefreshCookie) -> None:
+    async def _login_session(
+        self, user_id: str, now: dt.datetime, cookie: RefreshCookie
+    ) -> None:
         """Give the device that logs in a fresh cookie.
 
         A cookie of the user's own session continues that session: a refresh
@@ -222,12 +263,15 @@ class Accounts:
                 "token_hash": token_hash,
                 "session_id": secrets.token_hex(16),
                 "user_id": user_id,
-                "expires_at": now + dt.timedelta(seconds=self.settings.refresh_token_ttl),
+                "expires_at": now
+                + dt.timedelta(seconds=self.settings.refresh_token_ttl),
             }
         )
         return raw
 
-    async def _rotate(self, cookie: RefreshCookie) -> tuple[Rotation, dict[str, Any] | None]:
+    async def _rotate(
+        self, cookie: RefreshCookie
+    ) -> tuple[Rotation, dict[str, Any] | None]:
         """Swap the request's refresh cookie for a new one, or clear it when it is no good."""
         now = dt.datetime.now(dt.UTC)
         raw, token_hash = new_secret()
@@ -236,7 +280,10 @@ class Accounts:
             "expires_at": now + dt.timedelta(seconds=self.settings.refresh_token_ttl),
         }
         rotation, record = await self.store.rotate_refresh_token(
-            hash_secret(cookie.refresh_cookie or ""), replacement, now, self.settings.refresh_reuse_interval
+            hash_secret(cookie.refresh_cookie or ""),
+            replacement,
+            now,
+            self.settings.refresh_reuse_interval,
         )
         if rotation is Rotation.ROTATED:
             cookie.set_refresh_cookie(raw)
@@ -245,7 +292,9 @@ class Accounts:
         return rotation, record
 
     def _token(self, user: dict[str, Any]) -> tuple[str, dt.datetime]:
-        return self.keys.issue(user["_id"], account_view(user), self.settings.auth_token_ttl)
+        return self.keys.issue(
+            user["_id"], account_view(user), self.settings.auth_token_ttl
+        )
 
     def _user_and_token(self, user: dict[str, Any]) -> dict[str, Any]:
         token, expiry = self._token(user)
@@ -254,7 +303,11 @@ class Accounts:
     # The logged-in user's own account.
 
     async def update_me(
-        self, user: dict[str, Any], fields: dict[str, Any], cookie: RefreshCookie, address: str
+        self,
+        user: dict[str, Any],
+        fields: dict[str, Any],
+        cookie: RefreshCookie,
+        address: str,
     ) -> dict[str, Any]:
         """Changes the user's fields; email and password also need this session's cookie.
 
@@ -274,7 +327,9 @@ class Accounts:
             if email == user["email"]:
                 email = None
         needs_session = email is not None or password is not None
-        needs_password = password is not None or (email is not None and self.settings.email_change_needs_password)
+        needs_password = password is not None or (
+            email is not None and self.settings.email_change_needs_password
+        )
         attempt = None
         if password is not None:
             self.passwords.check_policy(password)
@@ -286,12 +341,20 @@ class Accounts:
         in_session = False
         if cookie.refresh_cookie:
             rotation, record = await self._rotate(cookie)
-            in_session = rotation is Rotation.ROTATED and record is not None and record["user_id"] == user["_id"]
+            in_session = (
+                rotation is Rotation.ROTATED
+                and record is not None
+                and record["user_id"] == user["_id"]
+            )
         if needs_session and not in_session:
             if attempt is not None:
                 await self.limits.forget(attempt)  # no password was checked
-            raise UnauthorizedError("Changing the email or password needs this session's refresh cookie: log in again.")
-        if attempt is not None and not await self._verify(attempt, user["password_hash"], previous_password):
+            raise UnauthorizedError(
+                "Changing the email or password needs this session's refresh cookie: log in again."
+            )
+        if attempt is not None and not await self._verify(
+            attempt, user["password_hash"], previous_password
+        ):
             raise WrongPasswordError()
         if email is not None:
             # The new address gets a confirmation mail: within that address's mail limit.
@@ -312,10 +375,14 @@ class Accounts:
         if side is not None:
             self.mailer.wake()
             # The other sessions ended with the change; this device goes on in a new one.
-            cookie.set_refresh_cookie(await self._new_session(user["_id"], dt.datetime.now(dt.UTC)))
+            cookie.set_refresh_cookie(
+                await self._new_session(user["_id"], dt.datetime.now(dt.UTC))
+            )
         return self._user_and_token(updated)
 
-    async def delete_me(self, user: dict[str, Any], password: str, cookie: RefreshCookie, address: str) -> bool:
+    async def delete_me(
+        self, user: dict[str, Any], password: str, cookie: RefreshCookie, address: str
+    ) -> bool:
         attempt = await self._password_attempt(user["email"], address)
         if not await self._verify(attempt, user["password_hash"], password):
             raise WrongPasswordError()

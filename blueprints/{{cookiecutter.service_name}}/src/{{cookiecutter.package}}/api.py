@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 #: Root fields that hash a password (updateMe always: its password may come in a variable).
-HASHING_FIELDS = frozenset({"login", "register", "updateMe", "deleteMe", "resetMyPassword"})
+HASHING_FIELDS = frozenset(
+    {"login", "register", "updateMe", "deleteMe", "resetMyPassword"}
+)
 
 
 def build_schema() -> GraphQLSchema:
@@ -132,12 +134,20 @@ class GraphQLRunner:
     """Checks and runs GraphQL requests against the schema."""
 
     def __init__(
-        self, schema: GraphQLSchema, limits: QueryLimits, introspection: bool = True, cache_size: int = 512
+        self,
+        schema: GraphQLSchema,
+        limits: QueryLimits,
+        introspection: bool = True,
+        cache_size: int = 512,
     ):
         self.schema = schema
         self.limits = limits
         # Without introspection, __schema and __type are validation errors.
-        self.rules = specified_rules if introspection else (*specified_rules, NoSchemaIntrospectionCustomRule)
+        self.rules = (
+            specified_rules
+            if introspection
+            else (*specified_rules, NoSchemaIntrospectionCustomRule)
+        )
         self.cache_size = cache_size
         self._documents: OrderedDict[str, DocumentNode | list[dict]] = OrderedDict()
 
@@ -205,13 +215,23 @@ class GraphQLRunner:
 def _hashing_fields(document: DocumentNode, operation_name: str | None) -> int:
     """How many password hashing root fields the operation to run selects
     (each response key once, as the executor runs it)."""
-    operations = [node for node in document.definitions if isinstance(node, OperationDefinitionNode)]
+    operations = [
+        node
+        for node in document.definitions
+        if isinstance(node, OperationDefinitionNode)
+    ]
     if operation_name is not None:
-        operations = [node for node in operations if node.name and node.name.value == operation_name]
+        operations = [
+            node
+            for node in operations
+            if node.name and node.name.value == operation_name
+        ]
     if len(operations) != 1:
         return 0  # execution refuses it
     fragments = {
-        node.name.value: node for node in document.definitions if isinstance(node, FragmentDefinitionNode)
+        node.name.value: node
+        for node in document.definitions
+        if isinstance(node, FragmentDefinitionNode)
     }
     keys: set[str] = set()
     pending, seen = [operations[0].selection_set], set()
@@ -222,7 +242,10 @@ def _hashing_fields(document: DocumentNode, operation_name: str | None) -> int:
                     keys.add((selection.alias or selection.name).value)
             elif isinstance(selection, InlineFragmentNode):
                 pending.append(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode) and selection.name.value not in seen:
+            elif (
+                isinstance(selection, FragmentSpreadNode)
+                and selection.name.value not in seen
+            ):
                 seen.add(selection.name.value)
                 pending.append(fragments[selection.name.value].selection_set)
     return len(keys)

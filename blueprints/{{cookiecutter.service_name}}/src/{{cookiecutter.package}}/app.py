@@ -52,7 +52,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         context = RequestContext(services=request.app.state.services, request=request)
         try:
             transport.check_origin(request, settings)
-            body = await transport.read_graphql_request(request, settings.max_body_bytes)
+            body = await transport.read_graphql_request(
+                request, settings.max_body_bytes
+            )
             result = await runner.run(
                 body["query"],
                 body.get("variables"),
@@ -74,7 +76,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     async def jwks(request: Request) -> Response:
         services: Services = request.app.state.services
-        return JSONResponse(services.keys.jwks, headers={"cache-control": "public, max-age=300"})
+        return JSONResponse(
+            services.keys.jwks, headers={"cache-control": "public, max-age=300"}
+        )
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -83,4 +87,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         *pages.routes,
     ]
-    return Starlette(routes=routes, middleware=transport.middleware(settings), lifespan=lifespan)
+    return Starlette(
+        routes=routes, middleware=transport.middleware(settings), lifespan=lifespan
+    )

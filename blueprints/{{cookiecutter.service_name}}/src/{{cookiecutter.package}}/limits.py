@@ -49,7 +49,11 @@ class Limits:
 
 def mail_limit(settings: Settings, kind: str, recipient: str) -> Limit:
     """Mails of one kind (verification, recovery) to one address."""
-    return Limit(f"mail:{kind}:{recipient}", settings.mail_max_per_recipient, settings.mail_limit_window)
+    return Limit(
+        f"mail:{kind}:{recipient}",
+        settings.mail_max_per_recipient,
+        settings.mail_limit_window,
+    )
 
 
 def longest_window(settings: Settings) -> float:

@@ -18,18 +18,28 @@ RESET_PASSWORD = "reset_password"
 def verification_writes(settings: Settings, user: dict[str, Any]) -> SideWrites:
     """The token and mail that ask `user` to confirm their current email address."""
     return _link_writes(
-        settings, user, VERIFY_EMAIL, "/user/email/confirmation", settings.verification_token_ttl
+        settings,
+        user,
+        VERIFY_EMAIL,
+        "/user/email/confirmation",
+        settings.verification_token_ttl,
     )
 
 
 def recovery_writes(settings: Settings, user: dict[str, Any]) -> SideWrites:
     """The token and mail that let `user` choose a new password."""
     return _link_writes(
-        settings, user, RESET_PASSWORD, "/form/reset/password", settings.recovery_token_ttl
+        settings,
+        user,
+        RESET_PASSWORD,
+        "/form/reset/password",
+        settings.recovery_token_ttl,
     )
 
 
-def _link_writes(settings: Settings, user: dict[str, Any], purpose: str, path: str, ttl: int) -> SideWrites:
+def _link_writes(
+    settings: Settings, user: dict[str, Any], purpose: str, path: str, ttl: int
+) -> SideWrites:
     raw, token_hash = new_secret()
     token = {
         "token_hash": token_hash,
@@ -40,11 +50,15 @@ def _link_writes(settings: Settings, user: dict[str, Any], purpose: str, path: s
     }
     link = f"{settings.public_url.rstrip('/')}{path}?token={raw}"
     template = "verify_email" if purpose == VERIFY_EMAIL else "reset_password_email"
-    mail = outbox_record(user["email"], template, {"link": link, "user": account_view(user)})
+    mail = outbox_record(
+        user["email"], template, {"link": link, "user": account_view(user)}
+    )
     return SideWrites(tokens=[token], mails=[mail])
 
 
-def credentials_writes(settings: Settings, before: dict[str, Any], after: dict[str, Any]) -> SideWrites:
+def credentials_writes(
+    settings: Settings, before: dict[str, Any], after: dict[str, Any]
+) -> SideWrites:
     """What a change of email or password (`before` -> `after`) writes with it.
 
     Every outstanding link and every session dies (the caller gives the
@@ -59,9 +73,13 @@ def credentials_writes(settings: Settings, before: dict[str, Any], after: dict[s
     user = account_view(before)
     if email_changed:
         context = {"user": user, "new_email": masked_email(after["email"])}
-        side.mails.append(outbox_record(before["email"], "email_changed_email", context))
+        side.mails.append(
+            outbox_record(before["email"], "email_changed_email", context)
+        )
     if after["password_hash"] != before["password_hash"]:
-        side.mails.append(outbox_record(before["email"], "password_changed_email", {"user": user}))
+        side.mails.append(
+            outbox_record(before["email"], "password_changed_email", {"user": user})
+        )
     return side
 
 
@@ -69,4 +87,8 @@ def masked_email(email: str) -> str:
     """Enough of an address for its owner to recognise it: `a***@e***.org`."""
     local, _, domain = email.rpartition("@")
     name, dot, suffix = domain.rpartition(".")
-    return f"{local[:1]}***@{name[:1]}***{dot}{suffix}" if name else f"{local[:1]}***@{domain[:1]}***"
+    return (
+        f"{local[:1]}***@{name[:1]}***{dot}{suffix}"
+        if name
+        else f"{local[:1]}***@{domain[:1]}***"
+    )

@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
 
 
-def outbox_record(recipient: str, template: str, context: dict[str, Any]) -> dict[str, Any]:
+def outbox_record(
+    recipient: str, template: str, context: dict[str, Any]
+) -> dict[str, Any]:
     """A pending mail for SideWrites.mails: `template` names a template pair
     (e.g. "verify_email"), `context` its JSON-serialisable variables."""
     now = datetime.now(UTC)
@@ -67,7 +69,9 @@ class Templates:
         self.service = {"name": SERVICE_NAME, "url": settings.public_url.rstrip("/")}
 
     def page(self, name: str, **variables: Any) -> str:
-        return self.environment.get_template(f"{name}.html").render(service=self.service, **variables)
+        return self.environment.get_template(f"{name}.html").render(
+            service=self.service, **variables
+        )
 
     def mail(self, name: str, variables: dict[str, Any]) -> tuple[str, str, str]:
         """(subject, plain text, HTML) of a mail; the subject is the HTML's `subject` block."""
@@ -108,7 +112,9 @@ class Mailer:
             self._stopping = True
             self._wake.set()
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), self.settings.smtp_timeout * 2)
+                await asyncio.wait_for(
+                    asyncio.shield(self._task), self.settings.smtp_timeout * 2
+                )
             except TimeoutError:
                 self._task.cancel()
                 try:
@@ -123,7 +129,9 @@ class Mailer:
 
     async def first_attempt(self, mail_id: str, timeout: float) -> str:
         """The mail's status after its first delivery attempt, or "pending" after `timeout`."""
-        watcher = self._watchers.setdefault(mail_id, asyncio.get_running_loop().create_future())
+        watcher = self._watchers.setdefault(
+            mail_id, asyncio.get_running_loop().create_future()
+        )
         self.wake()
         try:
             return await asyncio.wait_for(asyncio.shield(watcher), timeout)
@@ -141,7 +149,9 @@ class Mailer:
             except Exception:
                 log.exception("mail worker: cannot read the outbox; retrying")
             try:
-                await asyncio.wait_for(self._wake.wait(), self.settings.mail_poll_interval)
+                await asyncio.wait_for(
+                    self._wake.wait(), self.settings.mail_poll_interval
+                )
             except TimeoutError:
                 pass
 
@@ -161,21 +171,54 @@ class Mailer:
             await self._deliver(mail)
         except Exception as error:
             reason = _reason(error)
-            if isinstance(error, PermanentFailure) or attempts >= self.settings.mail_max_attempts:
+            if (
+                isinstance(error, PermanentFailure)
+                or attempts >= self.settings.mail_max_attempts
+            ):
                 status = "failed"
-                log.error("mail %s (%s) to %s failed after %d attempt(s): %s", mail["_id"], mail["template"], mail["recipient"], attempts, reason)
-                changes = {"status": status, "context": _without_secrets(mail["context"])}
+                log.error(
+                    "mail %s (%s) to %s failed after %d attempt(s): %s",
+                    mail["_id"],
+                    mail["template"],
+                    mail["recipient"],
+                    attempts,
+                    reason,
+                )
+                changes = {
+                    "status": status,
+                    "context": _without_secrets(mail["context"]),
+                }
             else:
                 status = "pending"
-                delay = min(self.settings.mail_retry_delay * 2 ** (attempts - 1), self.settings.mail_retry_max_delay)
-                log.warning("mail %s (%s) to %s not sent (%s); retrying in %.1f s", mail["_id"], mail["template"], mail["recipient"], reason, delay)
+                delay = min(
+                    self.settings.mail_retry_delay * 2 ** (attempts - 1),
+                    self.settings.mail_retry_max_delay,
+                )
+                log.warning(
+                    "mail %s (%s) to %s not sent (%s); retrying in %.1f s",
+                    mail["_id"],
+                    mail["template"],
+                    mail["recipient"],
+                    reason,
+                    delay,
+                )
                 changes = {"next_attempt_at": now + timedelta(seconds=delay)}
             changes.update(attempts=attempts, last_error=reason)
         else:
             status = "sent"
-            log.info("mail %s (%s) sent to %s", mail["_id"], mail["template"], mail["recipient"])
-            changes = {"status": status, "attempts": attempts, "sent_at": now, "last_error": None,
-                       "context": _without_secrets(mail["context"])}
+            log.info(
+                "mail %s (%s) sent to %s",
+                mail["_id"],
+                mail["template"],
+                mail["recipient"],
+            )
+            changes = {
+                "status": status,
+                "attempts": attempts,
+                "sent_at": now,
+                "last_error": None,
+                "context": _without_secrets(mail["context"]),
+            }
         await self.store.update_mail(mail["_id"], changes)
         watcher = self._watchers.get(mail["_id"])
         if watcher is not None and not watcher.done():
@@ -210,7 +253,9 @@ class Mailer:
                 password=settings.smtp_password or None,
                 use_tls=tls == "tls",
                 # None: STARTTLS when the server offers it.
-                start_tls={"starttls": True, "none": False, "tls": False}.get(tls or "", None),
+                start_tls={"starttls": True, "none": False, "tls": False}.get(
+                    tls or "", None
+                ),
                 timeout=settings.smtp_timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as error:
@@ -226,10 +271,19 @@ class Mailer:
         folder = self.settings.outbox_dir
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = folder / f"{mail['created_at']:%Y%m%d-%H%M%S}-{mail['_id']}.eml"
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+        with open(
+            os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb"
+        ) as file:
             file.write(message.as_bytes())
         link = mail["context"].get("link")
-        log.info("mail %s (%s) to %s written to %s%s", mail["_id"], mail["template"], mail["recipient"], path, f"; link: {link}" if link else "")
+        log.info(
+            "mail %s (%s) to %s written to %s%s",
+            mail["_id"],
+            mail["template"],
+            mail["recipient"],
+            path,
+            f"; link: {link}" if link else "",
+        )
 
 
 def _without_secrets(context: dict[str, Any]) -> dict[str, Any]:

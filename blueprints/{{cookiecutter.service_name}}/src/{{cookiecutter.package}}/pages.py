@@ -19,21 +19,32 @@ log = logging.getLogger(__name__)
 MAX_FORM_BYTES = 20_000
 
 
-def render(services: Services, name: str, status: int = 200, **variables: object) -> HTMLResponse:
+def render(
+    services: Services, name: str, status: int = 200, **variables: object
+) -> HTMLResponse:
     """A page template with its security headers; `nonce` marks the page's own scripts."""
     nonce = secrets.token_urlsafe(16)
     page = services.mailer.templates.page(name, nonce=nonce, **variables)
     return HTMLResponse(page, status_code=status, headers=page_headers(nonce))
 
 
-def notification_page(services: Services, kind: str, message: str, status: int = 200) -> HTMLResponse:
-    return render(services, "notification_page", status, notifications=[{"type": kind, "message": message}])
+def notification_page(
+    services: Services, kind: str, message: str, status: int = 200
+) -> HTMLResponse:
+    return render(
+        services,
+        "notification_page",
+        status,
+        notifications=[{"type": kind, "message": message}],
+    )
 
 
 async def confirm_email(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
-        message = await recovery.confirm_email(services, request.query_params.get("token", ""))
+        message = await recovery.confirm_email(
+            services, request.query_params.get("token", "")
+        )
     except AuthError as error:
         return notification_page(services, "error", str(error), 400)
     return notification_page(services, "success", message)
@@ -45,7 +56,9 @@ async def reset_password_form(request: Request) -> Response:
         return await _reset_password(request, services)
     token = request.query_params.get("token", "")
     if not token:
-        return notification_page(services, "error", "This password recovery link is incomplete.", 400)
+        return notification_page(
+            services, "error", "This password recovery link is incomplete.", 400
+        )
     return render(services, "reset_password_form", token=token)
 
 
@@ -55,12 +68,19 @@ async def _reset_password(request: Request, services: Services) -> Response:
         body = await read_body(request, MAX_FORM_BYTES)
     except RequestTooLargeError:
         return notification_page(services, "error", "The form is too large.", 413)
-    form = {name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace")).items()}
+    form = {
+        name: values[0]
+        for name, values in parse_qs(body.decode("utf-8", "replace")).items()
+    }
     password = form.get("password", "")
     if password != form.get("confirmation", password):
-        return notification_page(services, "error", "The two passwords differ. Go back and try again.", 400)
+        return notification_page(
+            services, "error", "The two passwords differ. Go back and try again.", 400
+        )
     try:
-        result = await recovery.reset_password(services, password, form.get("token", ""))
+        result = await recovery.reset_password(
+            services, password, form.get("token", "")
+        )
     except AuthError as error:
         return notification_page(services, "error", str(error), 400)
     notice = result["notifications"][0]

@@ -40,9 +40,13 @@ class Passwords:
 
     def check_policy(self, password: str) -> None:
         if len(password) < self.min_length:
-            raise UserValidationError(f"password: must be at least {self.min_length} characters long.")
+            raise UserValidationError(
+                f"password: must be at least {self.min_length} characters long."
+            )
         if len(password) > self.max_length:
-            raise UserValidationError(f"password: must be at most {self.max_length} characters long.")
+            raise UserValidationError(
+                f"password: must be at most {self.max_length} characters long."
+            )
         problem = password_problem(password)
         if problem:
             raise UserValidationError(f"password: {problem}")
@@ -52,14 +56,18 @@ class Passwords:
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         """Whether the password matches; with no stored hash, False after the same work."""
-        matches = await self._off_the_loop(self._verify, stored_hash or self.dummy_hash, password)
+        matches = await self._off_the_loop(
+            self._verify, stored_hash or self.dummy_hash, password
+        )
         return matches and stored_hash is not None
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def _off_the_loop(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, function, *args
+        )
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""

@@ -17,9 +17,16 @@ from .errors import (
     UpdatePasswordTooLateError,
 )
 from .limits import mail_limit
-from .links import RESET_PASSWORD, VERIFY_EMAIL, credentials_writes, recovery_writes, verification_writes
+from .links import (
+    RESET_PASSWORD,
+    VERIFY_EMAIL,
+    credentials_writes,
+    recovery_writes,
+    verification_writes,
+)
 from .services import Services
 from .tokens import hash_secret
+
 
 async def send_verification_email(services: Services, bearer_token: str | None) -> bool:
     """Send a new confirmation link to the logged-in user.
@@ -31,17 +38,23 @@ async def send_verification_email(services: Services, bearer_token: str | None) 
     user = await services.accounts.authenticate(bearer_token)
     if user["email_verified"]:
         raise EmailAlreadyConfirmedError()
-    await services.accounts.limits.enter(mail_limit(services.settings, VERIFY_EMAIL, user["email"]))
+    await services.accounts.limits.enter(
+        mail_limit(services.settings, VERIFY_EMAIL, user["email"])
+    )
     side = verification_writes(services.settings, user)
     await services.store.delete_user_tokens(user["_id"], VERIFY_EMAIL)
     await services.store.add_side_writes(side)
-    status = await services.mailer.first_attempt(side.mails[0]["_id"], services.settings.mail_send_wait)
+    status = await services.mailer.first_attempt(
+        side.mails[0]["_id"], services.settings.mail_send_wait
+    )
     if status == "failed":
         raise EmailNotSentError()
     return True
 
 
-async def send_password_recovery_email(services: Services, bearer_token: str | None, email: str) -> bool:
+async def send_password_recovery_email(
+    services: Services, bearer_token: str | None, email: str
+) -> bool:
     """Mail a recovery link if the account exists; the answer is True either way.
 
     The lookup and the writes run behind the response, so its timing does not
@@ -64,7 +77,9 @@ async def _mail_recovery_link(services: Services, email: str) -> None:
     if user is None:
         return
     try:
-        await services.accounts.limits.enter(mail_limit(services.settings, RESET_PASSWORD, user["email"]))
+        await services.accounts.limits.enter(
+            mail_limit(services.settings, RESET_PASSWORD, user["email"])
+        )
     except TooManyRequestsError:
         return
     await services.store.delete_user_tokens(user["_id"], RESET_PASSWORD)
@@ -72,14 +87,20 @@ async def _mail_recovery_link(services: Services, email: str) -> None:
     services.mailer.wake()
 
 
-async def reset_password(services: Services, password: str, raw_token: str) -> dict[str, Any]:
+async def reset_password(
+    services: Services, password: str, raw_token: str
+) -> dict[str, Any]:
     """Set a new password from a recovery link: every session and other link
     of the user ends, and the account's address gets a notice."""
     # Checked first, so a refused password does not use up the link.
     services.passwords.check_policy(password)
-    record = await services.store.consume_user_token(hash_secret(raw_token), RESET_PASSWORD)
+    record = await services.store.consume_user_token(
+        hash_secret(raw_token), RESET_PASSWORD
+    )
     if record is None:
-        raise UnauthorizedError("This password recovery link is invalid or was already used.")
+        raise UnauthorizedError(
+            "This password recovery link is invalid or was already used."
+        )
     if record["expires_at"] <= datetime.now(UTC):
         raise UpdatePasswordTooLateError()
     before = await services.store.get_user(record["user_id"])
@@ -88,9 +109,13 @@ async def reset_password(services: Services, password: str, raw_token: str) -> d
     changes = {"password_hash": await services.passwords.hash(password)}
     side = credentials_writes(services.settings, before, {**before, **changes})
     # Only while the account still has the address the link was sent to.
-    user = await services.store.update_user(before["_id"], changes, side, expected={"email": record["email"]})
+    user = await services.store.update_user(
+        before["_id"], changes, side, expected={"email": record["email"]}
+    )
     if user is None:
-        raise UnauthorizedError("This link was sent to an address that is no longer the one of the account.")
+        raise UnauthorizedError(
+            "This link was sent to an address that is no longer the one of the account."
+        )
     services.mailer.wake()
     message = "Your password has been changed. You can now log in with it."
     return {"notifications": [{"type": "success", "message": message}]}
@@ -98,11 +123,17 @@ async def reset_password(services: Services, password: str, raw_token: str) -> d
 
 async def confirm_email(services: Services, raw_token: str) -> str:
     """Mark the email of a confirmation link as verified; returns the message to show."""
-    record = await services.store.consume_user_token(hash_secret(raw_token), VERIFY_EMAIL)
+    record = await services.store.consume_user_token(
+        hash_secret(raw_token), VERIFY_EMAIL
+    )
     if record is None:
-        raise UnauthorizedError("This confirmation link is invalid or was already used.")
+        raise UnauthorizedError(
+            "This confirmation link is invalid or was already used."
+        )
     if record["expires_at"] <= datetime.now(UTC):
-        raise UnauthorizedError("This confirmation link has expired. Ask for a new one from your account.")
+        raise UnauthorizedError(
+            "This confirmation link has expired. Ask for a new one from your account."
+        )
     before = await services.store.get_user(record["user_id"])
     # Only while the account still has the address the link was sent to: an
     # email change in between must not verify the new address.
@@ -110,7 +141,9 @@ async def confirm_email(services: Services, raw_token: str) -> str:
         record["user_id"], {"email_verified": True}, expected={"email": record["email"]}
     )
     if before is None or user is None:
-        raise UnauthorizedError("This link confirms an email address that is no longer the one of the account.")
+        raise UnauthorizedError(
+            "This link confirms an email address that is no longer the one of the account."
+        )
     if not before["email_verified"]:
         await call_hook("after_email_verified", user)
     return f"Thank you: {user['email']} is confirmed."

@@ -46,7 +46,11 @@ def parse_mongo_id(value: Any) -> str:
 
 def _users(info: GraphQLResolveInfo) -> PublicUsers:
     context = info.context
-    return PublicUsers(context.services.store, context.settings.max_page_size, context.settings.max_filter_conditions)
+    return PublicUsers(
+        context.services.store,
+        context.settings.max_page_size,
+        context.settings.max_filter_conditions,
+    )
 
 
 @query.field("userById")
@@ -56,14 +60,22 @@ async def resolve_user_by_id(_: Any, info: GraphQLResolveInfo, _id: str) -> Any:
 
 @query.field("userByIds")
 async def resolve_user_by_ids(
-    _: Any, info: GraphQLResolveInfo, _ids: list, limit: int | None = None, sort: str | None = None
+    _: Any,
+    info: GraphQLResolveInfo,
+    _ids: list,
+    limit: int | None = None,
+    sort: str | None = None,
 ) -> Any:
     return await _users(info).by_ids(_ids, limit, sort)
 
 
 @query.field("userOne")
 async def resolve_user_one(
-    _: Any, info: GraphQLResolveInfo, filter: dict | None = None, skip: int | None = None, sort: str | None = None
+    _: Any,
+    info: GraphQLResolveInfo,
+    filter: dict | None = None,
+    skip: int | None = None,
+    sort: str | None = None,
 ) -> Any:
     return await _users(info).one(filter, skip, sort)
 
@@ -81,7 +93,9 @@ async def resolve_user_many(
 
 
 @query.field("userCount")
-async def resolve_user_count(_: Any, info: GraphQLResolveInfo, filter: dict | None = None) -> Any:
+async def resolve_user_count(
+    _: Any, info: GraphQLResolveInfo, filter: dict | None = None
+) -> Any:
     return await _users(info).count(filter)
 
 
@@ -130,7 +144,9 @@ async def resolve_register(_: Any, info: GraphQLResolveInfo, fields: dict) -> bo
 
 
 @mutation.field("login")
-async def resolve_login(_: Any, info: GraphQLResolveInfo, email: str, password: str) -> Any:
+async def resolve_login(
+    _: Any, info: GraphQLResolveInfo, email: str, password: str
+) -> Any:
     context = info.context
     return await _accounts(info).login(email, password, context.client_address, context)
 
@@ -148,31 +164,43 @@ async def resolve_logout(_: Any, info: GraphQLResolveInfo) -> bool:
 @mutation.field("updateMe")
 async def resolve_update_me(_: Any, info: GraphQLResolveInfo, fields: dict) -> Any:
     context = info.context
-    return await _accounts(info).update_me(await _current_user(info), fields, context, context.client_address)
+    return await _accounts(info).update_me(
+        await _current_user(info), fields, context, context.client_address
+    )
 
 
 @mutation.field("deleteMe")
 async def resolve_delete_me(_: Any, info: GraphQLResolveInfo, password: str) -> bool:
     context = info.context
-    return await _accounts(info).delete_me(await _current_user(info), password, context, context.client_address)
+    return await _accounts(info).delete_me(
+        await _current_user(info), password, context, context.client_address
+    )
 
 
 @query.field("sendVerificationEmail")
 async def resolve_send_verification_email(_: Any, info: GraphQLResolveInfo) -> bool:
-    return await recovery.send_verification_email(info.context.services, info.context.bearer_token)
+    return await recovery.send_verification_email(
+        info.context.services, info.context.bearer_token
+    )
 
 
 @query.field("sendPasswordRecoveryEmail")
-async def resolve_send_password_recovery_email(_: Any, info: GraphQLResolveInfo, email: str) -> bool:
+async def resolve_send_password_recovery_email(
+    _: Any, info: GraphQLResolveInfo, email: str
+) -> bool:
     context = info.context
-    return await recovery.send_password_recovery_email(context.services, context.bearer_token, email)
+    return await recovery.send_password_recovery_email(
+        context.services, context.bearer_token, email
+    )
 
 
 @mutation.field("resetMyPassword")
 async def resolve_reset_my_password(
     _: Any, info: GraphQLResolveInfo, password: str, passwordRecoveryToken: str
 ) -> Any:
-    return await recovery.reset_password(info.context.services, password, passwordRecoveryToken)
+    return await recovery.reset_password(
+        info.context.services, password, passwordRecoveryToken
+    )
 
 
 bindables = [query, mutation, date_scalar, mongo_id_scalar]

@@ -25,7 +25,9 @@ class Services:
 
     @classmethod
     async def start(cls, settings: Settings) -> "Services":
-        keys = KeyPair.load_or_create(settings.private_key_file, settings.public_key_file, settings.jwt_algorithm)
+        keys = KeyPair.load_or_create(
+            settings.private_key_file, settings.public_key_file, settings.jwt_algorithm
+        )
         passwords = Passwords(settings)
         store = open_store(settings.database, settings.database_pool_size)
         await store.open()

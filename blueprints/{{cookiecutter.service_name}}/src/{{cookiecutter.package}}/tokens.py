@@ -53,7 +53,11 @@ _KEY_TYPES: dict[str, tuple[type, Any]] = {
     "EdDSA": (ed25519.Ed25519PrivateKey, OKPAlgorithm),
 }
 # RFC 7638: the members of each key type that make up its thumbprint.
-_THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+_THUMBPRINT_MEMBERS = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+}
 
 
 class KeyFileError(Exception):
@@ -70,12 +74,16 @@ def _generate(algorithm: str) -> PrivateKey:
 
 def _private_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
 
 
 def _public_pem(key: PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _create_exclusively(path: Path, content: bytes, mode: int) -> bool:
@@ -105,14 +113,20 @@ def _load_private(path: Path, algorithm: str) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError) as error:
-        raise KeyFileError(f"{path} is not an unencrypted PEM private key: {error}") from None
+        raise KeyFileError(
+            f"{path} is not an unencrypted PEM private key: {error}"
+        ) from None
     if not isinstance(key, _KEY_TYPES[algorithm][0]):
         raise KeyFileError(
             f"{path} holds a {type(key).__name__.lstrip('_')}, which cannot sign {algorithm};"
             " set AUTH_JWT_ALGORITHM to match the key, or point AUTH_PRIVATE_KEY_FILE elsewhere"
         )
-    if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(key.curve, ec.SECP256R1):
-        raise KeyFileError(f"{path} is an EC key on {key.curve.name}; ES256 needs P-256")
+    if isinstance(key, ec.EllipticCurvePrivateKey) and not isinstance(
+        key.curve, ec.SECP256R1
+    ):
+        raise KeyFileError(
+            f"{path} is an EC key on {key.curve.name}; ES256 needs P-256"
+        )
     return key
 
 
@@ -128,7 +142,9 @@ class KeyPair:
     jwk: dict[str, Any]
 
     @classmethod
-    def load_or_create(cls, private_file: Path, public_file: Path, algorithm: str) -> "KeyPair":
+    def load_or_create(
+        cls, private_file: Path, public_file: Path, algorithm: str
+    ) -> "KeyPair":
         """The pair from its files, created on first start (files 0600, a new folder 0700).
 
         Several workers may start together: one creates each file, the
@@ -163,11 +179,18 @@ class KeyPair:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.jwk]}
 
-    def issue(self, subject: str, claims: dict[str, Any], ttl: int) -> tuple[str, datetime]:
+    def issue(
+        self, subject: str, claims: dict[str, Any], ttl: int
+    ) -> tuple[str, datetime]:
         """A signed auth token carrying `claims`, and when it expires."""
         issued = int(time.time())
         payload = {**claims, "sub": subject, "iat": issued, "exp": issued + ttl}
-        token = jwt.encode(payload, self.private_key, algorithm=self.algorithm, headers={"kid": self.kid})
+        token = jwt.encode(
+            payload,
+            self.private_key,
+            algorithm=self.algorithm,
+            headers={"kid": self.kid},
+        )
         return token, datetime.fromtimestamp(issued + ttl, UTC)
 
     def verify(self, token: str) -> dict[str, Any]:
@@ -188,5 +211,11 @@ class KeyPair:
 def thumbprint(jwk: dict[str, Any]) -> str:
     """The RFC 7638 thumbprint of a public JWK: a stable key id."""
     members = {name: jwk[name] for name in _THUMBPRINT_MEMBERS[jwk["kty"]]}
-    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode("ascii")
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode(
+        "utf-8"
+    )
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(canonical).digest())
+        .rstrip(b"=")
+        .decode("ascii")
+    )

@@ -42,7 +42,11 @@ REFRESH_COOKIE = "refreshToken"
 def error_payload(error: AuthError) -> dict[str, Any]:
     """An error as clients read it: the type in `extensions.type` and, for
     Krypton Auth's clients, as a top-level `type`."""
-    return {"message": str(error), "extensions": {"type": error.type}, "type": error.type}
+    return {
+        "message": str(error),
+        "extensions": {"type": error.type},
+        "type": error.type,
+    }
 
 
 #: HTTP status of a request refused before GraphQL runs it; first match wins.
@@ -59,7 +63,9 @@ def refusal(error: AuthError) -> JSONResponse:
     """The answer to a request refused before GraphQL runs it."""
     status = next(code for kind, code in _REFUSAL_STATUS if isinstance(error, kind))
     headers = {"Allow": "POST"} if status == 405 else None
-    return JSONResponse({"errors": [error_payload(error)]}, status_code=status, headers=headers)
+    return JSONResponse(
+        {"errors": [error_payload(error)]}, status_code=status, headers=headers
+    )
 
 
 # Request bodies.
@@ -75,7 +81,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise RequestTooLargeError(f"The request body is larger than {limit} bytes.")
+            raise RequestTooLargeError(
+                f"The request body is larger than {limit} bytes."
+            )
     return bytes(body)
 
 
@@ -92,12 +100,18 @@ async def read_graphql_request(request: Request, limit: int) -> dict[str, Any]:
             "operationName": params.get("operationName"),
         }
     else:
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        media_type = (
+            request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        )
         if media_type != "application/json":
-            raise UnsupportedMediaTypeError("Send the GraphQL request as JSON, with Content-Type: application/json.")
+            raise UnsupportedMediaTypeError(
+                "Send the GraphQL request as JSON, with Content-Type: application/json."
+            )
         body = _json(await read_body(request, limit))
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
-        raise BadRequestError("The request must be a JSON object with a 'query' string.")
+        raise BadRequestError(
+            "The request must be a JSON object with a 'query' string."
+        )
     variables = body.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequestError("'variables' must be a JSON object.")
@@ -135,7 +149,9 @@ def check_origin(request: Request, settings: Settings) -> None:
     if origin is None or REFRESH_COOKIE not in request.cookies:
         return
     if origin != public_origin(settings) and origin not in settings.cors_origins:
-        raise UnauthorizedError(f"Requests from {origin[:100]} may not use the session cookie.")
+        raise UnauthorizedError(
+            f"Requests from {origin[:100]} may not use the session cookie."
+        )
 
 
 def middleware(settings: Settings) -> list[Middleware]:
@@ -202,7 +218,9 @@ def graphiql_headers(page: str) -> dict[str, str]:
     scripts (import map, start-up) are allowed by their hashes, its editor
     styles itself inline and runs workers from blob: URLs."""
     scripts = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        "'sha256-"
+        + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        + "'"
         for script in re.findall(r"<script[^>]*>(.*?)</script>", page, re.DOTALL)
     )
     policy = (
@@ -225,7 +243,8 @@ class RedactTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                self._token.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
+                self._token.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
+                for arg in record.args
             )
         return True
 
@@ -264,7 +283,9 @@ class RequestContext:
         everything left of what our proxies appended is the client's to write."""
         hops = self.settings.proxy_hops
         if hops:
-            forwarded = ",".join(self.request.headers.getlist("x-forwarded-for")).split(",")
+            forwarded = ",".join(self.request.headers.getlist("x-forwarded-for")).split(
+                ","
+            )
             if len(forwarded) >= hops and forwarded[-hops].strip():
                 return forwarded[-hops].strip()
         client = self.request.client

@@ -10,7 +10,16 @@ from typing import Any
 
 from .errors import BadRequestError
 from .models import FIELDS, PUBLIC_FIELDS, parse_value
-from .store import NOTHING, AllOf, AnyOf, Compare, Condition, Store, UserQuery, is_valid_id
+from .store import (
+    NOTHING,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    Store,
+    UserQuery,
+    is_valid_id,
+)
 
 OPERATORS = ("gt", "gte", "lt", "lte", "ne", "in", "nin")
 
@@ -111,7 +120,9 @@ def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
 class PublicUsers:
     """userById, userByIds, userOne, userMany, userCount, userPagination."""
 
-    def __init__(self, store: Store, max_page_size: int, max_filter_conditions: int) -> None:
+    def __init__(
+        self, store: Store, max_page_size: int, max_filter_conditions: int
+    ) -> None:
         self.store = store
         self.max_page_size = max_page_size
         self.max_filter_conditions = max_filter_conditions
@@ -119,8 +130,13 @@ class PublicUsers:
     def _where(self, graphql_filter: dict | None) -> Condition | None:
         """The filter as a store condition; too large a filter is refused before
         it reaches the database (SQLite's expression depth is 1000)."""
-        if count_conditions(graphql_filter, self.max_filter_conditions) > self.max_filter_conditions:
-            raise BadRequestError(f"A filter may have at most {self.max_filter_conditions} conditions.")
+        if (
+            count_conditions(graphql_filter, self.max_filter_conditions)
+            > self.max_filter_conditions
+        ):
+            raise BadRequestError(
+                f"A filter may have at most {self.max_filter_conditions} conditions."
+            )
         return to_condition(graphql_filter)
 
     def _limit(self, name: str, value: int | None, default: int) -> int:
@@ -140,22 +156,37 @@ class PublicUsers:
         user = await self.store.get_user(user_id) if is_valid_id(user_id) else None
         return public_view(user) if user else None
 
-    async def by_ids(self, ids: list[str | None], limit: int | None, sort: str | None) -> list[dict[str, Any]]:
+    async def by_ids(
+        self, ids: list[str | None], limit: int | None, sort: str | None
+    ) -> list[dict[str, Any]]:
         wanted = [item for item in ids if is_valid_id(item)]
         if not wanted:
             return []
         query = UserQuery(
-            where=Compare("_id", "in", wanted), sort=to_sort(sort), limit=self._limit("limit", limit, 100)
+            where=Compare("_id", "in", wanted),
+            sort=to_sort(sort),
+            limit=self._limit("limit", limit, 100),
         )
         return [public_view(user) for user in await self.store.find_users(query)]
 
-    async def one(self, graphql_filter: dict | None, skip: int | None, sort: str | None) -> dict[str, Any] | None:
-        query = UserQuery(where=self._where(graphql_filter), sort=to_sort(sort), skip=self._skip(skip), limit=1)
+    async def one(
+        self, graphql_filter: dict | None, skip: int | None, sort: str | None
+    ) -> dict[str, Any] | None:
+        query = UserQuery(
+            where=self._where(graphql_filter),
+            sort=to_sort(sort),
+            skip=self._skip(skip),
+            limit=1,
+        )
         found = await self.store.find_users(query)
         return public_view(found[0]) if found else None
 
     async def many(
-        self, graphql_filter: dict | None, skip: int | None, limit: int | None, sort: str | None
+        self,
+        graphql_filter: dict | None,
+        skip: int | None,
+        limit: int | None,
+        sort: str | None,
     ) -> list[dict[str, Any]]:
         query = UserQuery(
             where=self._where(graphql_filter),
@@ -169,14 +200,21 @@ class PublicUsers:
         return await self.store.count_users(self._where(graphql_filter))
 
     async def pagination(
-        self, graphql_filter: dict | None, page: int | None, per_page: int | None, sort: str | None
+        self,
+        graphql_filter: dict | None,
+        page: int | None,
+        per_page: int | None,
+        sort: str | None,
     ) -> dict[str, Any]:
         page = 1 if page is None else page
         if page < 1:
             raise BadRequestError("page must be at least 1.")
         per_page = self._limit("perPage", per_page, 20)
         query = UserQuery(
-            where=self._where(graphql_filter), sort=to_sort(sort), skip=(page - 1) * per_page, limit=per_page
+            where=self._where(graphql_filter),
+            sort=to_sort(sort),
+            skip=(page - 1) * per_page,
+            limit=per_page,
         )
         count, items = await self.store.find_page(query)
         page_count = math.ceil(count / per_page)

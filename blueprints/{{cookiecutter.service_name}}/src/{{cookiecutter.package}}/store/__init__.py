@@ -17,7 +17,6 @@ from .base import (
     new_id,
 )
 
-
 #: What AUTH_DATABASE_URL may start with.
 SCHEMES = ("sqlite", "postgresql", "postgres", "mongodb", "mongodb+srv")
 

@@ -97,7 +97,9 @@ class SideWrites:
 
 
 class Rotation(Enum):
-    ROTATED = "rotated"  # the token was current (or just rotated): its session continues
+    ROTATED = (
+        "rotated"  # the token was current (or just rotated): its session continues
+    )
     REUSED = "reused"  # the token had been rotated before the reuse interval: its session is revoked
     INVALID = "invalid"  # unknown or expired
 
@@ -106,7 +108,9 @@ class UserStore(ABC):
     """The users, and what is written with a change to one (SideWrites)."""
 
     @abstractmethod
-    async def insert_user(self, user: dict[str, Any], side: SideWrites | None = None) -> None:
+    async def insert_user(
+        self, user: dict[str, Any], side: SideWrites | None = None
+    ) -> None:
         """Insert; raises DuplicateValueError when a unique field is taken."""
 
     @abstractmethod
@@ -152,7 +156,11 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def rotate_refresh_token(
-        self, token_hash: str, replacement: dict[str, Any], now: datetime, reuse_interval: float = 0.0
+        self,
+        token_hash: str,
+        replacement: dict[str, Any],
+        now: datetime,
+        reuse_interval: float = 0.0,
     ) -> tuple[Rotation, dict[str, Any] | None]:
         """Swap a current token for `replacement` (same session), atomically.
 
@@ -179,7 +187,9 @@ class LinkStore(ABC):
     async def add_side_writes(self, side: SideWrites) -> None: ...
 
     @abstractmethod
-    async def consume_user_token(self, token_hash: str, purpose: str) -> dict[str, Any] | None:
+    async def consume_user_token(
+        self, token_hash: str, purpose: str
+    ) -> dict[str, Any] | None:
         """Remove and return {token_hash, user_id, purpose, email, expires_at}."""
 
     @abstractmethod
@@ -206,7 +216,9 @@ class Outbox(ABC):
     """The mail outbox, drained by the mail workers of every instance."""
 
     @abstractmethod
-    async def claim_mails(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
+    async def claim_mails(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[dict[str, Any]]:
         """Pending mails due by `now`, leased to the caller until `lease_until`.
 
         A lease is taken with a conditional update, so two workers never get
@@ -242,6 +254,9 @@ class Store(UserStore, SessionStore, LinkStore, AttemptStore, Outbox):
         """Whether the database answers within REACH_TIMEOUT (for /healthz)."""
 
     @abstractmethod
-    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
+    async def purge_expired(
+        self, now: datetime, attempts_before: datetime, mails_before: datetime
+    ) -> None:
         """Forget expired refresh tokens and one-time tokens, attempts recorded
-        before `attempts_before`, and mails sent or given up created before `mails_before`."""
+        before `attempts_before`, and mails sent or given up created before `mails_before`.
+        """

@@ -29,7 +29,12 @@ from urllib.parse import urlsplit
 
 from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
-from pymongo.errors import ConfigurationError, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    ConfigurationError,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from ..models import FIELDS
 from .base import (
@@ -46,7 +51,14 @@ from .base import (
     UserQuery,
     new_id,
 )
-from .schema import MAIL_KEYS, REFRESH_TOKEN_KEYS, USER_KEYS, USER_TOKEN_KEYS, UserIndex, sync_users
+from .schema import (
+    MAIL_KEYS,
+    REFRESH_TOKEN_KEYS,
+    USER_KEYS,
+    USER_TOKEN_KEYS,
+    UserIndex,
+    sync_users,
+)
 
 DEFAULT_DATABASE = "{{ cookiecutter.package }}"
 DATE_FIELDS = frozenset(name for name, field in FIELDS.items() if field.type == "date")
@@ -75,7 +87,9 @@ class MongoUsersSchema:
 
     async def indexes(self) -> dict[str, tuple[str, ...]]:
         found = await self.users.index_information()
-        return {name: tuple(key for key, _ in info["key"]) for name, info in found.items()}
+        return {
+            name: tuple(key for key, _ in info["key"]) for name, info in found.items()
+        }
 
     async def drop_index(self, name: str) -> None:
         await self.users.drop_index(name)
@@ -86,7 +100,9 @@ class MongoUsersSchema:
             # Partial: users without a value never collide.
             options["partialFilterExpression"] = {index.keys[0]: {"$exists": True}}
         try:
-            await self.users.create_index([(key, ASCENDING) for key in index.keys], name=index.name, **options)
+            await self.users.create_index(
+                [(key, ASCENDING) for key in index.keys], name=index.name, **options
+            )
         except OperationFailure as error:
             if error.code != 11000:
                 raise
@@ -99,7 +115,11 @@ class MongoStore(Store):
         """`client` replaces the real driver (tests pass an async facade over mongomock)."""
         self.url = url
         try:
-            self.client = client if client is not None else AsyncMongoClient(url, tz_aware=True, maxPoolSize=pool_size)
+            self.client = (
+                client
+                if client is not None
+                else AsyncMongoClient(url, tz_aware=True, maxPoolSize=pool_size)
+            )
         except (ConfigurationError, ValueError) as error:
             raise UnreachableDatabase(f"malformed database URL: {error}") from None
         database = self.client[urlsplit(url).path.strip("/") or DEFAULT_DATABASE]
@@ -112,23 +132,36 @@ class MongoStore(Store):
     async def open(self) -> None:
         await self._reach()
         await sync_users(MongoUsersSchema(self.users))
-        await self.refresh_tokens.create_index("session_id", name="ix_refresh_tokens_session_id")
-        await self.refresh_tokens.create_index("user_id", name="ix_refresh_tokens_user_id")
+        await self.refresh_tokens.create_index(
+            "session_id", name="ix_refresh_tokens_session_id"
+        )
+        await self.refresh_tokens.create_index(
+            "user_id", name="ix_refresh_tokens_user_id"
+        )
         await self.refresh_tokens.create_index(
             "expires_at", name="ttl_refresh_tokens_expires_at", expireAfterSeconds=0
         )
         await self.user_tokens.create_index(
-            [("user_id", ASCENDING), ("purpose", ASCENDING)], name="ix_user_tokens_user_id_purpose"
+            [("user_id", ASCENDING), ("purpose", ASCENDING)],
+            name="ix_user_tokens_user_id_purpose",
         )
-        await self.user_tokens.create_index("expires_at", name="ttl_user_tokens_expires_at", expireAfterSeconds=0)
-        await self.attempts.create_index([("key", ASCENDING), ("at", ASCENDING)], name="ix_attempts_key_at")
+        await self.user_tokens.create_index(
+            "expires_at", name="ttl_user_tokens_expires_at", expireAfterSeconds=0
+        )
+        await self.attempts.create_index(
+            [("key", ASCENDING), ("at", ASCENDING)], name="ix_attempts_key_at"
+        )
         await self.attempts.create_index("attempt_id", name="ix_attempts_attempt_id")
-        await self.attempts.create_index("at", name="ttl_attempts_at", expireAfterSeconds=ATTEMPT_TTL)
-        await self.outbox.create_index(
-            [("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="ix_outbox_status_next"
+        await self.attempts.create_index(
+            "at", name="ttl_attempts_at", expireAfterSeconds=ATTEMPT_TTL
         )
         await self.outbox.create_index(
-            [("status", ASCENDING), ("created_at", ASCENDING)], name="ix_outbox_status_created"
+            [("status", ASCENDING), ("next_attempt_at", ASCENDING)],
+            name="ix_outbox_status_next",
+        )
+        await self.outbox.create_index(
+            [("status", ASCENDING), ("created_at", ASCENDING)],
+            name="ix_outbox_status_created",
         )
 
     async def _reach(self) -> None:
@@ -139,7 +172,9 @@ class MongoStore(Store):
             async with asyncio.timeout(REACH_TIMEOUT):
                 await self.client.admin.command("ping")
         except TimeoutError:
-            raise UnreachableDatabase(f"no answer from MongoDB within {REACH_TIMEOUT:g} s") from None
+            raise UnreachableDatabase(
+                f"no answer from MongoDB within {REACH_TIMEOUT:g} s"
+            ) from None
         except PyMongoError as error:
             raise UnreachableDatabase(f"cannot connect to MongoDB: {error}") from None
 
@@ -155,8 +190,12 @@ class MongoStore(Store):
 
     # Users.
 
-    async def insert_user(self, user: dict[str, Any], side: SideWrites | None = None) -> None:
-        document = {key: _encode(value) for key, value in user.items() if value is not None}
+    async def insert_user(
+        self, user: dict[str, Any], side: SideWrites | None = None
+    ) -> None:
+        document = {
+            key: _encode(value) for key, value in user.items() if value is not None
+        }
         document["_id"] = ObjectId(user["_id"])
         try:
             await self.users.insert_one(document)
@@ -182,9 +221,14 @@ class MongoStore(Store):
     ) -> dict[str, Any] | None:
         if not ObjectId.is_valid(user_id):
             return None
-        selector = {"_id": ObjectId(user_id), **{name: _encode(value) for name, value in (expected or {}).items()}}
+        selector = {
+            "_id": ObjectId(user_id),
+            **{name: _encode(value) for name, value in (expected or {}).items()},
+        }
         update: dict[str, Any] = {}
-        kept = {key: _encode(value) for key, value in changes.items() if value is not None}
+        kept = {
+            key: _encode(value) for key, value in changes.items() if value is not None
+        }
         if kept:
             update["$set"] = kept
         removed = {key: "" for key, value in changes.items() if value is None}
@@ -203,7 +247,9 @@ class MongoStore(Store):
             return None
         if side is not None:
             if side.revoked_purposes:
-                await self.user_tokens.delete_many({"user_id": user_id, "purpose": {"$in": side.revoked_purposes}})
+                await self.user_tokens.delete_many(
+                    {"user_id": user_id, "purpose": {"$in": side.revoked_purposes}}
+                )
             if side.end_sessions:
                 await self.refresh_tokens.delete_many({"user_id": user_id})
         await self.add_side_writes(side)
@@ -221,7 +267,10 @@ class MongoStore(Store):
         if query.limit <= 0:
             return []  # MongoDB reads a limit of 0 as "no limit"
         cursor = self.users.find(
-            _filter(query.where), sort=list(query.sort), skip=query.skip, limit=query.limit
+            _filter(query.where),
+            sort=list(query.sort),
+            skip=query.skip,
+            limit=query.limit,
         )
         return [_user(document) for document in await cursor.to_list()]
 
@@ -238,7 +287,11 @@ class MongoStore(Store):
         await self.refresh_tokens.insert_one(_keyed({"rotated": False, **record}))
 
     async def rotate_refresh_token(
-        self, token_hash: str, replacement: dict[str, Any], now: datetime, reuse_interval: float = 0.0
+        self,
+        token_hash: str,
+        replacement: dict[str, Any],
+        now: datetime,
+        reuse_interval: float = 0.0,
     ) -> tuple[Rotation, dict[str, Any] | None]:
         live = {"_id": token_hash, "expires_at": {"$gt": now}}
         # Only one request can claim a current token; others within the interval join its session.
@@ -247,7 +300,9 @@ class MongoStore(Store):
         )
         if found is None:
             recently = {"$gt": now - timedelta(seconds=reuse_interval)}
-            found = await self.refresh_tokens.find_one({**live, "rotated": True, "rotated_at": recently})
+            found = await self.refresh_tokens.find_one(
+                {**live, "rotated": True, "rotated_at": recently}
+            )
         if found is None:
             found = await self.refresh_tokens.find_one({"_id": token_hash})
             if found is None or not found["rotated"]:
@@ -255,7 +310,12 @@ class MongoStore(Store):
             await self.refresh_tokens.delete_many({"session_id": found["session_id"]})
             return Rotation.REUSED, _record(found, REFRESH_TOKEN_KEYS)
         record = _record(found, REFRESH_TOKEN_KEYS)
-        new = {**replacement, "session_id": record["session_id"], "user_id": record["user_id"], "rotated": False}
+        new = {
+            **replacement,
+            "session_id": record["session_id"],
+            "user_id": record["user_id"],
+            "rotated": False,
+        }
         await self.refresh_tokens.insert_one(_keyed(new))
         if await self.refresh_tokens.find_one({"_id": token_hash}) is None:
             # The session was revoked meanwhile: the replacement goes with it.
@@ -274,12 +334,16 @@ class MongoStore(Store):
         result = await self.refresh_tokens.delete_many({"user_id": user_id})
         return result.deleted_count
 
-    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
+    async def purge_expired(
+        self, now: datetime, attempts_before: datetime, mails_before: datetime
+    ) -> None:
         """The TTL indexes do part of this too, within a minute or so; this makes it exact."""
         await self.refresh_tokens.delete_many({"expires_at": {"$lte": now}})
         await self.user_tokens.delete_many({"expires_at": {"$lte": now}})
         await self.attempts.delete_many({"at": {"$lt": attempts_before}})
-        await self.outbox.delete_many({"status": {"$in": ["sent", "failed"]}, "created_at": {"$lt": mails_before}})
+        await self.outbox.delete_many(
+            {"status": {"$in": ["sent", "failed"]}, "created_at": {"$lt": mails_before}}
+        )
 
     # One-time tokens.
 
@@ -291,8 +355,12 @@ class MongoStore(Store):
         if side.mails:
             await self.outbox.insert_many([dict(mail) for mail in side.mails])
 
-    async def consume_user_token(self, token_hash: str, purpose: str) -> dict[str, Any] | None:
-        found = await self.user_tokens.find_one_and_delete({"_id": token_hash, "purpose": purpose})
+    async def consume_user_token(
+        self, token_hash: str, purpose: str
+    ) -> dict[str, Any] | None:
+        found = await self.user_tokens.find_one_and_delete(
+            {"_id": token_hash, "purpose": purpose}
+        )
         return _record(found, USER_TOKEN_KEYS) if found is not None else None
 
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None:
@@ -303,7 +371,9 @@ class MongoStore(Store):
     async def add_attempt(self, keys: list[str], at: datetime) -> str:
         attempt_id = new_id()
         if keys:
-            await self.attempts.insert_many([{"attempt_id": attempt_id, "key": key, "at": at} for key in keys])
+            await self.attempts.insert_many(
+                [{"attempt_id": attempt_id, "key": key, "at": at} for key in keys]
+            )
         return attempt_id
 
     async def count_attempts(self, key: str, since: datetime) -> int:
@@ -314,7 +384,9 @@ class MongoStore(Store):
 
     # Mail outbox.
 
-    async def claim_mails(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
+    async def claim_mails(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
         due = self.outbox.find(
@@ -325,7 +397,10 @@ class MongoStore(Store):
         claimed = []
         for document in await due.to_list():
             result = await self.outbox.update_one(
-                {"_id": document["_id"], "next_attempt_at": document["next_attempt_at"]},
+                {
+                    "_id": document["_id"],
+                    "next_attempt_at": document["next_attempt_at"],
+                },
                 {"$set": {"next_attempt_at": lease_until}},
             )
             if result.modified_count == 1:
@@ -400,7 +475,11 @@ def _duplicate_field(error: DuplicateKeyError) -> str:
 def _id_value(value: Any) -> Any:
     if isinstance(value, list):
         return [_id_value(item) for item in value]
-    return ObjectId(value) if isinstance(value, str) and ObjectId.is_valid(value) else value
+    return (
+        ObjectId(value)
+        if isinstance(value, str) and ObjectId.is_valid(value)
+        else value
+    )
 
 
 def _filter(condition: Condition | None) -> dict[str, Any]:

@@ -16,7 +16,14 @@ from .base import SchemaError
 #: Everything stored of a user: the built-in fields, then the model's.
 USER_KEYS = ("_id", "email", "email_verified", "password_hash", "created_at", *FIELDS)
 #: The fields of the other record kinds (the SQL tables' columns, the MongoDB documents' keys).
-REFRESH_TOKEN_KEYS = ("token_hash", "session_id", "user_id", "expires_at", "rotated", "rotated_at")
+REFRESH_TOKEN_KEYS = (
+    "token_hash",
+    "session_id",
+    "user_id",
+    "expires_at",
+    "rotated",
+    "rotated_at",
+)
 USER_TOKEN_KEYS = ("token_hash", "user_id", "purpose", "email", "expires_at")
 MAIL_KEYS = (
     "_id",
@@ -105,7 +112,11 @@ async def sync_users(schema: UsersSchema) -> None:
                     f" give '{name}' a default in user.yaml (or make it optional) and generate again"
                 )
     wanted = user_indexes()
-    present = {name: keys for name, keys in (await schema.indexes()).items() if name.startswith(OWN_INDEX_PREFIXES)}
+    present = {
+        name: keys
+        for name, keys in (await schema.indexes()).items()
+        if name.startswith(OWN_INDEX_PREFIXES)
+    }
     for name in sorted(present):
         if name not in wanted or present[name] != wanted[name].keys:
             await schema.drop_index(name)

@@ -105,7 +105,10 @@ users = Table(
     Column("email_verified", Boolean, nullable=False, default=False),
     Column("password_hash", String(255), nullable=False),
     Column("created_at", DateTime, nullable=False),
-    *(Column(name, column_type(field), nullable=True) for name, field in FIELDS.items()),
+    *(
+        Column(name, column_type(field), nullable=True)
+        for name, field in FIELDS.items()
+    ),
     # Its indexes are created by the start's schema sync (SqlUsersSchema.create_index).
 )
 
@@ -161,17 +164,26 @@ outbox = Table(
 
 _TABLES_BY_RECORD = {"tokens": user_tokens, "mails": outbox}
 _DATETIME_COLUMNS = {
-    table.name: {column.name for column in table.columns if isinstance(column.type, DateTime)}
+    table.name: {
+        column.name for column in table.columns if isinstance(column.type, DateTime)
+    }
     for table in metadata.tables.values()
 }
 # Lists of dates come back from JSON as text and are parsed again.
-_DATED_LISTS = [name for name, field in FIELDS.items() if field.list and field.type in ("date", "datetime")]
+_DATED_LISTS = [
+    name
+    for name, field in FIELDS.items()
+    if field.list and field.type in ("date", "datetime")
+]
 _UNIQUE_VIOLATION = re.compile(r"users\.(\w+)|ux_users_(\w+)")
 
 
 def _async_url(url: str) -> str:
     """The URL with the async driver this service ships (aiosqlite, asyncpg)."""
-    for scheme, driver in (("sqlite:", "sqlite+aiosqlite:"), ("postgresql:", "postgresql+asyncpg:")):
+    for scheme, driver in (
+        ("sqlite:", "sqlite+aiosqlite:"),
+        ("postgresql:", "postgresql+asyncpg:"),
+    ):
         if url.startswith(scheme):
             return driver + url.removeprefix(scheme)
     if url.startswith("postgres:"):
@@ -211,9 +223,15 @@ class SqlStore(Store):
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         # A server's connections are few and shared by every instance: at most pool_size each.
-        pool = {} if url.startswith("sqlite") else {"pool_size": pool_size, "max_overflow": 0}
+        pool = (
+            {}
+            if url.startswith("sqlite")
+            else {"pool_size": pool_size, "max_overflow": 0}
+        )
         try:
-            self.engine = create_async_engine(_async_url(url), json_serializer=_json, **pool)
+            self.engine = create_async_engine(
+                _async_url(url), json_serializer=_json, **pool
+            )
         except (ValueError, ArgumentError) as error:
             raise UnreachableDatabase(f"malformed database URL: {error}") from None
         if self.engine.dialect.name == "sqlite":
@@ -226,12 +244,16 @@ class SqlStore(Store):
             try:
                 os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
             except OSError as error:
-                raise UnreachableDatabase(f"cannot open the SQLite file: {error}") from None
+                raise UnreachableDatabase(
+                    f"cannot open the SQLite file: {error}"
+                ) from None
         await self._reach()
         async with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 # Held until this transaction ends: instances starting together migrate one at a time.
-                await connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+                await connection.execute(
+                    select(func.pg_advisory_xact_lock(MIGRATION_LOCK))
+                )
             # Replaced by the attempts table.
             await connection.execute(text("DROP TABLE IF EXISTS login_failures"))
             await connection.run_sync(metadata.create_all)
@@ -246,10 +268,14 @@ class SqlStore(Store):
                 async with self.engine.connect() as connection:
                     await connection.execute(text("SELECT 1"))
         except TimeoutError:
-            raise UnreachableDatabase(f"no answer from the database within {REACH_TIMEOUT:g} s") from None
+            raise UnreachableDatabase(
+                f"no answer from the database within {REACH_TIMEOUT:g} s"
+            ) from None
         except (SQLAlchemyError, OSError) as error:
             cause = getattr(error, "orig", None) or error
-            raise UnreachableDatabase(f"cannot connect to the database: {cause}") from None
+            raise UnreachableDatabase(
+                f"cannot connect to the database: {cause}"
+            ) from None
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -263,7 +289,9 @@ class SqlStore(Store):
 
     # Users.
 
-    async def insert_user(self, user: dict[str, Any], side: SideWrites | None = None) -> None:
+    async def insert_user(
+        self, user: dict[str, Any], side: SideWrites | None = None
+    ) -> None:
         async with self.engine.begin() as connection:
             await _guard_unique(connection.execute(insert(users).values(_values(user))))
             await _write_side(connection, side)
@@ -283,7 +311,9 @@ class SqlStore(Store):
         expected: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         selected = [users.c._id == user_id]
-        selected += [users.c[name] == _to_db(value) for name, value in (expected or {}).items()]
+        selected += [
+            users.c[name] == _to_db(value) for name, value in (expected or {}).items()
+        ]
         async with self.engine.begin() as connection:
             if changes:
                 statement = update(users).where(*selected).values(_values(changes))
@@ -299,8 +329,12 @@ class SqlStore(Store):
     async def delete_user(self, user_id: str) -> bool:
         async with self.engine.begin() as connection:
             await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
-            await connection.execute(delete(user_tokens).where(user_tokens.c.user_id == user_id))
-            result = await connection.execute(delete(users).where(users.c._id == user_id))
+            await connection.execute(
+                delete(user_tokens).where(user_tokens.c.user_id == user_id)
+            )
+            result = await connection.execute(
+                delete(users).where(users.c._id == user_id)
+            )
             return result.rowcount > 0
 
     async def find_users(self, query: UserQuery) -> list[dict[str, Any]]:
@@ -325,10 +359,16 @@ class SqlStore(Store):
 
     async def add_refresh_token(self, record: dict[str, Any]) -> None:
         async with self.engine.begin() as connection:
-            await connection.execute(insert(refresh_tokens).values(_values({"rotated": False, **record})))
+            await connection.execute(
+                insert(refresh_tokens).values(_values({"rotated": False, **record}))
+            )
 
     async def rotate_refresh_token(
-        self, token_hash: str, replacement: dict[str, Any], now: datetime, reuse_interval: float = 0.0
+        self,
+        token_hash: str,
+        replacement: dict[str, Any],
+        now: datetime,
+        reuse_interval: float = 0.0,
     ) -> tuple[Rotation, dict[str, Any] | None]:
         token = refresh_tokens.c
         this = token.token_hash == token_hash
@@ -341,17 +381,30 @@ class SqlStore(Store):
                 .where(
                     this,
                     token.expires_at > _to_db(now),
-                    or_(token.rotated == false(), token.rotated_at > _to_db(now - timedelta(seconds=reuse_interval))),
+                    or_(
+                        token.rotated == false(),
+                        token.rotated_at
+                        > _to_db(now - timedelta(seconds=reuse_interval)),
+                    ),
                 )
-                .values(rotated=True, rotated_at=func.coalesce(token.rotated_at, _to_db(now)))
+                .values(
+                    rotated=True,
+                    rotated_at=func.coalesce(token.rotated_at, _to_db(now)),
+                )
             )
             row = (await connection.execute(select(refresh_tokens).where(this))).first()
             if row is None:
                 return Rotation.INVALID, None
             record = _row(refresh_tokens, row)
             if claimed.rowcount == 1:
-                new = {**replacement, "session_id": record["session_id"], "user_id": record["user_id"]}
-                await connection.execute(insert(refresh_tokens).values(_values({**new, "rotated": False})))
+                new = {
+                    **replacement,
+                    "session_id": record["session_id"],
+                    "user_id": record["user_id"],
+                }
+                await connection.execute(
+                    insert(refresh_tokens).values(_values({**new, "rotated": False}))
+                )
                 return Rotation.ROTATED, record
             if not record["rotated"]:
                 return Rotation.INVALID, None  # expired
@@ -361,7 +414,11 @@ class SqlStore(Store):
     async def end_session(self, token_hash: str) -> dict[str, Any] | None:
         token = refresh_tokens.c
         async with self.engine.begin() as connection:
-            row = (await connection.execute(select(refresh_tokens).where(token.token_hash == token_hash))).first()
+            row = (
+                await connection.execute(
+                    select(refresh_tokens).where(token.token_hash == token_hash)
+                )
+            ).first()
             if row is None:
                 return None
             record = _row(refresh_tokens, row)
@@ -372,14 +429,24 @@ class SqlStore(Store):
         async with self.engine.begin() as connection:
             return await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
 
-    async def purge_expired(self, now: datetime, attempts_before: datetime, mails_before: datetime) -> None:
+    async def purge_expired(
+        self, now: datetime, attempts_before: datetime, mails_before: datetime
+    ) -> None:
         moment = _to_db(now)
         done = outbox.c.status.in_(["sent", "failed"])
         async with self.engine.begin() as connection:
-            await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at <= moment))
-            await connection.execute(delete(user_tokens).where(user_tokens.c.expires_at <= moment))
-            await connection.execute(delete(attempts).where(attempts.c.at < _to_db(attempts_before)))
-            await connection.execute(delete(outbox).where(done, outbox.c.created_at < _to_db(mails_before)))
+            await connection.execute(
+                delete(refresh_tokens).where(refresh_tokens.c.expires_at <= moment)
+            )
+            await connection.execute(
+                delete(user_tokens).where(user_tokens.c.expires_at <= moment)
+            )
+            await connection.execute(
+                delete(attempts).where(attempts.c.at < _to_db(attempts_before))
+            )
+            await connection.execute(
+                delete(outbox).where(done, outbox.c.created_at < _to_db(mails_before))
+            )
 
     # One-time tokens.
 
@@ -387,47 +454,67 @@ class SqlStore(Store):
         async with self.engine.begin() as connection:
             await _write_side(connection, side)
 
-    async def consume_user_token(self, token_hash: str, purpose: str) -> dict[str, Any] | None:
+    async def consume_user_token(
+        self, token_hash: str, purpose: str
+    ) -> dict[str, Any] | None:
         token = user_tokens.c
         async with self.engine.begin() as connection:
             row = (
                 await connection.execute(
-                    select(user_tokens).where(token.token_hash == token_hash, token.purpose == purpose)
+                    select(user_tokens).where(
+                        token.token_hash == token_hash, token.purpose == purpose
+                    )
                 )
             ).first()
             if row is None:
                 return None
-            deleted = await connection.execute(delete(user_tokens).where(token.token_hash == token_hash))
+            deleted = await connection.execute(
+                delete(user_tokens).where(token.token_hash == token_hash)
+            )
             return _row(user_tokens, row) if deleted.rowcount == 1 else None
 
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None:
         token = user_tokens.c
         async with self.engine.begin() as connection:
-            await connection.execute(delete(user_tokens).where(token.user_id == user_id, token.purpose == purpose))
+            await connection.execute(
+                delete(user_tokens).where(
+                    token.user_id == user_id, token.purpose == purpose
+                )
+            )
 
     # Attempts.
 
     async def add_attempt(self, keys: list[str], at: datetime) -> str:
         attempt_id = new_id()
-        rows = [{"attempt_id": attempt_id, "key": key, "at": _to_db(at)} for key in keys]
+        rows = [
+            {"attempt_id": attempt_id, "key": key, "at": _to_db(at)} for key in keys
+        ]
         async with self.engine.begin() as connection:
             await connection.execute(insert(attempts), rows)
         return attempt_id
 
     async def count_attempts(self, key: str, since: datetime) -> int:
-        statement = select(func.count()).where(attempts.c.key == key, attempts.c.at > _to_db(since))
+        statement = select(func.count()).where(
+            attempts.c.key == key, attempts.c.at > _to_db(since)
+        )
         async with self.engine.connect() as connection:
             return (await connection.execute(statement)).scalar_one()
 
     async def forget_attempt(self, attempt_id: str) -> None:
         async with self.engine.begin() as connection:
-            await connection.execute(delete(attempts).where(attempts.c.attempt_id == attempt_id))
+            await connection.execute(
+                delete(attempts).where(attempts.c.attempt_id == attempt_id)
+            )
 
     # Mail outbox.
 
-    async def claim_mails(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
+    async def claim_mails(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[dict[str, Any]]:
         mail = outbox.c
-        due = select(outbox).where(mail.status == "pending", mail.next_attempt_at <= _to_db(now))
+        due = select(outbox).where(
+            mail.status == "pending", mail.next_attempt_at <= _to_db(now)
+        )
         due = due.order_by(mail.next_attempt_at).limit(limit)
         claimed = []
         async with self.engine.begin() as connection:
@@ -438,7 +525,10 @@ class SqlStore(Store):
                 record = _row(outbox, row)
                 result = await connection.execute(
                     update(outbox)
-                    .where(mail._id == record["_id"], mail.next_attempt_at == row.next_attempt_at)
+                    .where(
+                        mail._id == record["_id"],
+                        mail.next_attempt_at == row.next_attempt_at,
+                    )
                     .values(next_attempt_at=_to_db(lease_until))
                 )
                 if result.rowcount == 1:
@@ -447,7 +537,9 @@ class SqlStore(Store):
 
     async def update_mail(self, mail_id: str, changes: dict[str, Any]) -> None:
         async with self.engine.begin() as connection:
-            await connection.execute(update(outbox).where(outbox.c._id == mail_id).values(_values(changes)))
+            await connection.execute(
+                update(outbox).where(outbox.c._id == mail_id).values(_values(changes))
+            )
 
     async def get_mail(self, mail_id: str) -> dict[str, Any] | None:
         return await self._one(outbox, select(outbox).where(outbox.c._id == mail_id))
@@ -476,14 +568,18 @@ async def _guard_unique(execution: Any) -> Any:
         raise DuplicateValueError(match.group(1) or match.group(2)) from None
 
 
-async def _revoke(connection: AsyncConnection, user_id: str, side: SideWrites | None) -> None:
+async def _revoke(
+    connection: AsyncConnection, user_id: str, side: SideWrites | None
+) -> None:
     """What a user change revokes, in its transaction (see SideWrites)."""
     if side is None:
         return
     if side.revoked_purposes:
         token = user_tokens.c
         await connection.execute(
-            delete(user_tokens).where(token.user_id == user_id, token.purpose.in_(side.revoked_purposes))
+            delete(user_tokens).where(
+                token.user_id == user_id, token.purpose.in_(side.revoked_purposes)
+            )
         )
     if side.end_sessions:
         await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
@@ -499,7 +595,9 @@ async def _end_sessions(connection: AsyncConnection, which: Any) -> int:
     tokens it deleted stay locked until commit, so no new rotation starts).
     """
     ended = 0
-    while deleted := (await connection.execute(delete(refresh_tokens).where(which))).rowcount:
+    while deleted := (
+        await connection.execute(delete(refresh_tokens).where(which))
+    ).rowcount:
         ended += deleted
     return ended
 
@@ -510,18 +608,31 @@ async def _write_side(connection: AsyncConnection, side: SideWrites | None) -> N
     for kind, table in _TABLES_BY_RECORD.items():
         records = getattr(side, kind)
         if records:
-            await connection.execute(insert(table), [_values(record) for record in records])
+            await connection.execute(
+                insert(table), [_values(record) for record in records]
+            )
 
 
-async def _find(connection: AsyncConnection, query: UserQuery, matches: int | None = None) -> list[dict[str, Any]]:
-    order = [_order(users.c[name], direction, connection.dialect.name) for name, direction in query.sort]
+async def _find(
+    connection: AsyncConnection, query: UserQuery, matches: int | None = None
+) -> list[dict[str, Any]]:
+    order = [
+        _order(users.c[name], direction, connection.dialect.name)
+        for name, direction in query.sort
+    ]
     # The page's ids first, then their rows: skipped users are read from an
     # index only, never from the table (a "deferred join").
     page = select(users.c._id).order_by(*order).offset(query.skip).limit(query.limit)
     if query.where is not None:
-        walk = matches is not None and await _walk_in_id_order(connection, query, matches)
-        page = page.where(_condition(query.where, connection.dialect.name, use_indexes=not walk))
-    statement = select(users).where(users.c._id.in_(page.scalar_subquery())).order_by(*order)
+        walk = matches is not None and await _walk_in_id_order(
+            connection, query, matches
+        )
+        page = page.where(
+            _condition(query.where, connection.dialect.name, use_indexes=not walk)
+        )
+    statement = (
+        select(users).where(users.c._id.in_(page.scalar_subquery())).order_by(*order)
+    )
     return [_row(users, row) for row in await connection.execute(statement)]
 
 
@@ -532,7 +643,9 @@ async def _count(connection: AsyncConnection, where: Condition | None) -> int:
     return (await connection.execute(statement)).scalar_one()
 
 
-async def _walk_in_id_order(connection: AsyncConnection, query: UserQuery, matches: int) -> bool:
+async def _walk_in_id_order(
+    connection: AsyncConnection, query: UserQuery, matches: int
+) -> bool:
     """Whether a page in id order is cheaper read along the id index than
     found through the filter's own indexes and then sorted.
 
@@ -560,11 +673,19 @@ def _order(column: Any, direction: int, dialect: str) -> Any:
 
 def _condition(condition: Condition, dialect: str, use_indexes: bool = True) -> Any:
     if isinstance(condition, AllOf):
-        return and_(true(), *(_condition(inner, dialect, use_indexes) for inner in condition.conditions))
+        return and_(
+            true(),
+            *(
+                _condition(inner, dialect, use_indexes)
+                for inner in condition.conditions
+            ),
+        )
     if isinstance(condition, AnyOf):
         if not condition.conditions:
             return false()
-        return or_(*(_condition(inner, dialect, use_indexes) for inner in condition.conditions))
+        return or_(
+            *(_condition(inner, dialect, use_indexes) for inner in condition.conditions)
+        )
     column = users.c[condition.field]
     if not use_indexes:
         # A unary + keeps the value but hides the column's indexes from the planner.
@@ -591,8 +712,15 @@ def _condition(condition: Condition, dialect: str, use_indexes: bool = True) -> 
         return column.in_([stored(item) for item in value])
     if op == "nin":
         return or_(column.not_in([stored(item) for item in value]), null)
-    value = literal(_to_db(value), column.type)  # a bound value: SQLAlchemy refuses `column > True`
-    return {"gt": column > value, "gte": column >= value, "lt": column < value, "lte": column <= value}[op]
+    value = literal(
+        _to_db(value), column.type
+    )  # a bound value: SQLAlchemy refuses `column > True`
+    return {
+        "gt": column > value,
+        "gte": column >= value,
+        "lt": column < value,
+        "lte": column <= value,
+    }[op]
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -607,7 +735,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 def _add_missing_columns(connection: Any, table: Table) -> None:
     """Add the columns a table made by an older generation lacks (created empty)."""
-    existing = {column["name"] for column in inspect(connection).get_columns(table.name)}
+    existing = {
+        column["name"] for column in inspect(connection).get_columns(table.name)
+    }
     for column in table.columns:
         if column.name in existing:
             continue
@@ -625,14 +755,18 @@ class SqlUsersSchema:
         await self.connection.run_sync(_add_missing_columns, users)
 
     async def fill(self, name: str, value: Any) -> None:
-        await self.connection.execute(update(users).where(users.c[name].is_(None)).values({name: _to_db(value)}))
+        await self.connection.execute(
+            update(users).where(users.c[name].is_(None)).values({name: _to_db(value)})
+        )
 
     async def count_missing(self, name: str) -> int:
         statement = select(func.count()).where(users.c[name].is_(None))
         return (await self.connection.execute(statement)).scalar_one()
 
     async def indexes(self) -> dict[str, tuple[str, ...]]:
-        found = await self.connection.run_sync(lambda sync: inspect(sync).get_indexes("users"))
+        found = await self.connection.run_sync(
+            lambda sync: inspect(sync).get_indexes("users")
+        )
         return {index["name"]: tuple(index["column_names"]) for index in found}
 
     async def drop_index(self, name: str) -> None:
@@ -642,11 +776,15 @@ class SqlUsersSchema:
         # Nulls come first in ascending order on every store; PostgreSQL puts
         # them last unless told, in its indexes as in its sorts.
         nulls = " NULLS FIRST" if self.connection.dialect.name == "postgresql" else ""
-        keys = ", ".join(f'"{key}"{nulls if key != "_id" else ""}' for key in index.keys)
+        keys = ", ".join(
+            f'"{key}"{nulls if key != "_id" else ""}' for key in index.keys
+        )
         unique = "UNIQUE " if index.unique else ""
         try:
             async with self.connection.begin_nested():
-                await self.connection.execute(text(f'CREATE {unique}INDEX "{index.name}" ON users ({keys})'))
+                await self.connection.execute(
+                    text(f'CREATE {unique}INDEX "{index.name}" ON users ({keys})')
+                )
         except IntegrityError:
             return False
         return True
