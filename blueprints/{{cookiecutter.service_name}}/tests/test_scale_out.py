@@ -5,6 +5,7 @@ sessions, throttling and the mail outbox."""
 import asyncio
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from conftest import MailSink, Service, postgresql_database, service_env
 from helpers import (
     LOGIN,
+    LOGOUT,
     ME,
     PASSWORD,
     REFRESH,
@@ -81,6 +83,33 @@ def test_a_session_opened_on_one_instance_is_refreshed_on_the_other(instances):
     replay = post(first.url, REFRESH, cookie=f"refreshToken={issued}").json()
     assert replay["data"]["refreshToken"] is None and "errors" in replay
     assert "errors" in post(first.url, REFRESH, cookie=f"refreshToken={rotated}").json()
+
+
+def test_a_logout_on_one_instance_racing_a_refresh_on_the_other_ends_the_session(
+    instances,
+):
+    """Whichever comes first, the cookie a racing refresh hands out is dead too."""
+    first, second = instances
+    fields = registration()
+    assert first.client()(REGISTER, {"fields": fields}) == {"data": {"register": True}}
+    login = {"email": fields["email"], "password": PASSWORD}
+    cookies = [post(first.url, LOGIN, login).cookies["refreshToken"] for _ in range(30)]
+    calls = []
+    for cookie in cookies:
+        calls += [(first.url, REFRESH, cookie), (second.url, LOGOUT, cookie)]
+    with ThreadPoolExecutor(len(calls)) as pool:
+        answers = list(
+            pool.map(
+                lambda call: post(call[0], call[1], cookie=f"refreshToken={call[2]}"),
+                calls,
+            )
+        )
+    handed_out = [answer.cookies.get("refreshToken") for answer in answers[::2]]
+    for cookie in filter(None, handed_out):
+        assert (
+            "errors"
+            in post(second.url, REFRESH, cookie=f"refreshToken={cookie}").json()
+        )
 
 
 def test_failed_logins_count_on_every_instance(instances):
