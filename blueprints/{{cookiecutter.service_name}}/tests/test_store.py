@@ -687,6 +687,9 @@ async def forget_field(store: Store, name: str) -> None:
         )
     else:
         await store.users.update_many({}, {"$unset": {name: ""}})
+        await store.schema.update_one(
+            {"_id": "users"}, {"$unset": {f"fields.{name}": ""}}
+        )
 
 
 async def user_indexes(store: Store) -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -31,7 +31,9 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     cast,
+    column,
     delete,
     event,
     false,
@@ -42,6 +44,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    table,
     text,
     true,
     type_coerce,
@@ -69,7 +72,7 @@ from .base import (
     UserQuery,
     new_id,
 )
-from .schema import UserIndex, sync_users
+from .schema import USER_KEYS, UserIndex, sync_users
 
 #: Lists (and mail contexts) are JSON; on PostgreSQL JSONB, which compares by value.
 JSON_TYPE = JSON().with_variant(JSONB(), "postgresql")
@@ -79,6 +82,21 @@ _SCALAR_TYPES: dict[str, TypeEngine] = {
     "boolean": Boolean(),
     "date": Date(),
     "datetime": DateTime(),
+}
+#: The column type that reads a stored field of each kind (schema.field_kind).
+_KIND_TYPES: dict[str, TypeEngine] = {
+    "str": Text(),
+    "list": JSON_TYPE,
+    **{kind: _SCALAR_TYPES[kind] for kind in ("int", "float", "date", "datetime")},
+    "bool": Boolean(),
+}
+_PYTHON_KINDS = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    date: "date",
+    datetime: "datetime",
 }
 #: Any number: the key of the advisory lock held while one instance migrates.
 MIGRATION_LOCK = 4_210_731_604
@@ -745,14 +763,74 @@ def _add_missing_columns(connection: Any, table: Table) -> None:
         connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
+def _stored_kind(stored: TypeEngine) -> str:
+    """The kind of a column as the database reports it (schema.field_kind)."""
+    if isinstance(stored, JSON):
+        return "list"
+    try:
+        return _PYTHON_KINDS.get(stored.python_type, "str")
+    except NotImplementedError:
+        return "str"
+
+
 class SqlUsersSchema:
     """schema.UsersSchema on one connection, inside the start's transaction."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
+    async def stored_fields(self) -> dict[str, str]:
+        found = await self.connection.run_sync(
+            lambda sync: inspect(sync).get_columns("users")
+        )
+        return {
+            found_column["name"]: _stored_kind(found_column["type"])
+            for found_column in found
+            if found_column["name"] not in USER_KEYS[:5]
+        }
+
+    async def rename_field(self, old: str, new: str) -> None:
+        # Both databases rename the column in its indexes too.
+        await self.connection.execute(
+            text(f'ALTER TABLE users RENAME COLUMN "{old}" TO "{new}"')
+        )
+
+    async def values(self, name: str, kind: str) -> list[tuple[Any, Any]]:
+        stored = column(name, _KIND_TYPES[kind])
+        found = table("users", column("_id"), stored)
+        rows = await self.connection.execute(
+            select(found.c._id, stored).where(stored.is_not(None))
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def retype_field(self, name: str, values: list[tuple[Any, Any]]) -> None:
+        """A new column of the model's type takes the values, then the old one's place."""
+        retyped = f"{name}__retyped"
+        ddl = CreateColumn(Column(retyped, users.c[name].type)).compile(
+            dialect=self.connection.dialect
+        )
+        await self.connection.execute(text(f"ALTER TABLE users ADD COLUMN {ddl}"))
+        target = table("users", column("_id"), column(retyped, users.c[name].type))
+        if values:
+            await self.connection.execute(
+                update(target)
+                .where(target.c._id == bindparam("user_id"))
+                .values({retyped: bindparam("value")}),
+                [{"user_id": key, "value": _to_db(value)} for key, value in values],
+            )
+        for index, keys in (await self.indexes()).items():
+            if name in keys:
+                await self.drop_index(index)  # created again for the new column
+        await self.connection.execute(text(f'ALTER TABLE users DROP COLUMN "{name}"'))
+        await self.connection.execute(
+            text(f'ALTER TABLE users RENAME COLUMN "{retyped}" TO "{name}"')
+        )
+
     async def add_missing_fields(self) -> None:
         await self.connection.run_sync(_add_missing_columns, users)
+
+    async def remember_fields(self, kinds: dict[str, str]) -> None:
+        """Nothing to do: the columns are the record."""
 
     async def fill(self, name: str, value: Any) -> None:
         await self.connection.execute(
