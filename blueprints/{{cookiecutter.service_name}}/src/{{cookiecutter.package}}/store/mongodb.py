@@ -111,6 +111,9 @@ class MongoUsersSchema:
     async def count_missing(self, name: str) -> int:
         return await self.users.count_documents({name: None})
 
+    async def count_users(self) -> int:
+        return await self.users.count_documents({})
+
     async def indexes(self) -> dict[str, tuple[str, ...]]:
         found = await self.users.index_information()
         return {

@@ -121,6 +121,8 @@ class UsersSchema(Protocol):
 
     async def count_missing(self, name: str) -> int: ...
 
+    async def count_users(self) -> int: ...
+
     async def indexes(self) -> dict[str, tuple[str, ...]]:
         """The users' indexes present now: their keys by name."""
 
@@ -190,13 +192,14 @@ async def _has_values(schema: UsersSchema, name: str, kind: str) -> bool:
     return any(value is not None for _, value in await schema.values(name, kind))
 
 
-async def _convert_field(
-    schema: UsersSchema, name: str, field: FieldInfo, kind: str
-) -> None:
-    """Check every stored value of the field against its type now (and an
-    enum's values); convert them in place when the type changed."""
+async def _converted(
+    schema: UsersSchema, source: str, name: str, field: FieldInfo, kind: str
+) -> list[tuple[Any, Any]]:
+    """Every stored value of the field (read from `source`, stored as `kind`)
+    in its type now, checked against an enum's values; refused with the
+    count and an example when some cannot be."""
     converted, failed = [], []
-    for user_id, value in await schema.values(name, kind):
+    for user_id, value in await schema.values(source, kind):
         if value is None:
             continue
         try:
@@ -213,31 +216,33 @@ async def _convert_field(
             f" values in the database, or change '{name}' in user.yaml back to a type"
             " that takes them, and generate again"
         )
-    if kind != field_kind(field):
-        await schema.retype_field(name, converted)
+    return converted
 
 
 async def sync_users(schema: UsersSchema) -> None:
     """Bring the stored users up to the current model, or stop the start with the fix.
 
-    Declared renames move a field's values to its new name. A new field while
-    a removed one of the same kind still holds values is refused (a rename
-    not declared would lose them). Values of a field whose type changed are
-    converted, or the start is refused with how many cannot be. New fields
-    get room and their default, once (a value cleared later stays cleared);
-    a required field without a default that stored users lack is refused.
-    Indexes of ours that the model no longer wants, or wants in another
-    shape, are dropped; missing ones are created; a unique index over values
-    stored users share is refused.
+    Everything that can refuse the start is checked before anything changes
+    (SQLite commits each ALTER TABLE at once). Declared renames move a
+    field's values to its new name. A new field while a removed one of the
+    same kind still holds values is refused (a rename not declared would lose
+    them). Values of a field whose type changed are converted, or the start
+    is refused with how many cannot be. New fields get room and their
+    default, once (a value cleared later stays cleared); a required field
+    without a default that stored users lack is refused. Indexes of ours that
+    the model no longer wants, or wants in another shape, are dropped;
+    missing ones are created; a unique index over values stored users share
+    is refused.
     """
     recorded = await schema.stored_fields()
     stored = dict(recorded or {name: field_kind(f) for name, f in FIELDS.items()})
+    renames: dict[str, str] = {}  # new name: old name
     for name, field in FIELDS.items():
         old = field.renamed_from
         if not old or old not in stored:
             continue  # nothing to move, or moved at an earlier start
         if name not in stored:
-            await schema.rename_field(old, name)
+            renames[name] = old
             stored[name] = stored.pop(old)
         elif await _has_values(schema, old, stored[old]):
             raise SchemaError(
@@ -259,9 +264,30 @@ async def sync_users(schema: UsersSchema) -> None:
                     f" again; if '{old}' is to go, delete its stored values first"
                     " (see the README, Changing the model)"
                 )
+    retyped = {}
     for name, field in FIELDS.items():
-        if name in stored and (stored[name] != field_kind(field) or field.values):
-            await _convert_field(schema, name, field, stored[name])
+        if name in new or (stored[name] == field_kind(field) and not field.values):
+            continue
+        source = renames.get(name, name)
+        values = await _converted(schema, source, name, field, stored[name])
+        if stored[name] != field_kind(field):
+            retyped[name] = values
+    for name, field in FIELDS.items():
+        if field.required and not field.has_default:
+            missing = await (
+                schema.count_users()
+                if name in new
+                else schema.count_missing(renames.get(name, name))
+            )
+            if missing:
+                raise SchemaError(
+                    f"field '{name}' is required but {missing} stored user(s) have no value;"
+                    f" give '{name}' a default in user.yaml (or make it optional) and generate again"
+                )
+    for name, old in renames.items():
+        await schema.rename_field(old, name)
+    for name, values in retyped.items():
+        await schema.retype_field(name, values)
     await schema.add_missing_fields()
     await schema.remember_fields(
         {
@@ -273,13 +299,6 @@ async def sync_users(schema: UsersSchema) -> None:
         # A required field's value cannot be cleared: filling it again is safe.
         if field.has_default and (name in new or recorded is None or field.required):
             await schema.fill(name, field.python_default())
-        elif field.required:
-            missing = await schema.count_missing(name)
-            if missing:
-                raise SchemaError(
-                    f"field '{name}' is required but {missing} stored user(s) have no value;"
-                    f" give '{name}' a default in user.yaml (or make it optional) and generate again"
-                )
     wanted = user_indexes()
     present = {
         name: keys

@@ -838,7 +838,12 @@ class SqlUsersSchema:
         )
 
     async def count_missing(self, name: str) -> int:
-        statement = select(func.count()).where(users.c[name].is_(None))
+        statement = select(func.count()).select_from(table("users"))
+        statement = statement.where(column(name).is_(None))
+        return (await self.connection.execute(statement)).scalar_one()
+
+    async def count_users(self) -> int:
+        statement = select(func.count()).select_from(users)
         return (await self.connection.execute(statement)).scalar_one()
 
     async def indexes(self) -> dict[str, tuple[str, ...]]:
