@@ -9,7 +9,10 @@ sync on PostgreSQL and MongoDB.
 
 from pathlib import Path
 
+import pytest
+
 from conftest import authgen
+from test_spec import field_problems
 from test_model_change import REGISTER, gql, inbox, running, serve_once  # noqa: F401
 
 BASE = """\
@@ -177,3 +180,23 @@ def test_model_changes_keep_or_refuse_the_stored_data(tmp_path: Path, inbox) -> 
     generate(tmp_path, out, **dict(AFTER, renamed=""))
     with running(out, data, smtp_port) as client:
         assert gql(client, USERS) == {"data": {"userMany": expected}}
+
+
+@pytest.mark.parametrize(
+    ("old", "expected"),
+    [
+        ("email", "'email' is a built-in field, never a field of user.yaml"),
+        ("2fa", "'2fa' is not a valid field name"),
+        ("age", "'age' is a field of user.yaml; name a field that no longer exists"),
+    ],
+)
+def test_renamed_from_names_a_field_that_could_have_existed(
+    old: str, expected: str
+) -> None:
+    fields = (
+        f"  age: {{type: int}}\n  years:\n    type: int\n    renamed_from: '{old}'\n"
+    )
+    assert field_problems(fields) == [
+        f"user.yaml:7:19: fields.years.renamed_from: {expected}"
+        + (" (renamed_from moves a removed field's data)" if old == "age" else "")
+    ]

@@ -33,7 +33,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    column,
     delete,
     event,
     false,
@@ -44,7 +43,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    table,
     text,
     true,
     type_coerce,
@@ -54,6 +52,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateColumn
+from sqlalchemy.sql import column as named_column
+from sqlalchemy.sql import table as named_table
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 from sqlalchemy.types import TypeEngine
@@ -796,8 +796,8 @@ class SqlUsersSchema:
         )
 
     async def values(self, name: str, kind: str) -> list[tuple[Any, Any]]:
-        stored = column(name, _KIND_TYPES[kind])
-        found = table("users", column("_id"), stored)
+        stored = named_column(name, _KIND_TYPES[kind])
+        found = named_table("users", named_column("_id"), stored)
         rows = await self.connection.execute(
             select(found.c._id, stored).where(stored.is_not(None))
         )
@@ -810,7 +810,9 @@ class SqlUsersSchema:
             dialect=self.connection.dialect
         )
         await self.connection.execute(text(f"ALTER TABLE users ADD COLUMN {ddl}"))
-        target = table("users", column("_id"), column(retyped, users.c[name].type))
+        target = named_table(
+            "users", named_column("_id"), named_column(retyped, users.c[name].type)
+        )
         if values:
             await self.connection.execute(
                 update(target)
@@ -838,8 +840,8 @@ class SqlUsersSchema:
         )
 
     async def count_missing(self, name: str) -> int:
-        statement = select(func.count()).select_from(table("users"))
-        statement = statement.where(column(name).is_(None))
+        statement = select(func.count()).select_from(named_table("users"))
+        statement = statement.where(named_column(name).is_(None))
         return (await self.connection.execute(statement)).scalar_one()
 
     async def count_users(self) -> int:
