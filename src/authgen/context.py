@@ -75,6 +75,7 @@ def field_context(name: str, field: FieldSpec) -> dict[str, Any]:
         "constraints": _constraints(field),
         "message_repr": repr(field.message) if field.message else "None",
         "validator": field.validator or "",
+        "renamed_from": field.renamed_from or "",
         "error_type": f"{_upper_first(name)}AlreadyExistsError",
         "sort_name": name.upper(),
     }

@@ -76,6 +76,9 @@ _FIELD_KEYS = {
     "validator": (
         '`module:function` in the service (e.g. `hooks:check_nickname`); raise `ValueError("...")` to refuse a value. Default: none.'
     ),
+    "renamed_from": (
+        'the field\'s former name: at start the stored values move to this name (see "Changing the model"); a valid field name that is neither a built-in nor another field; may be removed once the service has started with it. Default: none.'
+    ),
 }
 
 
@@ -91,6 +94,7 @@ def json_schema() -> dict[str, Any]:
         "pattern"
     ] = ENUM_VALUE_PATTERN.pattern
     field["properties"]["validator"]["anyOf"][0]["pattern"] = VALIDATOR_PATTERN.pattern
+    field["properties"]["renamed_from"]["anyOf"][0]["pattern"] = NAME_PATTERN.pattern
     properties = schema["properties"]
     properties["service"]["description"] = "The service: its names."
     properties["fields"]["description"] = (

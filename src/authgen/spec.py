@@ -128,6 +128,7 @@ class FieldSpec(_Strict):
     values: builtins.list[StrictStr] | None = None
     message: StrictStr | None = None
     validator: StrictStr | None = None
+    renamed_from: StrictStr | None = None
 
     @property
     def indexed(self) -> bool:
@@ -171,6 +172,7 @@ def check(document: Document, filename: str) -> Spec:
             field = _valid(FieldSpec, raw)
             if field is not None:
                 problems += _check_field(name, field, document)
+                problems += _check_renamed_from(name, field, fields, document)
     exclude = data.get("exclude")
     if isinstance(exclude, list):
         problems += _check_exclude(exclude, document)
@@ -307,6 +309,29 @@ def _check_name(name: str, seen: dict[str, str], document: Document) -> list[Pro
         )
     seen[name.lower()] = name
     return []
+
+
+def _check_renamed_from(
+    name: str, field: FieldSpec, fields: dict[str, Any], document: Document
+) -> list[Problem]:
+    """The old name must be one a field could have had, and no longer has."""
+    old = field.renamed_from
+    if old is None:
+        return []
+    reason = None
+    if old.lower() in RESERVED_NAMES:
+        reason = f"{old!r} is a built-in field, never a field of user.yaml"
+    elif not NAME_PATTERN.match(old) or keyword.iskeyword(old):
+        reason = f"{old!r} is not a valid field name"
+    elif old in fields:
+        reason = (
+            f"{old!r} is a field of user.yaml; name a field that no longer exists"
+            " (renamed_from moves a removed field's data)"
+        )
+    if reason is None:
+        return []
+    where = ("fields", name, "renamed_from")
+    return [document.problem(where, f"fields.{name}.renamed_from: {reason}")]
 
 
 _OPTIONS_BY_TYPE = {

@@ -51,6 +51,14 @@ NOTES: dict[str, list[str]] = {
         " .authgen/base/ folder is migrated and removed); files with unresolved"
         " conflict markers fail generate, --check and serve until resolved; the"
         " spec's exclude: list opts files out of generation",
+        "model changes at start: new spec option renamed_from moves a field's values"
+        " to its new name; a type change converts stored values or stops serve"
+        " naming the values it cannot take; a removed field whose values remain,"
+        " with a new field of the same kind, stops serve until you add"
+        " renamed_from or delete the old values; defaults are filled only into new"
+        " fields (a cleared value stays cleared); MongoDB gains a `schema`"
+        " collection recording the stored fields (its first start fills missing"
+        " defaults once more)",
     ],
 }
 

@@ -61,6 +61,7 @@ class FieldInfo:
     values: tuple[str, ...] = ()  # of an enum
     message: str | None = None
     validator: Callable[[Any], Any] | None = None
+    renamed_from: str | None = None  # its former name, whose stored values move to it
 
     def python_default(self) -> Any:
         """The default as a stored value (dates parsed), a fresh copy each time."""
@@ -89,6 +90,9 @@ FIELDS: dict[str, FieldInfo] = {
         message={{ field.message_repr }},
 {%- if field.validator %}
         validator=load_validator("{{ field.validator }}"),
+{%- endif %}
+{%- if field.renamed_from %}
+        renamed_from="{{ field.renamed_from }}",
 {%- endif %}
     ),
 {%- endfor %}

@@ -71,19 +71,48 @@ _INDEX_IN_MESSAGE = re.compile(r"index: ux_users_(\w+)")
 
 
 class MongoUsersSchema:
-    """schema.UsersSchema on the users collection."""
+    """schema.UsersSchema on the users collection; the fields stored users may
+    have are recorded in the `schema` collection (a document takes any key)."""
 
-    def __init__(self, users: Any) -> None:
+    def __init__(self, users: Any, schema: Any) -> None:
         self.users = users
+        self.schema = schema
+
+    async def stored_fields(self) -> dict[str, str] | None:
+        found = await self.schema.find_one({"_id": "users"})
+        return None if found is None else dict(found["fields"])
+
+    async def rename_field(self, old: str, new: str) -> None:
+        await self.users.update_many({old: {"$exists": True}}, {"$rename": {old: new}})
+
+    async def values(self, name: str, kind: str) -> list[tuple[Any, Any]]:
+        cursor = self.users.find({name: {"$ne": None}}, {name: True})
+        return [
+            (document["_id"], document[name]) for document in await cursor.to_list()
+        ]
+
+    async def retype_field(self, name: str, values: list[tuple[Any, Any]]) -> None:
+        for user_id, value in values:
+            await self.users.update_one(
+                {"_id": user_id}, {"$set": {name: _encode(value)}}
+            )
 
     async def add_missing_fields(self) -> None:
         """Nothing to do: a document takes any field."""
+
+    async def remember_fields(self, kinds: dict[str, str]) -> None:
+        await self.schema.replace_one(
+            {"_id": "users"}, {"_id": "users", "fields": kinds}, upsert=True
+        )
 
     async def fill(self, name: str, value: Any) -> None:
         await self.users.update_many({name: None}, {"$set": {name: _encode(value)}})
 
     async def count_missing(self, name: str) -> int:
         return await self.users.count_documents({name: None})
+
+    async def count_users(self) -> int:
+        return await self.users.count_documents({})
 
     async def indexes(self) -> dict[str, tuple[str, ...]]:
         found = await self.users.index_information()
@@ -128,10 +157,11 @@ class MongoStore(Store):
         self.user_tokens = database["user_tokens"]
         self.attempts = database["attempts"]
         self.outbox = database["outbox"]
+        self.schema = database["schema"]
 
     async def open(self) -> None:
         await self._reach()
-        await sync_users(MongoUsersSchema(self.users))
+        await sync_users(MongoUsersSchema(self.users, self.schema))
         await self.refresh_tokens.create_index(
             "session_id", name="ix_refresh_tokens_session_id"
         )

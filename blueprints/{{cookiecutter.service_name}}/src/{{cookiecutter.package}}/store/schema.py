@@ -7,10 +7,14 @@ on every database; each store only says how to do each step on its own
 (`UsersSchema`).
 """
 
+import datetime as dt
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..models import FIELDS
+from .. import rules
+from ..models import FIELDS, FieldInfo
 from .base import SchemaError
 
 #: Everything stored of a user: the built-in fields, then the model's.
@@ -72,16 +76,52 @@ def user_indexes() -> dict[str, UserIndex]:
     return {index.name: index for index in indexes}
 
 
+#: What a stored value of each field type is, so a change of type can be seen.
+_KINDS = {
+    "string": "str",
+    "enum": "str",
+    "int": "int",
+    "float": "float",
+    "boolean": "bool",
+    "date": "date",
+    "datetime": "datetime",
+}
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def field_kind(field: FieldInfo) -> str:
+    """The kind of value a field stores: a list, or one of _KINDS' values."""
+    return "list" if field.list else _KINDS[field.type]
+
+
 class UsersSchema(Protocol):
     """The steps of `sync_users` on one database (one connection or client)."""
 
+    async def stored_fields(self) -> dict[str, str] | None:
+        """The fields stored users may have values of (the model's and removed
+        ones, not the built-ins), with their kinds; None when the database
+        does not say (MongoDB written by an older generation)."""
+
+    async def rename_field(self, old: str, new: str) -> None: ...
+
+    async def values(self, name: str, kind: str) -> list[tuple[Any, Any]]:
+        """(user id, value) of the users with a value of the field, stored as `kind`."""
+
+    async def retype_field(self, name: str, values: list[tuple[Any, Any]]) -> None:
+        """Store the field in the model's type now, with these values by user id."""
+
     async def add_missing_fields(self) -> None:
         """Make room for fields the stored users lack (SQL: new columns, empty)."""
+
+    async def remember_fields(self, kinds: dict[str, str]) -> None:
+        """Record the stored fields for the next start (SQL: its columns do)."""
 
     async def fill(self, name: str, value: Any) -> None:
         """Give `value` to every user without a value of the field."""
 
     async def count_missing(self, name: str) -> int: ...
+
+    async def count_users(self) -> int: ...
 
     async def indexes(self) -> dict[str, tuple[str, ...]]:
         """The users' indexes present now: their keys by name."""
@@ -92,25 +132,173 @@ class UsersSchema(Protocol):
         """Create it; False when stored users share values it needs unique."""
 
 
+def convert(field: FieldInfo, value: Any) -> Any:
+    """A stored value as the field's type now; ValueError when it cannot be one."""
+    if field.list:
+        items = value if isinstance(value, list) else [value]
+        return [_convert_item(field, item) for item in items]
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise ValueError("a list of several values is not one value")
+        value = value[0]
+    return _convert_item(field, value)
+
+
+def _convert_item(field: FieldInfo, value: Any) -> Any:
+    kind = field.type
+    if kind in ("string", "enum"):
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (dt.date, dt.datetime)):
+            text = value.isoformat()
+        else:
+            text = str(value)
+        if kind == "enum" and text not in field.values:
+            raise ValueError("not one of the values")
+        return text
+    if isinstance(value, str):
+        value = value.strip()
+    if kind == "int" and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and _INTEGER.fullmatch(value):
+            return int(value)
+    if kind == "float" and isinstance(value, (int, float, str)):
+        if not isinstance(value, bool):
+            number = float(value)
+            if math.isfinite(number):
+                return number
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+    if kind == "date":
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str):
+            return rules.parse_date(value)
+    if kind == "datetime":
+        if isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, str):
+            return rules.parse_datetime(value)
+    raise ValueError(f"not a {kind}")
+
+
+async def _has_values(schema: UsersSchema, name: str, kind: str) -> bool:
+    return any(value is not None for _, value in await schema.values(name, kind))
+
+
+async def _converted(
+    schema: UsersSchema, source: str, name: str, field: FieldInfo, kind: str
+) -> list[tuple[Any, Any]]:
+    """Every stored value of the field (read from `source`, stored as `kind`)
+    in its type now, checked against an enum's values; refused with the
+    count and an example when some cannot be."""
+    converted, failed = [], []
+    for user_id, value in await schema.values(source, kind):
+        if value is None:
+            continue
+        try:
+            converted.append((user_id, convert(field, value)))
+        except (ValueError, TypeError):
+            failed.append(value)
+    if failed:
+        wanted = f"a list of {field.type}" if field.list else field.type
+        if field.type == "enum":
+            wanted += f" ({', '.join(field.values)})"
+        raise SchemaError(
+            f"field '{name}' is now {wanted} but {len(failed)} stored user(s) have a"
+            f" value it cannot take (e.g. {failed[0]!r}); correct or remove those"
+            f" values in the database, or change '{name}' in user.yaml back to a type"
+            " that takes them, and generate again"
+        )
+    return converted
+
+
 async def sync_users(schema: UsersSchema) -> None:
     """Bring the stored users up to the current model, or stop the start with the fix.
 
-    New fields get room and their default; a required field without a default
-    that stored users lack is refused. Indexes of ours that the model no longer
-    wants, or wants in another shape, are dropped; missing ones are created; a
-    unique index over values stored users share is refused.
+    Everything that can refuse the start is checked before anything changes
+    (SQLite commits each ALTER TABLE at once). Declared renames move a
+    field's values to its new name. A new field while a removed one of the
+    same kind still holds values is refused (a rename not declared would lose
+    them). Values of a field whose type changed are converted, or the start
+    is refused with how many cannot be. New fields get room and their
+    default, once (a value cleared later stays cleared); a required field
+    without a default that stored users lack is refused. Indexes of ours that
+    the model no longer wants, or wants in another shape, are dropped;
+    missing ones are created; a unique index over values stored users share
+    is refused.
     """
-    await schema.add_missing_fields()
+    recorded = await schema.stored_fields()
+    stored = dict(recorded or {name: field_kind(f) for name, f in FIELDS.items()})
+    renames: dict[str, str] = {}  # new name: old name
     for name, field in FIELDS.items():
-        if field.has_default:
-            await schema.fill(name, field.python_default())
-        elif field.required:
-            missing = await schema.count_missing(name)
+        old = field.renamed_from
+        if not old or old not in stored:
+            continue  # nothing to move, or moved at an earlier start
+        if name not in stored:
+            renames[name] = old
+            stored[name] = stored.pop(old)
+        elif await _has_values(schema, old, stored[old]):
+            raise SchemaError(
+                f"field '{name}' is renamed_from '{old}', but stored users have values"
+                f" of both; merge them into '{name}' and remove '{old}' in the"
+                " database, or remove renamed_from from user.yaml"
+            )
+    new = [name for name in FIELDS if name not in stored]
+    removed = [name for name in stored if name not in FIELDS]
+    for name in new:
+        for old in removed:
+            if stored[old] != field_kind(FIELDS[name]):
+                continue
+            if await _has_values(schema, old, stored[old]):
+                raise SchemaError(
+                    f"field '{name}' is new and field '{old}', no longer in user.yaml,"
+                    f" still has stored values: if '{name}' is '{old}' renamed, add"
+                    f" 'renamed_from: {old}' to '{name}' in user.yaml and generate"
+                    f" again; if '{old}' is to go, delete its stored values first"
+                    " (see the README, Changing the model)"
+                )
+    retyped = {}
+    for name, field in FIELDS.items():
+        if name in new or (stored[name] == field_kind(field) and not field.values):
+            continue
+        source = renames.get(name, name)
+        values = await _converted(schema, source, name, field, stored[name])
+        if stored[name] != field_kind(field):
+            retyped[name] = values
+    for name, field in FIELDS.items():
+        if field.required and not field.has_default:
+            missing = await (
+                schema.count_users()
+                if name in new
+                else schema.count_missing(renames.get(name, name))
+            )
             if missing:
                 raise SchemaError(
                     f"field '{name}' is required but {missing} stored user(s) have no value;"
                     f" give '{name}' a default in user.yaml (or make it optional) and generate again"
                 )
+    for name, old in renames.items():
+        await schema.rename_field(old, name)
+    for name, values in retyped.items():
+        await schema.retype_field(name, values)
+    await schema.add_missing_fields()
+    await schema.remember_fields(
+        {
+            **{name: stored[name] for name in removed},
+            **{name: field_kind(field) for name, field in FIELDS.items()},
+        }
+    )
+    for name, field in FIELDS.items():
+        # A required field's value cannot be cleared: filling it again is safe.
+        if field.has_default and (name in new or recorded is None or field.required):
+            await schema.fill(name, field.python_default())
     wanted = user_indexes()
     present = {
         name: keys

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     cast,
     delete,
     event,
@@ -51,6 +52,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateColumn
+from sqlalchemy.sql import column as named_column
+from sqlalchemy.sql import table as named_table
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 from sqlalchemy.types import TypeEngine
@@ -69,7 +72,7 @@ from .base import (
     UserQuery,
     new_id,
 )
-from .schema import UserIndex, sync_users
+from .schema import USER_KEYS, UserIndex, sync_users
 
 #: Lists (and mail contexts) are JSON; on PostgreSQL JSONB, which compares by value.
 JSON_TYPE = JSON().with_variant(JSONB(), "postgresql")
@@ -79,6 +82,21 @@ _SCALAR_TYPES: dict[str, TypeEngine] = {
     "boolean": Boolean(),
     "date": Date(),
     "datetime": DateTime(),
+}
+#: The column type that reads a stored field of each kind (schema.field_kind).
+_KIND_TYPES: dict[str, TypeEngine] = {
+    "str": Text(),
+    "list": JSON_TYPE,
+    **{kind: _SCALAR_TYPES[kind] for kind in ("int", "float", "date", "datetime")},
+    "bool": Boolean(),
+}
+_PYTHON_KINDS = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    date: "date",
+    datetime: "datetime",
 }
 #: Any number: the key of the advisory lock held while one instance migrates.
 MIGRATION_LOCK = 4_210_731_604
@@ -745,14 +763,76 @@ def _add_missing_columns(connection: Any, table: Table) -> None:
         connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
 
 
+def _stored_kind(stored: TypeEngine) -> str:
+    """The kind of a column as the database reports it (schema.field_kind)."""
+    if isinstance(stored, JSON):
+        return "list"
+    try:
+        return _PYTHON_KINDS.get(stored.python_type, "str")
+    except NotImplementedError:
+        return "str"
+
+
 class SqlUsersSchema:
     """schema.UsersSchema on one connection, inside the start's transaction."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
+    async def stored_fields(self) -> dict[str, str]:
+        found = await self.connection.run_sync(
+            lambda sync: inspect(sync).get_columns("users")
+        )
+        return {
+            found_column["name"]: _stored_kind(found_column["type"])
+            for found_column in found
+            if found_column["name"] not in USER_KEYS[:5]
+        }
+
+    async def rename_field(self, old: str, new: str) -> None:
+        # Both databases rename the column in its indexes too.
+        await self.connection.execute(
+            text(f'ALTER TABLE users RENAME COLUMN "{old}" TO "{new}"')
+        )
+
+    async def values(self, name: str, kind: str) -> list[tuple[Any, Any]]:
+        stored = named_column(name, _KIND_TYPES[kind])
+        found = named_table("users", named_column("_id"), stored)
+        rows = await self.connection.execute(
+            select(found.c._id, stored).where(stored.is_not(None))
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def retype_field(self, name: str, values: list[tuple[Any, Any]]) -> None:
+        """A new column of the model's type takes the values, then the old one's place."""
+        retyped = f"{name}__retyped"
+        ddl = CreateColumn(Column(retyped, users.c[name].type)).compile(
+            dialect=self.connection.dialect
+        )
+        await self.connection.execute(text(f"ALTER TABLE users ADD COLUMN {ddl}"))
+        target = named_table(
+            "users", named_column("_id"), named_column(retyped, users.c[name].type)
+        )
+        if values:
+            await self.connection.execute(
+                update(target)
+                .where(target.c._id == bindparam("user_id"))
+                .values({retyped: bindparam("value")}),
+                [{"user_id": key, "value": _to_db(value)} for key, value in values],
+            )
+        for index, keys in (await self.indexes()).items():
+            if name in keys:
+                await self.drop_index(index)  # created again for the new column
+        await self.connection.execute(text(f'ALTER TABLE users DROP COLUMN "{name}"'))
+        await self.connection.execute(
+            text(f'ALTER TABLE users RENAME COLUMN "{retyped}" TO "{name}"')
+        )
+
     async def add_missing_fields(self) -> None:
         await self.connection.run_sync(_add_missing_columns, users)
+
+    async def remember_fields(self, kinds: dict[str, str]) -> None:
+        """Nothing to do: the columns are the record."""
 
     async def fill(self, name: str, value: Any) -> None:
         await self.connection.execute(
@@ -760,7 +840,12 @@ class SqlUsersSchema:
         )
 
     async def count_missing(self, name: str) -> int:
-        statement = select(func.count()).where(users.c[name].is_(None))
+        statement = select(func.count()).select_from(named_table("users"))
+        statement = statement.where(named_column(name).is_(None))
+        return (await self.connection.execute(statement)).scalar_one()
+
+    async def count_users(self) -> int:
+        statement = select(func.count()).select_from(users)
         return (await self.connection.execute(statement)).scalar_one()
 
     async def indexes(self) -> dict[str, tuple[str, ...]]:
