@@ -102,6 +102,7 @@ class _Strict(BaseModel):
 class ServiceSpec(_Strict):
     name: StrictStr
     package: StrictStr | None = None
+    mfa: Literal["off", "optional"] = "optional"
 
     @property
     def package_name(self) -> str:
