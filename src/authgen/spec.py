@@ -80,6 +80,7 @@ TYPE_NAMES = frozenset(
         "Any",
         "Callable",
         "FieldInfo",
+        "TotpEnrolment",
     }
 )
 
