@@ -4,13 +4,18 @@ import datetime as dt
 
 import pytest
 from sample import sample_user
-from test_store import anyio_backend, opener, store  # noqa: F401 (fixtures)
+import test_store
 
 from {{ cookiecutter.package }}.store import new_id
 
 pytestmark = pytest.mark.anyio
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+# The adapters of the store contract (test_store.py), each on a fresh database.
+anyio_backend = test_store.anyio_backend
+opener = test_store.opener
+store = test_store.store
 
 
 def factor(user_id: str, **overrides: object) -> dict[str, object]:
