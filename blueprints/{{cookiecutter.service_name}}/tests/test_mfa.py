@@ -187,6 +187,9 @@ def test_disable_needs_password_and_code(service: Service, smtp: MailSink) -> No
     }
     assert titled(smtp, fields["email"], REMOVED)
     logged_in(service.client(), fields)  # today's login again
+    nothing = client(REGENERATE, {"code": "123456"})
+    assert error_type(nothing) == "NoSecondFactorError"
+    assert error_type(client(CONFIRM, {"code": "123456"})) == "NoSecondFactorError"
 
 
 def test_delete_me_needs_a_code_with_a_factor(service: Service) -> None:

@@ -145,3 +145,7 @@ class MfaAlreadyEnabledError(AuthError):
 
 class MfaDisabledError(AuthError):
     message = "Second factors are turned off on this service."
+
+
+class NoSecondFactorError(AuthError):
+    message = "This account has no second factor."

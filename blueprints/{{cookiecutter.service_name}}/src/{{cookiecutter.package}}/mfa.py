@@ -28,6 +28,7 @@ from .errors import (
     MfaAlreadyEnabledError,
     MfaDisabledError,
     MfaRequiredError,
+    NoSecondFactorError,
     UnauthorizedError,
     WrongMfaCodeError,
     WrongPasswordError,
@@ -132,14 +133,11 @@ class Factors:
         self._enabled()
         factor = await self.store.get_factor(user["_id"])
         if factor is None or factor["confirmed"]:
-            raise UnauthorizedError("Start the enrolment first (startTotpEnrolment).")
+            raise NoSecondFactorError("Start the enrolment first (startTotpEnrolment).")
         await self._check(user, address, lambda: self._accept_totp(factor, code))
-        codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
-        codes = [f"{code[:5]}-{code[5:]}" for code in codes]
+        codes, hashes = self._new_recovery_codes()
         if not await self.store.update_factor(
-            user["_id"],
-            {"confirmed": True, "recovery": self._hashes(codes)},
-            {"confirmed": False},
+            user["_id"], {"confirmed": True, "recovery": hashes}, {"confirmed": False}
         ):
             raise MfaAlreadyEnabledError()
         await self._notice(user, "mfa_added_email")
@@ -149,11 +147,11 @@ class Factors:
         self, user: dict[str, Any], code: str, address: str
     ) -> list[str]:
         """New recovery codes for a current code; the old ones stop working."""
+        await self._in_force(user)
         await self.reauthenticate(user, code, address)
-        codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
-        codes = [f"{code[:5]}-{code[5:]}" for code in codes]
+        codes, hashes = self._new_recovery_codes()
         await self.store.update_factor(
-            user["_id"], {"recovery": self._hashes(codes)}, {"confirmed": True}
+            user["_id"], {"recovery": hashes}, {"confirmed": True}
         )
         return codes
 
@@ -161,9 +159,7 @@ class Factors:
         self, user: dict[str, Any], password: str, code: str, address: str
     ) -> bool:
         """Needs both the password and a current code (or a recovery code)."""
-        self._enabled()
-        if not await self.has_factor(user["_id"]):
-            raise MfaDisabledError("This account has no second factor.")
+        await self._in_force(user)
         attempt = await self.accounts._password_attempt(user["email"], address)
         if not await self.accounts._verify(attempt, user["password_hash"], password):
             raise WrongPasswordError()
@@ -172,8 +168,16 @@ class Factors:
         await self._notice(user, "mfa_removed_email")
         return True
 
-    def _hashes(self, codes: list[str]) -> str:
-        return " ".join(self._recovery_hash(code) for code in codes)
+    async def _in_force(self, user: dict[str, Any]) -> None:
+        self._enabled()
+        if not await self.has_factor(user["_id"]):
+            raise NoSecondFactorError()
+
+    def _new_recovery_codes(self) -> tuple[list[str], str]:
+        """Ten codes as shown (`3f2a1-9c0de`), and their hashes as stored."""
+        codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]
+        codes = [f"{code[:5]}-{code[5:]}" for code in codes]
+        return codes, " ".join(self._recovery_hash(code) for code in codes)
 
     async def _notice(self, user: dict[str, Any], template: str) -> None:
         mail = outbox_record(user["email"], template, {"user": account_view(user)})
