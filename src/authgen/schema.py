@@ -27,6 +27,9 @@ _SERVICE_KEYS = {
     "package": (
         "a Python identifier, not a keyword. Default: `name` with `-` replaced by `_`."
     ),
+    "mfa": (
+        "`off` or `optional`: whether users may add a second factor (TOTP) to their account; the service's AUTH_MFA, which may override it (see the service's `docs/security.md`). Default: `optional`."
+    ),
 }
 _FIELD_KEYS = {
     "type": (

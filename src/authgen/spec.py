@@ -80,6 +80,7 @@ TYPE_NAMES = frozenset(
         "Any",
         "Callable",
         "FieldInfo",
+        "TotpEnrolment",
     }
 )
 
@@ -102,6 +103,7 @@ class _Strict(BaseModel):
 class ServiceSpec(_Strict):
     name: StrictStr
     package: StrictStr | None = None
+    mfa: Literal["off", "optional"] = "optional"
 
     @property
     def package_name(self) -> str:

@@ -47,6 +47,14 @@ NOTES: dict[str, list[str]] = {
         " it is set; .env.example; GET /metrics with AUTH_METRICS; AUTH_LOG_FORMAT=json"
         " and X-Request-Id; mails carry Date and a stable Message-ID",
         "docs/security.md maps OWASP ASVS level 2 to the service and its tests",
+        "second factors (mfa.py): users may add TOTP; login of a user with a factor"
+        " answers MfaRequiredError with extensions.challenge, completed by the new"
+        " loginWithSecondFactor; updateMe (email, password) and deleteMe take a"
+        " code argument; new spec option service.mfa (off, optional), new settings"
+        " AUTH_MFA, AUTH_MFA_KEY_FILE (created at first start: back it up),"
+        " AUTH_MFA_CHALLENGE_TTL, AUTH_MFA_CHALLENGE_MAX_FAILURES; new templates"
+        " mfa_added_email, mfa_removed_email; new dependencies pyotp and segno;"
+        " the store gains a factors table (created at start)",
         "regeneration: the merge base is one archive, .authgen/base.zip (the"
         " .authgen/base/ folder is migrated and removed); files with unresolved"
         " conflict markers fail generate, --check and serve until resolved; the"

@@ -10,6 +10,7 @@ passwords are argon2id hashes.
 
 import datetime as dt
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from . import hooks
@@ -100,6 +101,8 @@ class Accounts:
         self.keys = keys
         self.mailer = mailer
         self.limits = Limits(store)
+        # mfa.Factors.challenge: raises MfaRequiredError for a user with a factor.
+        self.second_factor: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     # Registration.
 
@@ -164,6 +167,14 @@ class Accounts:
             await self.store.update_user(
                 user["_id"], {"password_hash": await self.passwords.hash(password)}
             )
+        if self.second_factor is not None:
+            await self.second_factor(user)
+        return await self.finish_login(user, cookie)
+
+    async def finish_login(
+        self, user: dict[str, Any], cookie: RefreshCookie
+    ) -> dict[str, Any]:
+        """The tokens and session of a login whose every factor has been checked."""
         await call_hook("after_login", user)
         await self._login_session(user["_id"], dt.datetime.now(dt.UTC), cookie)
         return self._user_and_token(user)

@@ -9,6 +9,8 @@ class AuthError(Exception):
     """An error the client is meant to see, with a safe message."""
 
     message = "Request failed."
+    #: More for the client, beside the type in `extensions`.
+    details: dict[str, str] = {}
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
@@ -115,3 +117,35 @@ class TooManyPasswordChecksError(BadRequestError):
         "A request may check or set one password at most: send login, register,"
         " updateMe, deleteMe and resetMyPassword in separate requests."
     )
+
+
+# Second factors (mfa.py).
+
+
+class MfaRequiredError(AuthError):
+    """login's answer for a user with a second factor: no tokens, a challenge."""
+
+    message = (
+        "This account has a second factor: send extensions.challenge with a code"
+        " of your authenticator app (or a recovery code) to loginWithSecondFactor."
+    )
+
+    def __init__(self, challenge: str) -> None:
+        super().__init__()
+        self.details = {"challenge": challenge}
+
+
+class WrongMfaCodeError(AuthError):
+    message = "The code is wrong, already used or expired."
+
+
+class MfaAlreadyEnabledError(AuthError):
+    message = "This account already has a second factor."
+
+
+class MfaDisabledError(AuthError):
+    message = "Second factors are turned off on this service."
+
+
+class NoSecondFactorError(AuthError):
+    message = "This account has no second factor."

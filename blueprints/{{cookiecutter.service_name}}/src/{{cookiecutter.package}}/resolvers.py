@@ -8,6 +8,7 @@ from graphql import GraphQLResolveInfo
 
 from . import recovery
 from .accounts import Accounts
+from .mfa import Factors
 from .models import owner_view
 from .users import PublicUsers
 
@@ -162,18 +163,27 @@ async def resolve_logout(_: Any, info: GraphQLResolveInfo) -> bool:
 
 
 @mutation.field("updateMe")
-async def resolve_update_me(_: Any, info: GraphQLResolveInfo, fields: dict) -> Any:
+async def resolve_update_me(
+    _: Any, info: GraphQLResolveInfo, fields: dict, code: str | None = None
+) -> Any:
     context = info.context
+    user = await _current_user(info)
+    if "email" in fields or "password" in fields:
+        await _factors(info).reauthenticate(user, code, context.client_address)
     return await _accounts(info).update_me(
-        await _current_user(info), fields, context, context.client_address
+        user, fields, context, context.client_address
     )
 
 
 @mutation.field("deleteMe")
-async def resolve_delete_me(_: Any, info: GraphQLResolveInfo, password: str) -> bool:
+async def resolve_delete_me(
+    _: Any, info: GraphQLResolveInfo, password: str, code: str | None = None
+) -> bool:
     context = info.context
+    user = await _current_user(info)
+    await _factors(info).reauthenticate(user, code, context.client_address)
     return await _accounts(info).delete_me(
-        await _current_user(info), password, context, context.client_address
+        user, password, context, context.client_address
     )
 
 
@@ -201,6 +211,58 @@ async def resolve_reset_my_password(
     return await recovery.reset_password(
         info.context.services, password, passwordRecoveryToken
     )
+
+
+# Second factors (mfa.py).
+
+
+def _factors(info: GraphQLResolveInfo) -> Factors:
+    return info.context.services.factors
+
+
+@query.field("hasSecondFactor")
+async def resolve_has_second_factor(_: Any, info: GraphQLResolveInfo) -> bool:
+    return await _factors(info).has_factor((await _current_user(info))["_id"])
+
+
+@mutation.field("startTotpEnrolment")
+async def resolve_start_totp_enrolment(_: Any, info: GraphQLResolveInfo) -> Any:
+    return await _factors(info).start_totp(await _current_user(info))
+
+
+@mutation.field("confirmTotpEnrolment")
+async def resolve_confirm_totp_enrolment(
+    _: Any, info: GraphQLResolveInfo, code: str
+) -> list[str]:
+    return await _factors(info).confirm_totp(
+        await _current_user(info), code, info.context.client_address
+    )
+
+
+@mutation.field("regenerateRecoveryCodes")
+async def resolve_regenerate_recovery_codes(
+    _: Any, info: GraphQLResolveInfo, code: str
+) -> list[str]:
+    return await _factors(info).regenerate_recovery_codes(
+        await _current_user(info), code, info.context.client_address
+    )
+
+
+@mutation.field("disableTotp")
+async def resolve_disable_totp(
+    _: Any, info: GraphQLResolveInfo, password: str, code: str
+) -> bool:
+    return await _factors(info).disable_totp(
+        await _current_user(info), password, code, info.context.client_address
+    )
+
+
+@mutation.field("loginWithSecondFactor")
+async def resolve_login_with_second_factor(
+    _: Any, info: GraphQLResolveInfo, challenge: str, code: str
+) -> Any:
+    context = info.context
+    return await _factors(info).login(challenge, code, context.client_address, context)
 
 
 bindables = [query, mutation, date_scalar, mongo_id_scalar]

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from .accounts import Accounts
 from .background import Background
 from .mail import Mailer
+from .mfa import Factors
 from .passwords import Passwords
 from .settings import Settings
 from .store import Store, open_store
@@ -22,6 +23,7 @@ class Services:
     accounts: Accounts
     mailer: Mailer
     background: Background
+    factors: Factors
 
     @classmethod
     async def start(cls, settings: Settings) -> "Services":
@@ -36,6 +38,7 @@ class Services:
         accounts = Accounts(settings, store, passwords, keys, mailer)
         background = Background(settings, store)
         await background.start()
+        factors = Factors.start(settings, store, accounts, mailer)
         return cls(
             settings=settings,
             store=store,
@@ -44,6 +47,7 @@ class Services:
             accounts=accounts,
             mailer=mailer,
             background=background,
+            factors=factors,
         )
 
     async def stop(self) -> None:

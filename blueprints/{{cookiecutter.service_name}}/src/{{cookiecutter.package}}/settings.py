@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     # Log lines as text, or as JSON objects (one a line) with the request id.
     log_format: Literal["text", "json"] = "text"
 
+    # Second factors (mfa.py): off, or optional (users may enrol TOTP).
+    mfa: Literal["off", "optional"] = "{{ cookiecutter.mfa }}"
+    # The key that encrypts TOTP secrets and keys recovery code hashes; created at first start.
+    mfa_key_file: Path = Path("keys/mfa.key")
+    # Seconds a login challenge lives, and the wrong codes that end it sooner.
+    mfa_challenge_ttl: int = Field(default=300, gt=0)
+    mfa_challenge_max_failures: int = Field(default=5, ge=1)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

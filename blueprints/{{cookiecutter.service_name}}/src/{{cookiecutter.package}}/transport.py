@@ -44,7 +44,7 @@ def error_payload(error: AuthError) -> dict[str, Any]:
     Krypton Auth's clients, as a top-level `type`."""
     return {
         "message": str(error),
-        "extensions": {"type": error.type},
+        "extensions": {"type": error.type, **error.details},
         "type": error.type,
     }
 

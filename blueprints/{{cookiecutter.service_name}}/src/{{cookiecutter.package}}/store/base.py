@@ -235,7 +235,33 @@ class Outbox(ABC):
     async def list_mails(self, status: str | None = None) -> list[dict[str, Any]]: ...
 
 
-class Store(UserStore, SessionStore, LinkStore, AttemptStore, Outbox):
+class FactorStore(ABC):
+    """Second factors: one TOTP record per user (mfa.py).
+
+    {user_id, secret, confirmed, last_step, recovery, created_at}: `secret`
+    is encrypted by the service, `recovery` holds the unused recovery codes'
+    hashes separated by spaces, `last_step` the last TOTP step accepted.
+    """
+
+    @abstractmethod
+    async def put_factor(self, record: dict[str, Any]) -> None:
+        """Insert the user's factor, or replace the one they have."""
+
+    @abstractmethod
+    async def get_factor(self, user_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def update_factor(
+        self, user_id: str, changes: dict[str, Any], expected: dict[str, Any]
+    ) -> bool:
+        """Apply changes only if the factor still has the `expected` values
+        (checked in the same write: a code or step is never accepted twice)."""
+
+    @abstractmethod
+    async def delete_factor(self, user_id: str) -> bool: ...
+
+
+class Store(UserStore, SessionStore, LinkStore, AttemptStore, Outbox, FactorStore):
     """One database behind the whole service: every part above, opened once.
 
     The service holds this one object; a part of the service that needs only

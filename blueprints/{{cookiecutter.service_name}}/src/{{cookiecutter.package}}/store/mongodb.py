@@ -52,6 +52,7 @@ from .base import (
     new_id,
 )
 from .schema import (
+    FACTOR_KEYS,
     MAIL_KEYS,
     REFRESH_TOKEN_KEYS,
     USER_KEYS,
@@ -158,6 +159,7 @@ class MongoStore(Store):
         self.attempts = database["attempts"]
         self.outbox = database["outbox"]
         self.schema = database["schema"]
+        self.factors = database["factors"]
 
     async def open(self) -> None:
         await self._reach()
@@ -290,6 +292,7 @@ class MongoStore(Store):
             return False
         await self.refresh_tokens.delete_many({"user_id": user_id})
         await self.user_tokens.delete_many({"user_id": user_id})
+        await self.factors.delete_one({"_id": user_id})
         result = await self.users.delete_one({"_id": ObjectId(user_id)})
         return result.deleted_count > 0
 
@@ -449,6 +452,33 @@ class MongoStore(Store):
         selector = {} if status is None else {"status": status}
         cursor = self.outbox.find(selector, sort=[("_id", ASCENDING)])
         return [_record(document, MAIL_KEYS) for document in await cursor.to_list()]
+
+    # Second factors: one document per user, under the user's id.
+
+    async def put_factor(self, record: dict[str, Any]) -> None:
+        document = {key: value for key, value in record.items() if key != "user_id"}
+        await self.factors.replace_one(
+            {"_id": record["user_id"]}, document, upsert=True
+        )
+
+    async def get_factor(self, user_id: str) -> dict[str, Any] | None:
+        found = await self.factors.find_one({"_id": user_id})
+        if found is None:
+            return None
+        values = {**found, "user_id": found["_id"]}
+        return {key: _decode(key, values.get(key)) for key in FACTOR_KEYS}
+
+    async def update_factor(
+        self, user_id: str, changes: dict[str, Any], expected: dict[str, Any]
+    ) -> bool:
+        result = await self.factors.update_one(
+            {"_id": user_id, **expected}, {"$set": changes}
+        )
+        return result.matched_count == 1
+
+    async def delete_factor(self, user_id: str) -> bool:
+        result = await self.factors.delete_one({"_id": user_id})
+        return result.deleted_count > 0
 
 
 def _encode(value: Any) -> Any:

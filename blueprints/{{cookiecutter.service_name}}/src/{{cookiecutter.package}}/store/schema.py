@@ -41,6 +41,7 @@ MAIL_KEYS = (
     "created_at",
     "sent_at",
 )
+FACTOR_KEYS = ("user_id", "secret", "confirmed", "last_step", "recovery", "created_at")
 #: Index names that are ours to create and drop on the users.
 OWN_INDEX_PREFIXES = ("ix_users_", "ux_users_")
 

@@ -180,6 +180,18 @@ outbox = Table(
     Index("ix_outbox_status_created", "status", "created_at"),
 )
 
+# Second factors (FactorStore): one row per user, `recovery` the codes' hashes.
+factors = Table(
+    "factors",
+    metadata,
+    Column("user_id", String(24), primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("confirmed", Boolean, nullable=False, default=False),
+    Column("last_step", Integer, nullable=False, default=0),
+    Column("recovery", Text, nullable=False, default=""),
+    Column("created_at", DateTime, nullable=False),
+)
+
 _TABLES_BY_RECORD = {"tokens": user_tokens, "mails": outbox}
 _DATETIME_COLUMNS = {
     table.name: {
@@ -349,6 +361,9 @@ class SqlStore(Store):
             await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
             await connection.execute(
                 delete(user_tokens).where(user_tokens.c.user_id == user_id)
+            )
+            await connection.execute(
+                delete(factors).where(factors.c.user_id == user_id)
             )
             result = await connection.execute(
                 delete(users).where(users.c._id == user_id)
@@ -568,6 +583,38 @@ class SqlStore(Store):
             statement = statement.where(outbox.c.status == status)
         async with self.engine.connect() as connection:
             return [_row(outbox, row) for row in await connection.execute(statement)]
+
+    # Second factors.
+
+    async def put_factor(self, record: dict[str, Any]) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                delete(factors).where(factors.c.user_id == record["user_id"])
+            )
+            await connection.execute(insert(factors).values(_values(record)))
+
+    async def get_factor(self, user_id: str) -> dict[str, Any] | None:
+        return await self._one(
+            factors, select(factors).where(factors.c.user_id == user_id)
+        )
+
+    async def update_factor(
+        self, user_id: str, changes: dict[str, Any], expected: dict[str, Any]
+    ) -> bool:
+        selected = [factors.c.user_id == user_id]
+        selected += [factors.c[name] == value for name, value in expected.items()]
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(factors).where(*selected).values(_values(changes))
+            )
+            return result.rowcount == 1
+
+    async def delete_factor(self, user_id: str) -> bool:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                delete(factors).where(factors.c.user_id == user_id)
+            )
+            return result.rowcount > 0
 
     async def _one(self, table: Table, statement: Any) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:

@@ -1,0 +1,39 @@
+"""service.mfa: checked by `authgen validate`, and the emitted service's default AUTH_MFA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from authgen.cli import app
+from typer.testing import CliRunner
+
+from test_spec import problems
+
+from conftest import EXAMPLE
+
+
+def test_an_unknown_mfa_mode_is_refused() -> None:
+    text = "service:\n  name: acme\n  mfa: sometimes\nfields: {}\n"
+    assert problems(text) == [
+        "user.yaml:3:8: service.mfa: expected 'off' or 'optional', got 'sometimes'"
+    ]
+
+
+def test_validate_reports_the_mode(tmp_path: Path) -> None:
+    spec = tmp_path / "user.yaml"
+    spec.write_text("service:\n  name: acme\n  mfa: required\nfields: {}\n")
+    result = CliRunner().invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 1
+    assert "service.mfa: expected 'off' or 'optional', got 'required'" in result.output
+
+
+def test_the_spec_sets_the_services_default(generated, tmp_path: Path) -> None:
+    spec = tmp_path / "user.yaml"
+    text = EXAMPLE.read_text().replace(
+        "name: acme-auth ", 'mfa: "off"\n  name: acme-auth ', 1
+    )
+    spec.write_text(text)
+    settings = (generated(spec) / "src/acme_auth/settings.py").read_text()
+    assert 'mfa: Literal["off", "optional"] = "off"' in settings
+    default = (generated(EXAMPLE) / "src/acme_auth/settings.py").read_text()
+    assert 'mfa: Literal["off", "optional"] = "optional"' in default
