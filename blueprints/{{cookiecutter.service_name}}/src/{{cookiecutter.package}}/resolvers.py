@@ -1,14 +1,16 @@
 """GraphQL -> service calls, nothing else: bound to schema.graphql by name."""
 
 import datetime as dt
+import json
 from typing import Any
 
 from ariadne import MutationType, QueryType, ScalarType
 from graphql import GraphQLResolveInfo
 
-from . import recovery
+from . import audit, recovery
 from .accounts import Accounts
 from .models import owner_view
+from .sessions import Sessions
 from .users import PublicUsers
 
 query = QueryType()
@@ -201,6 +203,49 @@ async def resolve_reset_my_password(
     return await recovery.reset_password(
         info.context.services, password, passwordRecoveryToken
     )
+
+
+# Sessions and the audit trail of the logged-in user (sessions.py, audit.py).
+
+
+def _sessions(info: GraphQLResolveInfo) -> Sessions:
+    return Sessions(info.context.services.store, _accounts(info).audit)
+
+
+@query.field("mySessions")
+async def resolve_my_sessions(_: Any, info: GraphQLResolveInfo) -> Any:
+    return await _sessions(info).mine(await _current_user(info), info.context)
+
+
+@mutation.field("endSession")
+async def resolve_end_session(_: Any, info: GraphQLResolveInfo, id: str) -> bool:
+    return await _sessions(info).end(await _current_user(info), id, info.context)
+
+
+@mutation.field("endOtherSessions")
+async def resolve_end_other_sessions(_: Any, info: GraphQLResolveInfo) -> bool:
+    return await _sessions(info).end_others(await _current_user(info), info.context)
+
+
+@mutation.field("logoutEverywhere")
+async def resolve_logout_everywhere(_: Any, info: GraphQLResolveInfo) -> bool:
+    return await _sessions(info).end_all(await _current_user(info), info.context)
+
+
+@query.field("myAuditEvents")
+async def resolve_my_audit_events(
+    _: Any, info: GraphQLResolveInfo, limit: int, before: str | None = None
+) -> Any:
+    user = await _current_user(info)
+    events = await _accounts(info).audit.of_user(user["_id"], limit, before)
+    return [
+        {
+            **audit.payload(event),
+            "userAgent": event["user_agent"],
+            "details": json.dumps(event["details"]),
+        }
+        for event in events
+    ]
 
 
 bindables = [query, mutation, date_scalar, mongo_id_scalar]
