@@ -34,6 +34,14 @@ NOTES: dict[str, list[str]] = {
         " .authgen/base/ folder is migrated and removed); files with unresolved"
         " conflict markers fail generate, --check and serve until resolved; the"
         " spec's exclude: list opts files out of generation",
+        "sessions and audit: new queries mySessions and myAuditEvents, new mutations"
+        " endSession, endOtherSessions, logoutEverywhere; refresh_tokens gain"
+        " created_at, last_used_at, address, user_agent (added empty at the next start:"
+        " sessions of the older version list without them until their next refresh)"
+        " and a new audit_events table/collection records security events; new settings"
+        " AUTH_AUDIT_RETENTION (90 days), AUTH_WEBHOOK_URLS, AUTH_WEBHOOK_SECRET,"
+        " AUTH_WEBHOOK_TIMEOUT; webhooks are sent through the mail outbox (template"
+        " 'webhook'); new runtime dependency httpx",
     ],
 }
 
