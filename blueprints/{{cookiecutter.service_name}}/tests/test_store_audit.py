@@ -7,12 +7,20 @@ import uuid
 from typing import Any
 
 import pytest
-from test_store import NOW, anyio_backend, opener, store  # noqa: F401 (fixtures)
+import test_store
 
 from {{ cookiecutter.package }}.mail import outbox_record
 from {{ cookiecutter.package }}.store import Rotation, new_id
 
 pytestmark = pytest.mark.anyio
+
+# The contract's fixtures: a store on each adapter, as test_store.py opens them.
+anyio_backend, opener, store = (
+    test_store.anyio_backend,
+    test_store.opener,
+    test_store.store,
+)
+NOW = test_store.NOW
 
 
 def session_token(
