@@ -232,20 +232,22 @@ async def resolve_logout_everywhere(_: Any, info: GraphQLResolveInfo) -> bool:
     return await _sessions(info).end_all(await _current_user(info), info.context)
 
 
+def _audit_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An audit event as the AuditEvent type has it (for admin listings too)."""
+    return {
+        **audit.payload(event),
+        "userAgent": event["user_agent"],
+        "details": json.dumps(event["details"]),
+    }
+
+
 @query.field("myAuditEvents")
 async def resolve_my_audit_events(
     _: Any, info: GraphQLResolveInfo, limit: int, before: str | None = None
 ) -> Any:
     user = await _current_user(info)
     events = await _accounts(info).audit.of_user(user["_id"], limit, before)
-    return [
-        {
-            **audit.payload(event),
-            "userAgent": event["user_agent"],
-            "details": json.dumps(event["details"]),
-        }
-        for event in events
-    ]
+    return [_audit_event(event) for event in events]
 
 
 bindables = [query, mutation, date_scalar, mongo_id_scalar]
