@@ -69,6 +69,8 @@ TYPE_NAMES = frozenset(
         "Token",
         "Notification",
         "Notifications",
+        "Session",
+        "AuditEvent",
         "MongoID",
         "Date",
         "String",

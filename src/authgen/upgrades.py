@@ -67,6 +67,15 @@ NOTES: dict[str, list[str]] = {
         " fields (a cleared value stays cleared); MongoDB gains a `schema`"
         " collection recording the stored fields (its first start fills missing"
         " defaults once more)",
+        "sessions and audit: new queries mySessions and myAuditEvents, new mutations"
+        " endSession, endOtherSessions, logoutEverywhere; refresh_tokens gain"
+        " created_at, last_used_at, address, user_agent (added empty at the next start:"
+        " a session started before the upgrade lists no start time, and its last use"
+        " and client from its next refresh on)"
+        " and a new audit_events table/collection records security events; new settings"
+        " AUTH_AUDIT_RETENTION (90 days), AUTH_WEBHOOK_URLS, AUTH_WEBHOOK_SECRET,"
+        " AUTH_WEBHOOK_TIMEOUT; webhooks are sent through the mail outbox (template"
+        " 'webhook'); new runtime dependency httpx",
     ],
 }
 

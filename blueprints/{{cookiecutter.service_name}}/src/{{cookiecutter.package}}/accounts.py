@@ -13,17 +13,18 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from . import hooks
+from . import audit, hooks
 from .errors import (
     AlreadyExistsError,
     EmailAlreadyExistsError,
+    TooManyRequestsError,
     UnauthorizedError,
     UserNotFoundError,
     UserValidationError,
     WrongPasswordError,
 )
 from .limits import Limit, Limits, mail_limit
-from .links import VERIFY_EMAIL, credentials_writes, verification_writes
+from .links import VERIFY_EMAIL, credentials_writes, masked_email, verification_writes
 from .mail import Mailer
 from .models import account_view, owner_view, validate_fields
 from .passwords import Passwords
@@ -103,6 +104,7 @@ class Accounts:
         self.limits = Limits(store)
         # mfa.Factors.challenge: raises MfaRequiredError for a user with a factor.
         self.second_factor: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self.audit = audit.Audit(settings, store, mailer)
 
     # Registration.
 
@@ -131,6 +133,7 @@ class Accounts:
         except DuplicateValueError as error:
             raise _duplicate(error) from None
         self.mailer.wake()
+        await self.audit.record(audit.REGISTER, user["_id"])
         await call_hook("after_register", user)
         return True
 
@@ -156,11 +159,16 @@ class Accounts:
         self, email: str, password: str, address: str, cookie: RefreshCookie
     ) -> dict[str, Any]:
         email = lookup_email(email)
-        attempt = await self._password_attempt(email, address)
+        try:
+            attempt = await self._password_attempt(email, address)
+        except TooManyRequestsError:
+            await self._login_refused(email, audit.THROTTLED)
+            raise
         user = await self.store.get_user_by_email(email)
         if not await self._verify(
             attempt, user["password_hash"] if user else None, password
         ):
+            await self._login_refused(email, audit.FAILURE, user)
             raise UserNotFoundError()
         assert user is not None
         if self.passwords.needs_rehash(user["password_hash"]):
@@ -177,7 +185,20 @@ class Accounts:
         """The tokens and session of a login whose every factor has been checked."""
         await call_hook("after_login", user)
         await self._login_session(user["_id"], dt.datetime.now(dt.UTC), cookie)
+        await self.audit.record(audit.LOGIN, user["_id"])
         return self._user_and_token(user)
+
+    async def _login_refused(
+        self, email: str, outcome: str, user: dict[str, Any] | None = None
+    ) -> None:
+        """The audit event of a refused login: the account's when there is one,
+        else only a masked form of what was typed (it may be a password)."""
+        if user is None and outcome == audit.THROTTLED:
+            user = await self.store.get_user_by_email(email)
+        details = {} if user else {"email": masked_email(email) if email else ""}
+        await self.audit.record(
+            audit.LOGIN, user and user["_id"], outcome=outcome, details=details
+        )
 
     async def _password_attempt(self, email: str, address: str) -> str:
         """Record a password check, within the failure limits (TooManyRequestsError past them).
@@ -245,7 +266,9 @@ class Accounts:
     async def logout(self, cookie: RefreshCookie) -> bool:
         """Ends this device's session only."""
         if cookie.refresh_cookie:
-            await self.store.end_session(hash_secret(cookie.refresh_cookie))
+            record = await self.store.end_session(hash_secret(cookie.refresh_cookie))
+            if record is not None:
+                await self.audit.record(audit.LOGOUT, record["user_id"])
         cookie.clear_refresh_cookie()
         return True
 
@@ -276,6 +299,8 @@ class Accounts:
                 "user_id": user_id,
                 "expires_at": now
                 + dt.timedelta(seconds=self.settings.refresh_token_ttl),
+                "created_at": now,
+                **audit.last_use(now),
             }
         )
         return raw
@@ -289,6 +314,7 @@ class Accounts:
         replacement = {
             "token_hash": token_hash,
             "expires_at": now + dt.timedelta(seconds=self.settings.refresh_token_ttl),
+            **audit.last_use(now),
         }
         rotation, record = await self.store.rotate_refresh_token(
             hash_secret(cookie.refresh_cookie or ""),
@@ -300,6 +326,14 @@ class Accounts:
             cookie.set_refresh_cookie(raw)
         else:
             cookie.clear_refresh_cookie()
+        if rotation is Rotation.REUSED and record is not None:
+            await self.audit.record(
+                audit.REFRESH_TOKEN_REUSED,
+                record["user_id"],
+                actor=audit.SYSTEM,
+                outcome=audit.FAILURE,
+                details={"session_id": record["session_id"]},
+            )
         return rotation, record
 
     def _token(self, user: dict[str, Any]) -> tuple[str, dt.datetime]:
@@ -383,6 +417,14 @@ class Accounts:
             raise _duplicate(error) from None
         if updated is None:
             raise UnauthorizedError()
+        if email is not None:
+            await self.audit.record(
+                audit.EMAIL_CHANGED,
+                user["_id"],
+                details={"previous_email": user["email"], "email": email},
+            )
+        if password is not None:
+            await self.audit.record(audit.PASSWORD_CHANGED, user["_id"])
         if side is not None:
             self.mailer.wake()
             # The other sessions ended with the change; this device goes on in a new one.
@@ -399,5 +441,6 @@ class Accounts:
             raise WrongPasswordError()
         await call_hook("before_delete", user)
         await self.store.delete_user(user["_id"])
+        await self.audit.record(audit.ACCOUNT_DELETED, user["_id"])
         cookie.clear_refresh_cookie()
         return True

@@ -49,12 +49,14 @@ class Background:
 
     async def purge(self) -> None:
         """Forget expired sessions and links, attempts older than every limit's
-        window, and mails sent or given up longer ago than AUTH_MAIL_RETENTION."""
+        window, mails sent or given up longer ago than AUTH_MAIL_RETENTION, and
+        audit events older than AUTH_AUDIT_RETENTION."""
         now = datetime.now(UTC)
         await self.store.purge_expired(
             now,
             attempts_before=now - timedelta(seconds=longest_window(self.settings)),
             mails_before=now - timedelta(seconds=self.settings.mail_retention),
+            audit_before=now - timedelta(seconds=self.settings.audit_retention),
         )
 
     async def _purge_periodically(self) -> None:

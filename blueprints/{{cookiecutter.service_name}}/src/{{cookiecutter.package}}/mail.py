@@ -6,7 +6,7 @@ AUTH_SMTP_HOST is set, else as .eml files in the development outbox folder.
 The worker leases mails before sending them, so several processes never send
 the same one twice, and retries failures with exponential backoff until
 AUTH_MAIL_MAX_ATTEMPTS; a mail still pending when the service stops is sent
-at the next start.
+at the next start. Webhook deliveries (webhooks.py) travel the same way.
 """
 
 import asyncio
@@ -23,7 +23,7 @@ from typing import Any
 import aiosmtplib
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-from . import metrics
+from . import metrics, webhooks
 from .settings import SERVICE_NAME, Settings
 from .store import Store, new_id
 
@@ -229,6 +229,9 @@ class Mailer:
             watcher.set_result(status)
 
     async def _deliver(self, mail: dict[str, Any]) -> None:
+        if mail["template"] == webhooks.TEMPLATE:
+            await webhooks.post(self.settings, mail["recipient"], mail["context"])
+            return
         subject, text, page = self.templates.mail(mail["template"], mail["context"])
         message = EmailMessage()
         message["From"] = self.settings.mail_from

@@ -7,6 +7,7 @@ expire; each new link of a kind replaces the user's older ones.
 from datetime import UTC, datetime
 from typing import Any
 
+from . import audit
 from .accounts import call_hook, lookup_email
 from .errors import (
     AlreadyLoggedInError,
@@ -85,6 +86,7 @@ async def _mail_recovery_link(services: Services, email: str) -> None:
     await services.store.delete_user_tokens(user["_id"], RESET_PASSWORD)
     await services.store.add_side_writes(recovery_writes(services.settings, user))
     services.mailer.wake()
+    await services.accounts.audit.record(audit.PASSWORD_RESET_REQUESTED, user["_id"])
 
 
 async def reset_password(
@@ -117,6 +119,7 @@ async def reset_password(
             "This link was sent to an address that is no longer the one of the account."
         )
     services.mailer.wake()
+    await services.accounts.audit.record(audit.PASSWORD_RESET, user["_id"])
     message = "Your password has been changed. You can now log in with it."
     return {"notifications": [{"type": "success", "message": message}]}
 
@@ -145,5 +148,8 @@ async def confirm_email(services: Services, raw_token: str) -> str:
             "This link confirms an email address that is no longer the one of the account."
         )
     if not before["email_verified"]:
+        await services.accounts.audit.record(
+            audit.EMAIL_VERIFIED, user["_id"], details={"email": user["email"]}
+        )
         await call_hook("after_email_verified", user)
     return f"Thank you: {user['email']} is confirmed."

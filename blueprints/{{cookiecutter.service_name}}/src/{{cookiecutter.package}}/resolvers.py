@@ -1,15 +1,17 @@
 """GraphQL -> service calls, nothing else: bound to schema.graphql by name."""
 
 import datetime as dt
+import json
 from typing import Any
 
 from ariadne import MutationType, QueryType, ScalarType
 from graphql import GraphQLResolveInfo
 
-from . import recovery
+from . import audit, recovery
 from .accounts import Accounts
 from .mfa import Factors
 from .models import owner_view
+from .sessions import Sessions
 from .users import PublicUsers
 
 query = QueryType()
@@ -263,6 +265,51 @@ async def resolve_login_with_second_factor(
 ) -> Any:
     context = info.context
     return await _factors(info).login(challenge, code, context.client_address, context)
+
+
+# Sessions and the audit trail of the logged-in user (sessions.py, audit.py).
+
+
+def _sessions(info: GraphQLResolveInfo) -> Sessions:
+    return Sessions(info.context.services.store, _accounts(info).audit)
+
+
+@query.field("mySessions")
+async def resolve_my_sessions(_: Any, info: GraphQLResolveInfo) -> Any:
+    return await _sessions(info).mine(await _current_user(info), info.context)
+
+
+@mutation.field("endSession")
+async def resolve_end_session(_: Any, info: GraphQLResolveInfo, id: str) -> bool:
+    return await _sessions(info).end(await _current_user(info), id, info.context)
+
+
+@mutation.field("endOtherSessions")
+async def resolve_end_other_sessions(_: Any, info: GraphQLResolveInfo) -> bool:
+    return await _sessions(info).end_others(await _current_user(info), info.context)
+
+
+@mutation.field("logoutEverywhere")
+async def resolve_logout_everywhere(_: Any, info: GraphQLResolveInfo) -> bool:
+    return await _sessions(info).end_all(await _current_user(info), info.context)
+
+
+def _audit_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An audit event as the AuditEvent type has it (for admin listings too)."""
+    return {
+        **audit.payload(event),
+        "userAgent": event["user_agent"],
+        "details": json.dumps(event["details"]),
+    }
+
+
+@query.field("myAuditEvents")
+async def resolve_my_audit_events(
+    _: Any, info: GraphQLResolveInfo, limit: int, before: str | None = None
+) -> Any:
+    user = await _current_user(info)
+    events = await _accounts(info).audit.of_user(user["_id"], limit, before)
+    return [_audit_event(event) for event in events]
 
 
 bindables = [query, mutation, date_scalar, mongo_id_scalar]

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     # Seconds a login challenge lives, and the wrong codes that end it sooner.
     mfa_challenge_ttl: int = Field(default=300, gt=0)
     mfa_challenge_max_failures: int = Field(default=5, ge=1)
+    # Audit trail and webhooks.
+    # Audit events are deleted this long after they happened (default 90 days).
+    audit_retention: int = Field(default=90 * 24 * 3600, gt=0)
+    # Each audit event is POSTed to every URL, signed with the secret (webhooks.py);
+    # failed deliveries are retried as mails are (AUTH_MAIL_MAX_ATTEMPTS, ...).
+    webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_secret: str = ""
+    webhook_timeout: float = Field(default=10.0, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -141,6 +149,26 @@ class Settings(BaseSettings):
                 "AUTH_CORS_ORIGINS=* would let every website call with the user's cookie; list the origins"
             )
         return value
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split_webhook_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [url.strip() for url in value.split(",") if url.strip()]
+        for url in value if isinstance(value, list) else ():
+            if urlsplit(url).scheme not in ("http", "https") or len(url) > 320:
+                raise ValueError(
+                    f"AUTH_WEBHOOK_URLS: {url[:100]!r} is not an http(s) URL of at most 320 characters"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> "Settings":
+        if self.webhook_urls and len(self.webhook_secret) < 16:
+            raise ValueError(
+                "AUTH_WEBHOOK_URLS needs AUTH_WEBHOOK_SECRET (16 characters or more) to sign the deliveries"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cookies_reach_browsers(self) -> "Settings":

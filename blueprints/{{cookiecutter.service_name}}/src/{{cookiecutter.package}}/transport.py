@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import audit
 from .errors import (
     AuthError,
     BadRequestError,
@@ -156,7 +157,11 @@ def check_origin(request: Request, settings: Settings) -> None:
 
 def middleware(settings: Settings) -> list[Middleware]:
     """A request id and security headers on every response; CORS for AUTH_CORS_ORIGINS."""
-    stack = [Middleware(RequestIds), Middleware(SecurityHeaders)]
+    stack = [
+        Middleware(RequestIds),
+        Middleware(SecurityHeaders),
+        Middleware(ClientInfo, hops=settings.proxy_hops),
+    ]
     if settings.cors_origins:
         stack.append(
             Middleware(
@@ -279,6 +284,46 @@ class RedactTokens(logging.Filter):
         return True
 
 
+# The client: its address behind proxies, and its user agent for the audit trail.
+
+
+def client_address(request: HTTPConnection, hops: int) -> str:
+    """The peer's address, or with `hops` trusted proxies in front, the address
+    the outermost of them saw: X-Forwarded-For read from the right, since
+    everything left of what our proxies appended is the client's to write."""
+    if hops:
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+        if len(forwarded) >= hops and forwarded[-hops].strip():
+            return forwarded[-hops].strip()
+    client = request.client
+    return client.host if client else "unknown"
+
+
+class ClientInfo:
+    """Sets audit.current_client for the request: the account logic records it
+    in audit events and sessions without knowing about HTTP."""
+
+    def __init__(self, app: ASGIApp, hops: int) -> None:
+        self.app = app
+        self.hops = hops
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        token = audit.current_client.set(
+            audit.Client.of(
+                client_address(connection, self.hops),
+                connection.headers.get("user-agent"),
+            )
+        )
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            audit.current_client.reset(token)
+
+
 # The request as the resolvers see it.
 
 
@@ -308,18 +353,7 @@ class RequestContext:
 
     @property
     def client_address(self) -> str:
-        """The peer's address, or with N trusted proxies in front, the address
-        the outermost of them saw: X-Forwarded-For read from the right, since
-        everything left of what our proxies appended is the client's to write."""
-        hops = self.settings.proxy_hops
-        if hops:
-            forwarded = ",".join(self.request.headers.getlist("x-forwarded-for")).split(
-                ","
-            )
-            if len(forwarded) >= hops and forwarded[-hops].strip():
-                return forwarded[-hops].strip()
-        client = self.request.client
-        return client.host if client else "unknown"
+        return client_address(self.request, self.settings.proxy_hops)
 
     def set_refresh_cookie(self, value: str) -> None:
         self._replace_cookie(REFRESH_COOKIE, value, self.settings.refresh_token_ttl)

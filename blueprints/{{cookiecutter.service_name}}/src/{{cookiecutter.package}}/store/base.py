@@ -152,7 +152,8 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def add_refresh_token(self, record: dict[str, Any]) -> None:
-        """Record {token_hash, session_id, user_id, expires_at}."""
+        """Record {token_hash, session_id, user_id, expires_at}, and of the
+        session: created_at, last_used_at, address, user_agent."""
 
     @abstractmethod
     async def rotate_refresh_token(
@@ -168,7 +169,8 @@ class SessionStore(ABC):
         concurrent request of the same client (two tabs, a login during a
         refresh): `replacement` joins its session too, and ROTATED is returned.
         A token rotated earlier is a stolen or replayed one: its whole session
-        is revoked and REUSED returned.
+        is revoked and REUSED returned. The replacement keeps the session's
+        created_at.
         """
 
     @abstractmethod
@@ -176,7 +178,23 @@ class SessionStore(ABC):
         """Revoke the session the token belongs to; returns its record."""
 
     @abstractmethod
-    async def end_user_sessions(self, user_id: str) -> int: ...
+    async def end_user_sessions(self, user_id: str, keep: str | None = None) -> int:
+        """End every session of the user but the session `keep` (an id); returns
+        how many refresh tokens went with them."""
+
+    @abstractmethod
+    async def list_sessions(
+        self, user_id: str, now: datetime, current: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The user's live refresh tokens not yet rotated (one per session, or
+        two while a rotation races), plus the token hashed `current` if it is
+        the user's and live: the records of add_refresh_token, with
+        created_at, last_used_at, address and user_agent (None in records of
+        an older generation)."""
+
+    @abstractmethod
+    async def end_user_session(self, user_id: str, session_id: str) -> bool:
+        """End the user's session of that id; False when the user has none such."""
 
 
 class LinkStore(ABC):
@@ -261,7 +279,31 @@ class FactorStore(ABC):
     async def delete_factor(self, user_id: str) -> bool: ...
 
 
-class Store(UserStore, SessionStore, LinkStore, AttemptStore, Outbox, FactorStore):
+class AuditStore(ABC):
+    """The audit trail: security events, newest first."""
+
+    @abstractmethod
+    async def add_audit_event(
+        self, event: dict[str, Any], mails: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Record {_id, at, event, user_id, actor, address, user_agent, outcome,
+        details} with the outbox records it causes (webhook deliveries), together."""
+
+    @abstractmethod
+    async def list_audit_events(
+        self,
+        user_id: str | None = None,
+        before: str | None = None,
+        limit: int = 20,
+        events: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Events newest first: of one user (None: of everyone), with an id
+        before `before` (ids grow with time), of the given kinds (None: all)."""
+
+
+class Store(
+    UserStore, SessionStore, LinkStore, AttemptStore, Outbox, FactorStore, AuditStore
+):
     """One database behind the whole service: every part above, opened once.
 
     The service holds this one object; a part of the service that needs only
@@ -281,8 +323,13 @@ class Store(UserStore, SessionStore, LinkStore, AttemptStore, Outbox, FactorStor
 
     @abstractmethod
     async def purge_expired(
-        self, now: datetime, attempts_before: datetime, mails_before: datetime
+        self,
+        now: datetime,
+        attempts_before: datetime,
+        mails_before: datetime,
+        audit_before: datetime | None = None,
     ) -> None:
         """Forget expired refresh tokens and one-time tokens, attempts recorded
-        before `attempts_before`, and mails sent or given up created before `mails_before`.
+        before `attempts_before`, mails sent or given up created before
+        `mails_before`, and audit events older than `audit_before`.
         """

@@ -53,6 +53,7 @@ from .base import (
 )
 from .schema import (
     FACTOR_KEYS,
+    AUDIT_EVENT_KEYS,
     MAIL_KEYS,
     REFRESH_TOKEN_KEYS,
     USER_KEYS,
@@ -160,6 +161,7 @@ class MongoStore(Store):
         self.outbox = database["outbox"]
         self.schema = database["schema"]
         self.factors = database["factors"]
+        self.audit_events = database["audit_events"]
 
     async def open(self) -> None:
         await self._reach()
@@ -195,6 +197,11 @@ class MongoStore(Store):
             [("status", ASCENDING), ("created_at", ASCENDING)],
             name="ix_outbox_status_created",
         )
+        await self.audit_events.create_index(
+            [("user_id", ASCENDING), ("_id", ASCENDING)],
+            name="ix_audit_events_user_id",
+        )
+        await self.audit_events.create_index("at", name="ix_audit_events_at")
 
     async def _reach(self) -> None:
         """One round trip first, bounded: the driver's own server selection
@@ -347,6 +354,7 @@ class MongoStore(Store):
             **replacement,
             "session_id": record["session_id"],
             "user_id": record["user_id"],
+            "created_at": record["created_at"],
             "rotated": False,
         }
         await self.refresh_tokens.insert_one(_keyed(new))
@@ -363,12 +371,69 @@ class MongoStore(Store):
         await self.refresh_tokens.delete_many({"session_id": found["session_id"]})
         return _record(found, REFRESH_TOKEN_KEYS)
 
-    async def end_user_sessions(self, user_id: str) -> int:
-        result = await self.refresh_tokens.delete_many({"user_id": user_id})
+    async def end_user_sessions(self, user_id: str, keep: str | None = None) -> int:
+        selector: dict[str, Any] = {"user_id": user_id}
+        if keep is not None:
+            selector["session_id"] = {"$ne": keep}
+        result = await self.refresh_tokens.delete_many(selector)
         return result.deleted_count
 
+    async def list_sessions(
+        self, user_id: str, now: datetime, current: str | None = None
+    ) -> list[dict[str, Any]]:
+        cursor = self.refresh_tokens.find(
+            {
+                "user_id": user_id,
+                "expires_at": {"$gt": now},
+                "$or": [{"rotated": False}, {"_id": current or ""}],
+            }
+        )
+        return [
+            _record(document, REFRESH_TOKEN_KEYS) for document in await cursor.to_list()
+        ]
+
+    async def end_user_session(self, user_id: str, session_id: str) -> bool:
+        result = await self.refresh_tokens.delete_many(
+            {"user_id": user_id, "session_id": session_id}
+        )
+        return result.deleted_count > 0
+
+    # Audit trail.
+
+    async def add_audit_event(
+        self, event: dict[str, Any], mails: list[dict[str, Any]] | None = None
+    ) -> None:
+        await self.audit_events.insert_one(dict(event))
+        if mails:
+            await self.outbox.insert_many([dict(mail) for mail in mails])
+
+    async def list_audit_events(
+        self,
+        user_id: str | None = None,
+        before: str | None = None,
+        limit: int = 20,
+        events: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []  # MongoDB reads a limit of 0 as "no limit"
+        selector: dict[str, Any] = {}
+        if user_id is not None:
+            selector["user_id"] = user_id
+        if before is not None:
+            selector["_id"] = {"$lt": before}
+        if events is not None:
+            selector["event"] = {"$in": events}
+        cursor = self.audit_events.find(selector, sort=[("_id", -1)], limit=limit)
+        return [
+            _record(document, AUDIT_EVENT_KEYS) for document in await cursor.to_list()
+        ]
+
     async def purge_expired(
-        self, now: datetime, attempts_before: datetime, mails_before: datetime
+        self,
+        now: datetime,
+        attempts_before: datetime,
+        mails_before: datetime,
+        audit_before: datetime | None = None,
     ) -> None:
         """The TTL indexes do part of this too, within a minute or so; this makes it exact."""
         await self.refresh_tokens.delete_many({"expires_at": {"$lte": now}})
@@ -377,6 +442,8 @@ class MongoStore(Store):
         await self.outbox.delete_many(
             {"status": {"$in": ["sent", "failed"]}, "created_at": {"$lt": mails_before}}
         )
+        if audit_before is not None:
+            await self.audit_events.delete_many({"at": {"$lt": audit_before}})
 
     # One-time tokens.
 

@@ -27,6 +27,10 @@ REFRESH_TOKEN_KEYS = (
     "expires_at",
     "rotated",
     "rotated_at",
+    "created_at",
+    "last_used_at",
+    "address",
+    "user_agent",
 )
 USER_TOKEN_KEYS = ("token_hash", "user_id", "purpose", "email", "expires_at")
 MAIL_KEYS = (
@@ -42,6 +46,17 @@ MAIL_KEYS = (
     "sent_at",
 )
 FACTOR_KEYS = ("user_id", "secret", "confirmed", "last_step", "recovery", "created_at")
+AUDIT_EVENT_KEYS = (
+    "_id",
+    "at",
+    "event",
+    "user_id",
+    "actor",
+    "address",
+    "user_agent",
+    "outcome",
+    "details",
+)
 #: Index names that are ours to create and drop on the users.
 OWN_INDEX_PREFIXES = ("ix_users_", "ux_users_")
 

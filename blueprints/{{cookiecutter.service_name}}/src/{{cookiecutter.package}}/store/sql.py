@@ -140,6 +140,12 @@ refresh_tokens = Table(
     Column("rotated", Boolean, nullable=False, default=False),
     # When it was first rotated; a database of an older generation lacks it.
     Column("rotated_at", DateTime, nullable=True),
+    # The session's start, its last refresh, and the client of that refresh
+    # (for mySessions); tokens of an older generation lack them.
+    Column("created_at", DateTime, nullable=True),
+    Column("last_used_at", DateTime, nullable=True),
+    Column("address", String(64), nullable=True),
+    Column("user_agent", String(256), nullable=True),
 )
 
 user_tokens = Table(
@@ -190,6 +196,22 @@ factors = Table(
     Column("last_step", Integer, nullable=False, default=0),
     Column("recovery", Text, nullable=False, default=""),
     Column("created_at", DateTime, nullable=False),
+)
+
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("_id", String(24), primary_key=True),
+    Column("at", DateTime, nullable=False, index=True),
+    Column("event", String(64), nullable=False),
+    Column("user_id", String(24), nullable=True),
+    Column("actor", String(64), nullable=False),
+    Column("address", String(64), nullable=True),
+    Column("user_agent", String(256), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("details", JSON_TYPE, nullable=False),
+    Index("ix_audit_events_user_id", "user_id", "_id"),
 )
 
 _TABLES_BY_RECORD = {"tokens": user_tokens, "mails": outbox}
@@ -434,6 +456,7 @@ class SqlStore(Store):
                     **replacement,
                     "session_id": record["session_id"],
                     "user_id": record["user_id"],
+                    "created_at": record["created_at"],
                 }
                 await connection.execute(
                     insert(refresh_tokens).values(_values({**new, "rotated": False}))
@@ -458,12 +481,69 @@ class SqlStore(Store):
             await _end_sessions(connection, token.session_id == record["session_id"])
             return record
 
-    async def end_user_sessions(self, user_id: str) -> int:
+    async def end_user_sessions(self, user_id: str, keep: str | None = None) -> int:
+        which = refresh_tokens.c.user_id == user_id
+        if keep is not None:
+            which = and_(which, refresh_tokens.c.session_id != keep)
         async with self.engine.begin() as connection:
-            return await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
+            return await _end_sessions(connection, which)
+
+    async def list_sessions(
+        self, user_id: str, now: datetime, current: str | None = None
+    ) -> list[dict[str, Any]]:
+        token = refresh_tokens.c
+        statement = select(refresh_tokens).where(
+            token.user_id == user_id,
+            token.expires_at > _to_db(now),
+            or_(token.rotated == false(), token.token_hash == (current or "")),
+        )
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(statement)
+            return [_row(refresh_tokens, row) for row in rows]
+
+    async def end_user_session(self, user_id: str, session_id: str) -> bool:
+        token = refresh_tokens.c
+        which = and_(token.user_id == user_id, token.session_id == session_id)
+        async with self.engine.begin() as connection:
+            return await _end_sessions(connection, which) > 0
+
+    # Audit trail.
+
+    async def add_audit_event(
+        self, event: dict[str, Any], mails: list[dict[str, Any]] | None = None
+    ) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(insert(audit_events).values(_values(event)))
+            if mails:
+                await connection.execute(
+                    insert(outbox), [_values(mail) for mail in mails]
+                )
+
+    async def list_audit_events(
+        self,
+        user_id: str | None = None,
+        before: str | None = None,
+        limit: int = 20,
+        events: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        event = audit_events.c
+        statement = select(audit_events).order_by(event._id.desc()).limit(limit)
+        if user_id is not None:
+            statement = statement.where(event.user_id == user_id)
+        if before is not None:
+            statement = statement.where(event._id < before)
+        if events is not None:
+            statement = statement.where(event.event.in_(events))
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(statement)
+            return [_row(audit_events, row) for row in rows]
 
     async def purge_expired(
-        self, now: datetime, attempts_before: datetime, mails_before: datetime
+        self,
+        now: datetime,
+        attempts_before: datetime,
+        mails_before: datetime,
+        audit_before: datetime | None = None,
     ) -> None:
         moment = _to_db(now)
         done = outbox.c.status.in_(["sent", "failed"])
@@ -480,6 +560,10 @@ class SqlStore(Store):
             await connection.execute(
                 delete(outbox).where(done, outbox.c.created_at < _to_db(mails_before))
             )
+            if audit_before is not None:
+                await connection.execute(
+                    delete(audit_events).where(audit_events.c.at < _to_db(audit_before))
+                )
 
     # One-time tokens.
 
