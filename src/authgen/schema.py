@@ -15,6 +15,7 @@ from typing import Any
 from authgen.spec import (
     ENUM_VALUE_PATTERN,
     NAME_PATTERN,
+    ROLE_PATTERN,
     SERVICE_NAME_PATTERN,
     VALIDATOR_PATTERN,
     Spec,
@@ -26,6 +27,9 @@ _SERVICE_KEYS = {
     ),
     "package": (
         "a Python identifier, not a keyword. Default: `name` with `-` replaced by `_`."
+    ),
+    "login_fields": (
+        "values that `login(email:)` accepts: `email` (compared case-insensitively) and unique, single-valued `string` fields (e.g. `[email, username]`). Default: `[email]`."
     ),
 }
 _FIELD_KEYS = {
@@ -97,6 +101,10 @@ def json_schema() -> dict[str, Any]:
         "Your fields of the user, by name (letters, digits and underscores,"
         " starting with a letter); email, password and _id are built in."
     )
+    properties["roles"]["description"] = (
+        "Role names users may be given (lower-case; `admin` always exists)."
+    )
+    properties["roles"]["items"]["pattern"] = ROLE_PATTERN.pattern
     properties["fields"]["propertyNames"] = {"pattern": NAME_PATTERN.pattern}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -115,3 +115,11 @@ class TooManyPasswordChecksError(BadRequestError):
         "A request may check or set one password at most: send login, register,"
         " updateMe, deleteMe and resetMyPassword in separate requests."
     )
+
+
+class AccountDisabledError(AuthError):
+    message = "This account is disabled."
+
+
+class LastAdminError(AuthError):
+    message = "The last admin cannot lose the admin role, be disabled or be deleted."

@@ -14,7 +14,18 @@ from ..models import FIELDS
 from .base import SchemaError
 
 #: Everything stored of a user: the built-in fields, then the model's.
-USER_KEYS = ("_id", "email", "email_verified", "password_hash", "created_at", *FIELDS)
+USER_KEYS = (
+    "_id",
+    "email",
+    "email_verified",
+    "password_hash",
+    "created_at",
+    "roles",
+    "disabled",
+    *FIELDS,
+)
+#: Built-in fields added after the first release, and what users stored before get.
+BUILT_IN_DEFAULTS = {"roles": [], "disabled": False}
 #: The fields of the other record kinds (the SQL tables' columns, the MongoDB documents' keys).
 REFRESH_TOKEN_KEYS = (
     "token_hash",
@@ -101,6 +112,8 @@ async def sync_users(schema: UsersSchema) -> None:
     unique index over values stored users share is refused.
     """
     await schema.add_missing_fields()
+    for name, value in BUILT_IN_DEFAULTS.items():
+        await schema.fill(name, value)
     for name, field in FIELDS.items():
         if field.has_default:
             await schema.fill(name, field.python_default())
