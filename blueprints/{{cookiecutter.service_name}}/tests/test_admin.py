@@ -184,6 +184,7 @@ def test_a_revoked_admin_is_refused_with_a_live_token(service, admin):
     client = service.client()
     other = new_user(client)
     admin(UPDATE, {"id": other["_id"], "fields": {"roles": ["admin"]}})
+    logged_in(client, other)  # a token with the roles claim
     assert "errors" not in client(USERS)
     # The token still claims the role; the stored user no longer has it.
     admin(UPDATE, {"id": other["_id"], "fields": {"roles": []}})
