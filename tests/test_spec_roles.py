@@ -108,14 +108,14 @@ def test_roles_and_login_fields_reach_the_service() -> None:
         "roles: [editor, admin]\n" + FIELDS
     )
     context = build_context(check(load(text, "user.yaml"), "user.yaml"))
-    assert context["_roles"] == ["admin", "editor"]
-    assert context["_login_fields"] == ["username", "email"]
+    assert context["_access"]["roles"] == ["admin", "editor"]
+    assert context["_access"]["login_fields"] == ["username", "email"]
 
 
 def test_the_defaults() -> None:
     context = build_context(check(load("service:\n  name: acme\n", "u.yaml"), "u"))
-    assert context["_roles"] == ["admin"]
-    assert context["_login_fields"] == ["email"]
+    assert context["_access"]["roles"] == ["admin"]
+    assert context["_access"]["login_fields"] == ["email"]
 
 
 def test_the_json_schema_describes_both() -> None:

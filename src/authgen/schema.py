@@ -101,9 +101,9 @@ def json_schema() -> dict[str, Any]:
         "Your fields of the user, by name (letters, digits and underscores,"
         " starting with a letter); email, password and _id are built in."
     )
-    properties["roles"]["description"] = (
-        "Role names users may be given (lower-case; `admin` always exists)."
-    )
+    properties["roles"][
+        "description"
+    ] = "Role names users may be given (lower-case; `admin` always exists)."
     properties["roles"]["items"]["pattern"] = ROLE_PATTERN.pattern
     properties["fields"]["propertyNames"] = {"pattern": NAME_PATTERN.pattern}
     return {

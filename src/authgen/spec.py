@@ -88,6 +88,8 @@ TYPE_NAMES = frozenset(
         "AdminUserOperatorsInput",
         "AdminUserSortInput",
         "AdminUserUpdateInput",
+        "AdminUser_idOperatorsInput",
+        "AdminUserEmailOperatorsInput",
     }
 )
 
@@ -350,7 +352,9 @@ def _check_roles(roles: list[Any], document: Document) -> list[Problem]:
             message = f"{role!r} is listed twice; keep one"
         seen.add(role)
         if message:
-            problems.append(document.problem(("roles", index), f"roles.{index}: {message}"))
+            problems.append(
+                document.problem(("roles", index), f"roles.{index}: {message}")
+            )
     return problems
 
 

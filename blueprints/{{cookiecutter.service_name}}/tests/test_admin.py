@@ -21,7 +21,7 @@ from helpers import (
     sample_value,
 )
 
-from acme_auth.models import FIELDS, LOGIN_FIELDS, ROLES
+from {{ cookiecutter.package }}.models import FIELDS, LOGIN_FIELDS, ROLES
 
 #: The module runs on each (see conftest.py): the embedded default and a server database.
 DATABASES = ["sqlite", "postgresql"]
@@ -60,9 +60,9 @@ OPERATIONS = [
 
 
 def admin_command(service, *args: str) -> subprocess.CompletedProcess:
-    """`python -m acme_auth admin ARGS` on the service's database."""
+    """`python -m {{ cookiecutter.package }} admin ARGS` on the service's database."""
     return subprocess.run(
-        [sys.executable, "-m", "acme_auth", "admin", *args],
+        [sys.executable, "-m", "{{ cookiecutter.package }}", "admin", *args],
         cwd=service.folder,
         env=service.env,
         capture_output=True,
@@ -132,7 +132,7 @@ def test_the_admin_command_names_an_unknown_email_or_role(service, client):
     unknown = admin_command(service, "grant", "nobody@example.org", "admin")
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines() == [
-        "acme_auth admin: no user has the email 'nobody@example.org'"
+        "{{ cookiecutter.package }} admin: no user has the email 'nobody@example.org'"
     ]
     fields = registered(client)
     bad_role = admin_command(service, "grant", fields["email"], "emperor")

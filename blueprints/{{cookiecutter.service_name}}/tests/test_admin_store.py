@@ -2,12 +2,16 @@
 prefix) and the built-in roles and disabled fields, on every store."""
 
 import pytest
+import test_store
 from sample import sample_user
-from test_store import anyio_backend, opener, store  # noqa: F401 (fixtures)
 
-from acme_auth.store import AllOf, Compare, UserQuery
+from {{ cookiecutter.package }}.store import AllOf, Compare, UserQuery
 
 pytestmark = pytest.mark.anyio
+# The stores of the contract tests: SQLite, PostgreSQL, mongomock, MongoDB.
+anyio_backend = test_store.anyio_backend
+opener = test_store.opener
+store = test_store.store
 
 
 async def emails(store, *conditions) -> list[str]:
@@ -25,9 +29,7 @@ async def test_roles_and_disabled_round_trip_and_filter(store):
     for user in users:
         await store.insert_user(user)
     assert await store.get_user(users[0]["_id"]) == users[0]
-    assert await emails(store, Compare("roles", "has", "admin")) == [
-        "ann@example.com"
-    ]
+    assert await emails(store, Compare("roles", "has", "admin")) == ["ann@example.com"]
     assert await emails(store, Compare("roles", "has", "editor")) == [
         "ann@example.com",
         "bob@example.com",
