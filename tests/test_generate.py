@@ -156,7 +156,8 @@ def test_fields_visibility_and_descriptions_follow_the_spec(
     register = schema.type_map["UserRegisterInput"].fields
     update = schema.type_map["UserUpdateInput"].fields
 
-    assert set(user) == {"_id", "email", "email_verified", *fields}
+    assert set(user) == {"_id", "email", "email_verified", "roles", *fields}
+    assert "roles" not in register and "roles" not in update
     assert set(public) == {
         "_id",
         "email_verified",

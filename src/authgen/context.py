@@ -44,6 +44,12 @@ def build_context(spec: Spec) -> dict[str, Any]:
         "_fields": {
             name: field_context(name, field) for name, field in spec.fields.items()
         },
+        # A mapping: cookiecutter takes a list variable for a choice.
+        "_access": {
+            # `admin` always exists, first; then the spec's others in their order.
+            "roles": ["admin", *(role for role in spec.roles if role != "admin")],
+            "login_fields": list(dict.fromkeys(service.login_fields)),
+        },
     }
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from authgen.spec import (
     ENUM_VALUE_PATTERN,
     NAME_PATTERN,
+    ROLE_PATTERN,
     SERVICE_NAME_PATTERN,
     VALIDATOR_PATTERN,
     Spec,
@@ -29,6 +30,8 @@ _SERVICE_KEYS = {
     ),
     "mfa": (
         "`off` or `optional`: whether users may add a second factor (TOTP) to their account; the service's AUTH_MFA, which may override it (see the service's `docs/security.md`). Default: `optional`."
+    "login_fields": (
+        "values that `login(email:)` accepts: `email` (compared case-insensitively) and unique, single-valued `string` fields (e.g. `[email, username]`). Default: `[email]`."
     ),
 }
 _FIELD_KEYS = {
@@ -104,6 +107,10 @@ def json_schema() -> dict[str, Any]:
         "Your fields of the user, by name (letters, digits and underscores,"
         " starting with a letter); email, password and _id are built in."
     )
+    properties["roles"][
+        "description"
+    ] = "Role names users may be given (lower-case; `admin` always exists)."
+    properties["roles"]["items"]["pattern"] = ROLE_PATTERN.pattern
     properties["fields"]["propertyNames"] = {"pattern": NAME_PATTERN.pattern}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -47,6 +47,8 @@ RESERVED_NAMES = frozenset(
         "iat",
         "exp",
         "token",
+        "roles",
+        "disabled",
         # The filter inputs' own keys.
         "or",
         "and",
@@ -83,6 +85,14 @@ TYPE_NAMES = frozenset(
         "Callable",
         "FieldInfo",
         "TotpEnrolment",
+        "AdminUser",
+        "AdminUserPagination",
+        "AdminUserFilterInput",
+        "AdminUserOperatorsInput",
+        "AdminUserSortInput",
+        "AdminUserUpdateInput",
+        "AdminUser_idOperatorsInput",
+        "AdminUserEmailOperatorsInput",
     }
 )
 
@@ -92,6 +102,7 @@ VALIDATOR_PATTERN = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 )
 ENUM_VALUE_PATTERN = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+ROLE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
 #: The field rules of the emitted service, inside the blueprint.
 RULES_PATH = Path("{{cookiecutter.service_name}}/src/{{cookiecutter.package}}/rules.py")
 
@@ -106,6 +117,7 @@ class ServiceSpec(_Strict):
     name: StrictStr
     package: StrictStr | None = None
     mfa: Literal["off", "optional"] = "optional"
+    login_fields: list[StrictStr] = Field(default_factory=lambda: ["email"])
 
     @property
     def package_name(self) -> str:
@@ -144,6 +156,8 @@ class Spec(_Strict):
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
     #: Generated paths (or globs) the user opted out of: authgen leaves them alone.
     exclude: list[StrictStr] = Field(default_factory=list)
+    #: Role names users may be given; `admin` always exists.
+    roles: list[StrictStr] = Field(default_factory=list)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -166,9 +180,15 @@ def check(document: Document, filename: str) -> Spec:
     except ValidationError as error:
         problems += [_shape_problem(document, e) for e in error.errors()]
     service = data.get("service")
+    fields = data.get("fields")
     if isinstance(service, dict):
         problems += _check_service(service, document)
-    fields = data.get("fields")
+        login_fields = service.get("login_fields")
+        if isinstance(login_fields, list):
+            problems += _check_login_fields(login_fields, fields, document)
+    roles = data.get("roles")
+    if isinstance(roles, list):
+        problems += _check_roles(roles, document)
     if isinstance(fields, dict):
         seen: dict[str, str] = {}
         for name, raw in fields.items():
@@ -283,6 +303,64 @@ def _check_service(service: Any, document: Document) -> list[Problem]:
                 " not a Python keyword",
             )
         )
+    return problems
+
+
+def _check_login_fields(
+    names: list[Any], fields: Any, document: Document
+) -> list[Problem]:
+    """Each entry is `email` or a unique, single-valued string field, named once."""
+    problems = []
+    fields = fields if isinstance(fields, dict) else {}
+    seen = set()
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            continue  # the shape check reports it
+        where = ("service", "login_fields", index)
+        field = _valid(FieldSpec, fields.get(name)) if name in fields else None
+        message = None
+        if name in seen:
+            message = f"{name!r} is listed twice; keep one"
+        elif name == "email":
+            pass
+        elif name not in fields:
+            known = ", ".join(["email", *(str(key) for key in fields)])
+            message = f"{name!r} is not a field; one of: {known}"
+        elif field is not None and (
+            field.type != "string" or field.list or not field.unique
+        ):
+            message = (
+                f"{name!r} cannot log users in: a login field must be a"
+                " `type: string`, `unique: true` field, not a list"
+            )
+        seen.add(name)
+        if message:
+            problems.append(
+                document.problem(where, f"service.login_fields.{index}: {message}")
+            )
+    return problems
+
+
+def _check_roles(roles: list[Any], document: Document) -> list[Problem]:
+    """Role names: lower-case names, each once (`admin` is always there)."""
+    problems = []
+    seen = set()
+    for index, role in enumerate(roles):
+        if not isinstance(role, str):
+            continue  # the shape check reports it
+        message = None
+        if not ROLE_PATTERN.match(role):
+            message = (
+                f"{role!r} is not a valid role name; use lower-case letters, digits,"
+                " dashes and underscores, starting with a letter"
+            )
+        elif role in seen:
+            message = f"{role!r} is listed twice; keep one"
+        seen.add(role)
+        if message:
+            problems.append(
+                document.problem(("roles", index), f"roles.{index}: {message}")
+            )
     return problems
 
 

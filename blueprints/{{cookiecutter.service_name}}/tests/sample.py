@@ -55,6 +55,8 @@ def sample_user(i: int, **overrides: Any) -> dict[str, Any]:
         "email_verified": i % 3 == 0,
         "password_hash": "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHQ$ZmFrZWhhc2hmYWtlaGFzaA",
         "created_at": EPOCH + dt.timedelta(seconds=i),
+        "roles": [],
+        "disabled": False,
     }
     user.update({name: sample_value(field, i) for name, field in FIELDS.items()})
     user.update(overrides)

@@ -1,4 +1,6 @@
-"""`python -m {{ cookiecutter.package }} serve`: start the service with uvicorn."""
+"""`python -m {{ cookiecutter.package }} serve`: start the service with uvicorn.
+`python -m {{ cookiecutter.package }} admin grant|revoke EMAIL ROLE`, `admin list`: roles, on the server.
+"""
 
 import argparse
 import asyncio
@@ -28,6 +30,13 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=5000)
     serve.add_argument("--workers", type=int, default=1, help="worker processes")
     serve.add_argument("--log-level", default="info")
+    admin = commands.add_parser("admin", help="give and take roles; list who has one")
+    actions = admin.add_subparsers(dest="action", required=True)
+    for action in ("grant", "revoke"):
+        change = actions.add_parser(action, help=f"{action} a role of a user")
+        change.add_argument("email")
+        change.add_argument("role")
+    actions.add_parser("list", help="users with a role, and their roles")
     args = parser.parse_args(argv)
     conflicted = conflicted_files()
     if conflicted:
@@ -37,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
             ", ".join(map(str, conflicted)),
         )
         sys.exit(1)
+    if args.command == "admin":
+        sys.exit(admin_command(args))
     # Imported only now: a module with conflict markers does not import.
     from . import logs
     from .settings import Settings, available_cores
@@ -125,6 +136,33 @@ def _problem(detail: dict) -> str:
     if message.startswith("AUTH_") or not detail["loc"]:
         return message
     return f"AUTH_{str(detail['loc'][0]).upper()}: {message}"
+
+
+def admin_command(args: argparse.Namespace) -> int:
+    """Run `admin ACTION` on the configured database; one line on stderr for a mistake."""
+    from .admin import run_command
+    from .settings import Settings
+    from .store import SchemaError, UnreachableDatabase, open_store
+
+    async def run() -> str:
+        store = open_store(Settings().database)
+        await store.open()
+        try:
+            return await run_command(
+                store,
+                args.action,
+                getattr(args, "email", ""),
+                getattr(args, "role", ""),
+            )
+        finally:
+            await store.close()
+
+    try:
+        print(asyncio.run(run()))
+    except (ValueError, UnreachableDatabase, SchemaError) as error:
+        print(f"{{ cookiecutter.package }} admin: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 async def preflight() -> None:

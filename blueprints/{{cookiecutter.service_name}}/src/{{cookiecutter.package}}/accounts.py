@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from . import audit, hooks
 from .errors import (
+    AccountDisabledError,
     AlreadyExistsError,
     EmailAlreadyExistsError,
     TooManyRequestsError,
@@ -26,11 +27,20 @@ from .errors import (
 from .limits import Limit, Limits, mail_limit
 from .links import VERIFY_EMAIL, credentials_writes, masked_email, verification_writes
 from .mail import Mailer
-from .models import account_view, owner_view, validate_fields
+from .models import LOGIN_FIELDS, account_view, owner_view, validate_fields
 from .passwords import Passwords
-from .rules import normalize_email
+from .rules import CONTROL, normalize_email
 from .settings import Settings
-from .store import DuplicateValueError, Rotation, Store, is_valid_id, new_id
+from .store import (
+    AnyOf,
+    Compare,
+    DuplicateValueError,
+    Rotation,
+    Store,
+    UserQuery,
+    is_valid_id,
+    new_id,
+)
 from .tokens import KeyPair, hash_secret, new_secret
 
 #: Longer client addresses are cut in rate limit keys.
@@ -79,7 +89,7 @@ async def call_hook(name: str, user: dict[str, Any]) -> None:
         )
 
 
-def _duplicate(error: DuplicateValueError) -> Exception:
+def duplicate_error(error: DuplicateValueError) -> Exception:
     if error.field == "email":
         return EmailAlreadyExistsError()
     return AlreadyExistsError(error.field)
@@ -126,12 +136,14 @@ class Accounts:
             "email_verified": False,
             "password_hash": await self.passwords.hash(password),
             "created_at": dt.datetime.now(dt.UTC),
+            "roles": [],
+            "disabled": False,
             **custom,
         }
         try:
             await self.store.insert_user(user, verification_writes(self.settings, user))
         except DuplicateValueError as error:
-            raise _duplicate(error) from None
+            raise duplicate_error(error) from None
         self.mailer.wake()
         await self.audit.record(audit.REGISTER, user["_id"])
         await call_hook("after_register", user)
@@ -158,19 +170,20 @@ class Accounts:
     async def login(
         self, email: str, password: str, address: str, cookie: RefreshCookie
     ) -> dict[str, Any]:
-        email = lookup_email(email)
+        user, key = await self._login_user(email)
         try:
-            attempt = await self._password_attempt(email, address)
+            attempt = await self._password_attempt(key, address)
         except TooManyRequestsError:
-            await self._login_refused(email, audit.THROTTLED)
+            await self._login_refused(key, audit.THROTTLED, user)
             raise
-        user = await self.store.get_user_by_email(email)
         if not await self._verify(
             attempt, user["password_hash"] if user else None, password
         ):
-            await self._login_refused(email, audit.FAILURE, user)
+            await self._login_refused(key, audit.FAILURE, user)
             raise UserNotFoundError()
         assert user is not None
+        if user.get("disabled"):
+            raise AccountDisabledError()
         if self.passwords.needs_rehash(user["password_hash"]):
             await self.store.update_user(
                 user["_id"], {"password_hash": await self.passwords.hash(password)}
@@ -199,6 +212,34 @@ class Accounts:
         await self.audit.record(
             audit.LOGIN, user and user["_id"], outcome=outcome, details=details
         )
+
+    async def _login_user(self, value: str) -> tuple[dict[str, Any] | None, str]:
+        """The account a login value names (service.login_fields), and the key
+        its password checks count under: the account's email, so every login
+        value of one account shares its limits.
+
+        One lookup whatever the value is, so no kind of miss answers sooner;
+        a value that is the email of one user and the username of another
+        names the one whose field comes first in login_fields.
+        """
+        email = lookup_email(value)
+        if LOGIN_FIELDS == ("email",):
+            return await self.store.get_user_by_email(email), email
+        # No stored value has a control character (and NUL would upset PostgreSQL).
+        other = "" if CONTROL.search(value) else value
+        conditions = tuple(
+            Compare(name, "eq", email if name == "email" else other)
+            for name in LOGIN_FIELDS
+        )
+        found = await self.store.find_users(
+            UserQuery(where=AnyOf(conditions), limit=len(conditions))
+        )
+        for name in LOGIN_FIELDS:
+            wanted = email if name == "email" else other
+            for user in found:
+                if user.get(name) == wanted:
+                    return user, user["email"]
+        return None, email or other[:ADDRESS_MAX_LENGTH]
 
     async def _password_attempt(self, email: str, address: str) -> str:
         """Record a password check, within the failure limits (TooManyRequestsError past them).
@@ -247,6 +288,8 @@ class Accounts:
         user = await self.store.get_user(subject) if is_valid_id(subject) else None
         if user is None:
             raise UnauthorizedError()
+        if user.get("disabled"):
+            raise AccountDisabledError()
         return user
 
     async def refresh(self, cookie: RefreshCookie) -> dict[str, Any]:
@@ -256,10 +299,10 @@ class Accounts:
         if rotation is not Rotation.ROTATED or record is None:
             raise UnauthorizedError("The session has ended: log in again.")
         user = await self.store.get_user(record["user_id"])
-        if user is None:
+        if user is None or user.get("disabled"):
             await self.store.end_user_sessions(record["user_id"])
             cookie.clear_refresh_cookie()
-            raise UnauthorizedError()
+            raise AccountDisabledError() if user else UnauthorizedError()
         token, expiry = self._token(user)
         return {"token": token, "expiryDate": expiry}
 
@@ -414,7 +457,7 @@ class Accounts:
         try:
             updated = await self.store.update_user(user["_id"], changes, side)
         except DuplicateValueError as error:
-            raise _duplicate(error) from None
+            raise duplicate_error(error) from None
         if updated is None:
             raise UnauthorizedError()
         if email is not None:

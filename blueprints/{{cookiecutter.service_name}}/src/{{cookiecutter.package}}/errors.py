@@ -149,3 +149,11 @@ class MfaDisabledError(AuthError):
 
 class NoSecondFactorError(AuthError):
     message = "This account has no second factor."
+
+
+class AccountDisabledError(AuthError):
+    message = "This account is disabled."
+
+
+class LastAdminError(AuthError):
+    message = "The last admin cannot lose the admin role, be disabled or be deleted."

@@ -100,7 +100,13 @@ FIELDS: dict[str, FieldInfo] = {
 
 PUBLIC_FIELDS = ("_id", "email_verified") + tuple(name for name, field in FIELDS.items() if field.public)
 #: What a token carries and `me` shows: everything but internal fields.
-USER_FIELDS = ("_id", "email", "email_verified") + tuple(FIELDS)
+USER_FIELDS = ("_id", "email", "email_verified", "roles") + tuple(FIELDS)
+#: What an admin sees of a user: every field but the password hash.
+ADMIN_FIELDS = USER_FIELDS + ("disabled", "created_at")
+#: The roles of user.yaml; `admin` is always the first.
+ROLES = ({% for role in cookiecutter._access.roles %}"{{ role }}", {% endfor %})
+#: The fields whose value `login(email:)` accepts (service.login_fields).
+LOGIN_FIELDS = ({% for name in cookiecutter._access.login_fields %}"{{ name }}", {% endfor %})
 
 
 def parse_value(field: FieldInfo, value: Any) -> Any:
@@ -173,9 +179,23 @@ def _json_safe(value: Any) -> Any:
 
 def account_view(user: dict[str, Any]) -> dict[str, Any]:
     """What the user may see of themselves, JSON-safe: the claims of their token."""
-    return {name: _json_safe(user.get(name)) for name in USER_FIELDS}
+    return {name: _json_safe(_value(user, name)) for name in USER_FIELDS}
 
 
 def owner_view(user: dict[str, Any]) -> dict[str, Any]:
     """The `User` type of the API: every non-internal field."""
-    return {name: user.get(name) for name in USER_FIELDS}
+    return {name: _value(user, name) for name in USER_FIELDS}
+
+
+def admin_view(user: dict[str, Any]) -> dict[str, Any]:
+    """The `AdminUser` type of the API: every field but the password hash."""
+    return {name: _value(user, name) for name in ADMIN_FIELDS}
+
+
+def _value(user: dict[str, Any], name: str) -> Any:
+    """A stored value; roles and disabled of a user stored before they existed read empty."""
+    if name == "roles":
+        return user.get("roles") or []
+    if name == "disabled":
+        return bool(user.get("disabled"))
+    return user.get(name)

@@ -68,11 +68,11 @@ async def send_password_recovery_email(
             pass
         else:
             raise AlreadyLoggedInError()
-    services.background.run(_mail_recovery_link(services, lookup_email(email)))
+    services.background.run(mail_recovery_link(services, lookup_email(email)))
     return True
 
 
-async def _mail_recovery_link(services: Services, email: str) -> None:
+async def mail_recovery_link(services: Services, email: str) -> None:
     """The recovery mail, unless the account is unknown or has had its share of them."""
     user = await services.store.get_user_by_email(email)
     if user is None:

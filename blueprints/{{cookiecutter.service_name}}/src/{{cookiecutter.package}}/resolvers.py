@@ -9,8 +9,9 @@ from graphql import GraphQLResolveInfo
 
 from . import audit, recovery
 from .accounts import Accounts
+from .admin import Admin, AdminUsers, require_admin
 from .mfa import Factors
-from .models import owner_view
+from .models import admin_view, owner_view
 from .sessions import Sessions
 from .users import PublicUsers
 
@@ -313,3 +314,73 @@ async def resolve_my_audit_events(
 
 
 bindables = [query, mutation, date_scalar, mongo_id_scalar]
+
+
+# The admin API (admin.py): the caller's roles are read from the stored user.
+
+
+async def _admin(info: GraphQLResolveInfo) -> Admin:
+    require_admin(await _current_user(info))
+    return Admin(info.context.services)
+
+
+@query.field("adminUsers")
+async def resolve_admin_users(
+    _: Any,
+    info: GraphQLResolveInfo,
+    filter: dict | None = None,
+    emailPrefix: str | None = None,
+    role: str | None = None,
+    page: int | None = None,
+    perPage: int | None = None,
+    sort: str | None = None,
+) -> Any:
+    await _admin(info)
+    settings = info.context.settings
+    users = AdminUsers(
+        info.context.services.store,
+        settings.max_page_size,
+        settings.max_filter_conditions,
+        emailPrefix,
+        role,
+    )
+    return await users.pagination(filter, page, perPage, sort)
+
+
+@query.field("adminUser")
+async def resolve_admin_user(_: Any, info: GraphQLResolveInfo, _id: str) -> Any:
+    return admin_view(await (await _admin(info)).user(_id))
+
+
+@mutation.field("adminUpdateUser")
+async def resolve_admin_update_user(
+    _: Any, info: GraphQLResolveInfo, _id: str, fields: dict
+) -> Any:
+    return await (await _admin(info)).update_user(_id, fields)
+
+
+@mutation.field("adminDisableUser")
+async def resolve_admin_disable_user(_: Any, info: GraphQLResolveInfo, _id: str) -> Any:
+    return await (await _admin(info)).set_disabled(_id, True)
+
+
+@mutation.field("adminEnableUser")
+async def resolve_admin_enable_user(_: Any, info: GraphQLResolveInfo, _id: str) -> Any:
+    return await (await _admin(info)).set_disabled(_id, False)
+
+
+@mutation.field("adminDeleteUser")
+async def resolve_admin_delete_user(_: Any, info: GraphQLResolveInfo, _id: str) -> bool:
+    return await (await _admin(info)).delete_user(_id)
+
+
+@mutation.field("adminEndSessions")
+async def resolve_admin_end_sessions(_: Any, info: GraphQLResolveInfo, _id: str) -> int:
+    return await (await _admin(info)).end_sessions(_id)
+
+
+@mutation.field("adminSendPasswordReset")
+async def resolve_admin_send_password_reset(
+    _: Any, info: GraphQLResolveInfo, _id: str
+) -> bool:
+    return await (await _admin(info)).send_password_reset(_id)

@@ -104,7 +104,9 @@ def _parse(field: str, value: Any) -> Any:
         raise BadRequestError(f"{field}: {error}") from None
 
 
-def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
+def to_sort(
+    value: str | None, fields: tuple[str, ...] = PUBLIC_FIELDS
+) -> tuple[tuple[str, int], ...]:
     """`AGE_DESC` -> (("age", -1), ("_id", -1)): ties broken by id, in the same
     direction, so that the (field, _id) index gives the order without a sort."""
     if not value:
@@ -113,12 +115,16 @@ def to_sort(value: str | None) -> tuple[tuple[str, int], ...]:
     order = 1 if direction == "ASC" else -1
     if key == "_ID":
         return (("_id", order),)
-    field = next(name for name in PUBLIC_FIELDS if name.upper() == key)
+    field = next(name for name in fields if name.upper() == key)
     return ((field, order), ("_id", order))
 
 
 class PublicUsers:
     """userById, userByIds, userOne, userMany, userCount, userPagination."""
+
+    #: What the queries show of a user, and the fields they sort on.
+    view = staticmethod(public_view)
+    sort_fields = PUBLIC_FIELDS
 
     def __init__(
         self, store: Store, max_page_size: int, max_filter_conditions: int
@@ -154,7 +160,7 @@ class PublicUsers:
 
     async def by_id(self, user_id: str) -> dict[str, Any] | None:
         user = await self.store.get_user(user_id) if is_valid_id(user_id) else None
-        return public_view(user) if user else None
+        return self.view(user) if user else None
 
     async def by_ids(
         self, ids: list[str | None], limit: int | None, sort: str | None
@@ -164,22 +170,22 @@ class PublicUsers:
             return []
         query = UserQuery(
             where=Compare("_id", "in", wanted),
-            sort=to_sort(sort),
+            sort=to_sort(sort, self.sort_fields),
             limit=self._limit("limit", limit, 100),
         )
-        return [public_view(user) for user in await self.store.find_users(query)]
+        return [self.view(user) for user in await self.store.find_users(query)]
 
     async def one(
         self, graphql_filter: dict | None, skip: int | None, sort: str | None
     ) -> dict[str, Any] | None:
         query = UserQuery(
             where=self._where(graphql_filter),
-            sort=to_sort(sort),
+            sort=to_sort(sort, self.sort_fields),
             skip=self._skip(skip),
             limit=1,
         )
         found = await self.store.find_users(query)
-        return public_view(found[0]) if found else None
+        return self.view(found[0]) if found else None
 
     async def many(
         self,
@@ -190,11 +196,11 @@ class PublicUsers:
     ) -> list[dict[str, Any]]:
         query = UserQuery(
             where=self._where(graphql_filter),
-            sort=to_sort(sort),
+            sort=to_sort(sort, self.sort_fields),
             skip=self._skip(skip),
             limit=self._limit("limit", limit, 100),
         )
-        return [public_view(user) for user in await self.store.find_users(query)]
+        return [self.view(user) for user in await self.store.find_users(query)]
 
     async def count(self, graphql_filter: dict | None) -> int:
         return await self.store.count_users(self._where(graphql_filter))
@@ -212,7 +218,7 @@ class PublicUsers:
         per_page = self._limit("perPage", per_page, 20)
         query = UserQuery(
             where=self._where(graphql_filter),
-            sort=to_sort(sort),
+            sort=to_sort(sort, self.sort_fields),
             skip=(page - 1) * per_page,
             limit=per_page,
         )
@@ -220,7 +226,7 @@ class PublicUsers:
         page_count = math.ceil(count / per_page)
         return {
             "count": count,
-            "items": [public_view(user) for user in items],
+            "items": [self.view(user) for user in items],
             "pageInfo": {
                 "currentPage": page,
                 "perPage": per_page,

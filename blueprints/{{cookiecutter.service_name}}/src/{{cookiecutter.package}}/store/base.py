@@ -51,7 +51,9 @@ class UnreachableDatabase(Exception):
 @dataclass(frozen=True)
 class Compare:
     field: str
-    op: str  # eq ne gt gte lt lte in nin
+    # eq ne gt gte lt lte in nin; has (a list field holds the string value),
+    # prefix (a string field starts with the value, case as stored)
+    op: str
     value: Any
 
 

@@ -626,8 +626,10 @@ def _filter(condition: Condition | None) -> dict[str, Any]:
     assert isinstance(condition, Compare)
     name, op = condition.field, condition.op
     value = _id_value(condition.value) if name == "_id" else _encode(condition.value)
-    if op == "eq":
+    if op in ("eq", "has"):  # a scalar matches a list holding it
         return {name: value}
+    if op == "prefix":
+        return {name: {"$regex": "^" + re.escape(value)}}
     if op in ("in", "nin"):
         return {name: {f"${op}": value}}
     if value is None and op != "ne":

@@ -18,7 +18,18 @@ from ..models import FIELDS, FieldInfo
 from .base import SchemaError
 
 #: Everything stored of a user: the built-in fields, then the model's.
-USER_KEYS = ("_id", "email", "email_verified", "password_hash", "created_at", *FIELDS)
+USER_KEYS = (
+    "_id",
+    "email",
+    "email_verified",
+    "password_hash",
+    "created_at",
+    "roles",
+    "disabled",
+    *FIELDS,
+)
+#: Built-in fields added after the first release, and what users stored before get.
+BUILT_IN_DEFAULTS = {"roles": [], "disabled": False}
 #: The fields of the other record kinds (the SQL tables' columns, the MongoDB documents' keys).
 REFRESH_TOKEN_KEYS = (
     "token_hash",
@@ -305,6 +316,9 @@ async def sync_users(schema: UsersSchema) -> None:
     for name, values in retyped.items():
         await schema.retype_field(name, values)
     await schema.add_missing_fields()
+    # Built-in fields no user can clear: filling what older users lack is safe.
+    for name, value in BUILT_IN_DEFAULTS.items():
+        await schema.fill(name, value)
     await schema.remember_fields(
         {
             **{name: stored[name] for name in removed},

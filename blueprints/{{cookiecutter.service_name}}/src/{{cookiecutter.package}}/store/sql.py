@@ -123,6 +123,9 @@ users = Table(
     Column("email_verified", Boolean, nullable=False, default=False),
     Column("password_hash", String(255), nullable=False),
     Column("created_at", DateTime, nullable=False),
+    # Nullable: a table of an older generation gets them empty, then filled at start.
+    Column("roles", JSON_TYPE, nullable=True),
+    Column("disabled", Boolean, nullable=True),
     *(
         Column(name, column_type(field), nullable=True)
         for name, field in FIELDS.items()
@@ -853,6 +856,13 @@ def _condition(condition: Condition, dialect: str, use_indexes: bool = True) -> 
             column, stored = type_coerce(column, Text), _json
         null = or_(null, column == stored(None))
     value, op = condition.value, condition.op
+    if op == "has":  # a list holding the string `value`
+        if dialect == "postgresql":
+            return column.contains(stored([value]))
+        # The item, quoted, in the JSON text (role names hold no quote).
+        return column.contains(_json(value), autoescape=True)
+    if op == "prefix":
+        return column.startswith(value, autoescape=True)
     if op == "eq":
         return null if value is None else column == stored(value)
     if op == "ne":
