@@ -17,8 +17,8 @@ from .. import rules
 from ..models import FIELDS, FieldInfo
 from .base import SchemaError
 
-#: Everything stored of a user: the built-in fields, then the model's.
-USER_KEYS = (
+#: What is stored of every user whatever the model.
+BUILT_IN_KEYS = (
     "_id",
     "email",
     "email_verified",
@@ -26,8 +26,9 @@ USER_KEYS = (
     "created_at",
     "roles",
     "disabled",
-    *FIELDS,
 )
+#: Everything stored of a user: the built-in fields, then the model's.
+USER_KEYS = (*BUILT_IN_KEYS, *FIELDS)
 #: Built-in fields added after the first release, and what users stored before get.
 BUILT_IN_DEFAULTS = {"roles": [], "disabled": False}
 #: The fields of the other record kinds (the SQL tables' columns, the MongoDB documents' keys).

@@ -72,7 +72,7 @@ from .base import (
     UserQuery,
     new_id,
 )
-from .schema import USER_KEYS, UserIndex, sync_users
+from .schema import BUILT_IN_KEYS, UserIndex, sync_users
 
 #: Lists (and mail contexts) are JSON; on PostgreSQL JSONB, which compares by value.
 JSON_TYPE = JSON().with_variant(JSONB(), "postgresql")
@@ -927,7 +927,7 @@ class SqlUsersSchema:
         return {
             found_column["name"]: _stored_kind(found_column["type"])
             for found_column in found
-            if found_column["name"] not in USER_KEYS[:5]
+            if found_column["name"] not in BUILT_IN_KEYS
         }
 
     async def rename_field(self, old: str, new: str) -> None:
