@@ -7,8 +7,10 @@ as an ObjectId and shown as its 24-hex string; unset fields are not stored
 datetimes to the millisecond.
 
 At start the indexes are brought up to the current model (unique indexes are
-partial, so users without a value never collide), new fields with a default
-are filled in, and data the model cannot take stops the start with the fix.
+partial, so users without a value never collide), declared renames and
+changed types are applied to the documents, new fields with a default are
+filled in once (the `schema` collection records the fields users have), and
+data the model cannot take stops the start with the fix.
 
 Without a replica set MongoDB has no multi-document transactions, so a user
 change and its side records (revoked links and sessions, one-time tokens,

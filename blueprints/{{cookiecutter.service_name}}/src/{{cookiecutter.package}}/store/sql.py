@@ -3,8 +3,9 @@
 One typed table per record kind. The users table is built at import from the
 model's field table (models.FIELDS), with the indexes store/schema.py
 decides. At start the schema is brought up to the current model in place
-(schema.sync_users): new columns are added (and filled with their default),
-indexes are created or dropped, and data the model cannot take stops the
+(schema.sync_users): declared renames rename columns, a changed type is
+converted into a column of the new type, new columns are added (and filled
+with their default, once), indexes are created or dropped, and data the model cannot take stops the
 start with the fix. On PostgreSQL that runs under an advisory lock, so of
 several instances starting at once one migrates and the others wait for it.
 """
