@@ -141,15 +141,20 @@ def _problem(detail: dict) -> str:
 def admin_command(args: argparse.Namespace) -> int:
     """Run `admin ACTION` on the configured database; one line on stderr for a mistake."""
     from .admin import run_command
+    from .audit import Audit
+    from .mail import Mailer
     from .settings import Settings
     from .store import SchemaError, UnreachableDatabase, open_store
 
     async def run() -> str:
-        store = open_store(Settings().database)
+        settings = Settings()
+        store = open_store(settings.database)
         await store.open()
         try:
             return await run_command(
                 store,
+                # Webhook deliveries of its events wait in the outbox for the service's workers.
+                Audit(settings, store, Mailer(settings, store)),
                 args.action,
                 getattr(args, "email", ""),
                 getattr(args, "role", ""),

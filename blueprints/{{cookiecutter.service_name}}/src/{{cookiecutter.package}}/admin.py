@@ -3,21 +3,29 @@
 Every operation is checked against the caller as stored now, not against the
 roles claim of their token: a revoked admin loses the API at once. No change
 may leave the service without an enabled admin (LastAdminError), so there is
-always someone who can undo a mistake.
+always someone who can undo a mistake: the store makes such a write and its
+check one step (store.base.UserStore.update_user's `keep`), so two admins
+demoting each other at once cannot both succeed. Every action is recorded in
+the audit trail with the admin's id as actor (`system` for the command).
 """
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
-from . import recovery
+from . import audit, recovery
 from .accounts import call_hook, duplicate_error, valid_email
 from .errors import (
     LastAdminError,
+    NoSecondFactorError,
+    TooManyRequestsError,
     UnauthorizedError,
     UserNotFoundError,
     UserValidationError,
 )
 from .links import RESET_PASSWORD, VERIFY_EMAIL
-from .models import FIELDS, ROLES, admin_view, validate_fields
+from .mail import outbox_record
+from .mfa import CHALLENGE
+from .models import FIELDS, ROLES, account_view, admin_view, validate_fields
 from .rules import normalize_email
 from .services import Services
 from .store import (
@@ -26,6 +34,7 @@ from .store import (
     Compare,
     Condition,
     DuplicateValueError,
+    LastMatchError,
     SideWrites,
     Store,
     UserQuery,
@@ -63,16 +72,25 @@ def valid_roles(values: list[str]) -> list[str]:
     return [role for role in ROLES if role in values]
 
 
-async def keep_an_admin(store: Store, user: dict[str, Any]) -> None:
-    """LastAdminError if `user` is the only enabled admin (the check precedes the
-    write: two admins demoting each other at the same instant can both pass)."""
-    if not is_admin(user) or user.get("disabled"):
-        return
-    enabled_admins = AllOf(
-        (Compare("roles", "has", ADMIN), Compare("disabled", "ne", True))
-    )
-    if await store.count_users(enabled_admins) <= 1:
-        raise LastAdminError()
+ENABLED_ADMINS = AllOf(
+    (Compare("roles", "has", ADMIN), Compare("disabled", "ne", True))
+)
+T = TypeVar("T")
+
+
+def keep_for(user: dict[str, Any]) -> Condition | None:
+    """What a write taking `user` out of the enabled admins must leave matched:
+    another enabled admin (None if the user is none)."""
+    return ENABLED_ADMINS if is_admin(user) and not user.get("disabled") else None
+
+
+def role_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
+    """The roles granted and revoked between two states of a user (an event's details)."""
+    old, new = before.get("roles") or [], after.get("roles") or []
+    return {
+        "granted": [role for role in new if role not in old],
+        "revoked": [role for role in old if role not in new],
+    }
 
 
 class AdminUsers(PublicUsers):
@@ -110,9 +128,33 @@ class Admin:
     """adminUser, adminUpdateUser, adminDisableUser, adminEnableUser,
     adminDeleteUser, adminEndSessions, adminSendPasswordReset."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, actor: str) -> None:
+        """`actor`: the calling admin's id, recorded with each action."""
         self.services = services
         self.store = services.store
+        self.actor = actor
+        self.trail = services.accounts.audit
+
+    async def _record(
+        self,
+        event: str,
+        user_id: str,
+        outcome: str = audit.SUCCESS,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        await self.trail.record(
+            event, user_id, actor=self.actor, outcome=outcome, details=details
+        )
+
+    async def _guarded(self, event: str, user_id: str, write: Awaitable[T]) -> T:
+        """A write the store refuses if it would leave no enabled admin:
+        LastAdminError then, recorded as a failed `event`."""
+        try:
+            return await write
+        except LastMatchError:
+            details = {"reason": "last_admin"}
+            await self._record(event, user_id, audit.FAILURE, details)
+            raise LastAdminError() from None
 
     async def user(self, user_id: str) -> dict[str, Any]:
         user = await self.store.get_user(user_id) if is_valid_id(user_id) else None
@@ -136,54 +178,107 @@ class Admin:
             side = SideWrites(revoked_purposes=[VERIFY_EMAIL, RESET_PASSWORD])
         if verified is not None:
             changes["email_verified"] = verified
+        keep = None
         if roles is not None:
             changes["roles"] = valid_roles(roles)
             if ADMIN not in changes["roles"]:
-                await keep_an_admin(self.store, user)
+                keep = keep_for(user)
+        write = self.store.update_user(user_id, changes, side, keep=keep)
         try:
-            updated = await self.store.update_user(user_id, changes, side)
+            updated = await self._guarded(audit.USER_UPDATED, user_id, write)
         except DuplicateValueError as error:
             raise duplicate_error(error) from None
         if updated is None:
             raise UserNotFoundError("No user has this id.")
+        # Which fields changed, never their values.
+        changed = sorted(n for n in changes if updated.get(n) != user.get(n))
+        await self._record(audit.USER_UPDATED, user_id, details={"fields": changed})
+        if "roles" in changed:
+            details = role_changes(user, updated)
+            await self._record(audit.ROLES_CHANGED, user_id, details=details)
         return admin_view(updated)
 
     async def set_disabled(self, user_id: str, disabled: bool) -> dict[str, Any]:
         """A disabled user's sessions end with the change; their auth tokens are
         refused from then on (authenticate reads the stored user)."""
         user = await self.user(user_id)
-        if disabled:
-            await keep_an_admin(self.store, user)
+        event = audit.ACCOUNT_DISABLED if disabled else audit.ACCOUNT_ENABLED
         side = SideWrites(end_sessions=True) if disabled else None
-        updated = await self.store.update_user(user_id, {"disabled": disabled}, side)
+        keep = keep_for(user) if disabled else None
+        write = self.store.update_user(user_id, {"disabled": disabled}, side, keep=keep)
+        updated = await self._guarded(event, user_id, write)
         if updated is None:
             raise UserNotFoundError("No user has this id.")
+        await self._record(event, user_id)
         return admin_view(updated)
 
     async def delete_user(self, user_id: str) -> bool:
         user = await self.user(user_id)
-        await keep_an_admin(self.store, user)
+        keep = keep_for(user)
+        deleted = await self._guarded(
+            audit.ACCOUNT_DELETED, user_id, self._delete(user, keep)
+        )
+        await self._record(audit.ACCOUNT_DELETED, user_id)
+        return deleted
+
+    async def _delete(self, user: dict[str, Any], keep: Condition | None) -> bool:
+        # Checked before the hook too, which should not run for a refused deletion.
+        if keep is not None and await self.store.count_users(keep) <= 1:
+            raise LastMatchError()
         await call_hook("before_delete", user)
-        return await self.store.delete_user(user_id)
+        return await self.store.delete_user(user["_id"], keep)
 
     async def end_sessions(self, user_id: str) -> int:
         """How many refresh tokens ended: every device of the user must log in again."""
         await self.user(user_id)
-        return await self.store.end_user_sessions(user_id)
+        ended = await self.store.end_user_sessions(user_id)
+        details = {"sessions": "all", "count": ended}
+        await self._record(audit.SESSION_ENDED, user_id, details=details)
+        return ended
 
     async def send_password_reset(self, user_id: str) -> bool:
-        """A recovery link to the user's address, within its mail limit."""
+        """A recovery link to the user's address, within its mail limit
+        (TooManyRequestsError beyond it: the admin may be told)."""
         user = await self.user(user_id)
-        await recovery.mail_recovery_link(self.services, user["email"])
+        if not await recovery.mail_recovery_link(
+            self.services, user["email"], self.actor
+        ):
+            event = audit.PASSWORD_RESET_REQUESTED
+            await self._record(event, user_id, audit.THROTTLED)
+            raise TooManyRequestsError(
+                "This address has had its share of mails; try again later."
+            )
         return True
+
+    async def remove_second_factors(self, user_id: str) -> int:
+        """Every second factor of the user goes (a lost authenticator), with
+        their sessions and pending second-factor logins; the user gets the
+        mfa_removed notice. Returns how many factor records went."""
+        user = await self.user(user_id)
+        removed = await self.store.delete_factors(user_id)
+        if not removed:
+            raise NoSecondFactorError("This user has no second factor.")
+        await self.store.delete_user_tokens(user_id, CHALLENGE)
+        await self.store.end_user_sessions(user_id)
+        notice = outbox_record(
+            user["email"], "mfa_removed_email", {"user": account_view(user)}
+        )
+        await self.store.add_side_writes(SideWrites(mails=[notice]))
+        self.services.mailer.wake()
+        details = {"factors": removed}
+        await self._record(audit.SECOND_FACTORS_REMOVED, user_id, details=details)
+        return removed
 
 
 # `python -m <package> admin ...`: roles given on the server, for the first admin.
 
 
-async def run_command(store: Store, command: str, email: str, role: str) -> str:
+async def run_command(
+    store: Store, trail: audit.Audit, command: str, email: str, role: str
+) -> str:
     """grant, revoke or list; the line to print. ValueError(one line) for a
-    mistake: an unknown email or role, the last admin's admin role."""
+    mistake: an unknown email or role, the last admin's admin role. A grant
+    or revoke is recorded as roles_changed with the actor `system`."""
     if command == "list":
         return "\n".join(await _role_holders(store)) or "(no user has a role)"
     if role not in ROLES:
@@ -196,17 +291,29 @@ async def run_command(store: Store, command: str, email: str, role: str) -> str:
     if user is None:
         raise ValueError(f"no user has the email {email!r}")
     roles = set(user.get("roles") or [])
+    keep = None
     if command == "grant":
         roles.add(role)
     else:
-        if role == ADMIN:
-            try:
-                await keep_an_admin(store, user)
-            except LastAdminError as error:
-                raise ValueError(str(error)) from None
         roles.discard(role)
-    await store.update_user(user["_id"], {"roles": valid_roles(sorted(roles))})
-    return f"{user['email']}: {' '.join(valid_roles(sorted(roles))) or '(no roles)'}"
+        keep = keep_for(user) if role == ADMIN else None
+    changes = {"roles": valid_roles(sorted(roles))}
+    try:
+        updated = await store.update_user(user["_id"], changes, keep=keep)
+    except LastMatchError:
+        await trail.record(
+            audit.ROLES_CHANGED,
+            user["_id"],
+            audit.SYSTEM,
+            outcome=audit.FAILURE,
+            details={"reason": "last_admin"},
+        )
+        raise ValueError(LastAdminError.message) from None
+    if updated is None:
+        raise ValueError(f"no user has the email {email!r}")
+    details = role_changes(user, updated)
+    await trail.record(audit.ROLES_CHANGED, user["_id"], audit.SYSTEM, details=details)
+    return f"{updated['email']}: {' '.join(updated['roles']) or '(no roles)'}"
 
 
 async def _role_holders(store: Store) -> list[str]:

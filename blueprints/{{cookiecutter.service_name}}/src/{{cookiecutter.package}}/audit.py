@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .errors import BadRequestError
 from .mail import Mailer, outbox_record
 from .settings import Settings
-from .store import Store, new_id
+from .store import Store, is_valid_id, new_id
 from .webhooks import TEMPLATE as WEBHOOK
 
 #: Longer user agents are cut (they are the client's to write).
@@ -35,6 +36,7 @@ SYSTEM = "system"
 SUCCESS = "success"
 FAILURE = "failure"
 THROTTLED = "throttled"
+OUTCOMES = (SUCCESS, FAILURE, THROTTLED)
 
 # Events.
 REGISTER = "register"
@@ -48,6 +50,13 @@ PASSWORD_RESET = "password_reset"
 EMAIL_CHANGED = "email_changed"
 ACCOUNT_DELETED = "account_deleted"
 SESSION_ENDED = "session_ended"
+# Admin actions (admin.py; the actor is the admin's id, or system for the
+# `admin` command). A refused one is recorded too, with outcome failure.
+USER_UPDATED = "user_updated"
+ROLES_CHANGED = "roles_changed"
+ACCOUNT_DISABLED = "account_disabled"
+ACCOUNT_ENABLED = "account_enabled"
+SECOND_FACTORS_REMOVED = "second_factors_removed"
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,37 @@ class Audit:
         """The user's own events, newest first, `before` an event id (the cursor)."""
         limit = max(0, min(limit, self.settings.max_page_size))
         return await self.store.list_audit_events(user_id, before, limit)
+
+    async def search(
+        self,
+        limit: int,
+        before: str | None = None,
+        user_id: str | None = None,
+        event: str | None = None,
+        outcome: str | None = None,
+        actor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Everyone's events for an admin, newest first: each filter is served
+        by an index of the store, a page is at most AUTH_MAX_PAGE_SIZE events."""
+        if limit < 1:
+            raise BadRequestError("limit must be at least 1.")
+        for name, value in (("before", before), ("userId", user_id)):
+            if value is not None and not is_valid_id(value):
+                raise BadRequestError(f"{name} is not an id (24 hexadecimal digits).")
+        if outcome is not None and outcome not in OUTCOMES:
+            raise BadRequestError(f"outcome is one of: {', '.join(OUTCOMES)}.")
+        return await self.store.list_audit_events(
+            user_id,
+            before,
+            min(limit, self.settings.max_page_size),
+            None if event is None else [event],
+            actor=actor,
+            outcome=outcome,
+            since=since,
+            until=until,
+        )
 
 
 def payload(record: dict[str, Any]) -> dict[str, Any]:

@@ -72,21 +72,27 @@ async def send_password_recovery_email(
     return True
 
 
-async def mail_recovery_link(services: Services, email: str) -> None:
-    """The recovery mail, unless the account is unknown or has had its share of them."""
+async def mail_recovery_link(
+    services: Services, email: str, actor: str = audit.SELF
+) -> bool:
+    """The recovery mail, unless the account is unknown or has had its share of
+    them; whether it went. `actor`: who asked (an admin's id for an admin)."""
     user = await services.store.get_user_by_email(email)
     if user is None:
-        return
+        return False
     try:
         await services.accounts.limits.enter(
             mail_limit(services.settings, RESET_PASSWORD, user["email"])
         )
     except TooManyRequestsError:
-        return
+        return False
     await services.store.delete_user_tokens(user["_id"], RESET_PASSWORD)
     await services.store.add_side_writes(recovery_writes(services.settings, user))
     services.mailer.wake()
-    await services.accounts.audit.record(audit.PASSWORD_RESET_REQUESTED, user["_id"])
+    await services.accounts.audit.record(
+        audit.PASSWORD_RESET_REQUESTED, user["_id"], actor
+    )
+    return True
 
 
 async def reset_password(

@@ -299,6 +299,7 @@ def _audit_event(event: dict[str, Any]) -> dict[str, Any]:
     """An audit event as the AuditEvent type has it (for admin listings too)."""
     return {
         **audit.payload(event),
+        "userId": event["user_id"],
         "userAgent": event["user_agent"],
         "details": json.dumps(event["details"]),
     }
@@ -320,8 +321,9 @@ bindables = [query, mutation, date_scalar, mongo_id_scalar]
 
 
 async def _admin(info: GraphQLResolveInfo) -> Admin:
-    require_admin(await _current_user(info))
-    return Admin(info.context.services)
+    """The admin API for the caller, who must hold the admin role (recorded as the actor)."""
+    caller = require_admin(await _current_user(info))
+    return Admin(info.context.services, caller["_id"])
 
 
 @query.field("adminUsers")
@@ -384,3 +386,38 @@ async def resolve_admin_send_password_reset(
     _: Any, info: GraphQLResolveInfo, _id: str
 ) -> bool:
     return await (await _admin(info)).send_password_reset(_id)
+
+
+@mutation.field("adminRemoveSecondFactors")
+async def resolve_admin_remove_second_factors(
+    _: Any, info: GraphQLResolveInfo, _id: str
+) -> int:
+    return await (await _admin(info)).remove_second_factors(_id)
+
+
+def _moment(value: str | None) -> dt.datetime | None:
+    """A Date argument as an aware datetime (UTC when it names no zone)."""
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@query.field("adminAuditEvents")
+async def resolve_admin_audit_events(
+    _: Any,
+    info: GraphQLResolveInfo,
+    limit: int,
+    before: str | None = None,
+    userId: str | None = None,
+    event: str | None = None,
+    outcome: str | None = None,
+    actor: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Any:
+    await _admin(info)
+    events = await _accounts(info).audit.search(
+        limit, before, userId, event, outcome, actor, _moment(since), _moment(until)
+    )
+    return [_audit_event(item) for item in events]

@@ -8,7 +8,7 @@ database is behind them.
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -29,12 +29,26 @@ def is_valid_id(value: object) -> bool:
     return isinstance(value, str) and ObjectId.is_valid(value)
 
 
+def id_bound(moment: datetime, later: bool = False) -> str:
+    """The smallest id made in `moment`'s second (with `later`, in the next
+    one): ids start with their creation second, so a time range is an id range
+    every (field, _id) index serves; the exact times are checked on the few
+    records of the edge seconds."""
+    second = moment.replace(microsecond=0) + timedelta(seconds=1 if later else 0)
+    return str(ObjectId.from_datetime(second))
+
+
 class DuplicateValueError(Exception):
     """A write refused by a unique index; `field` names the field."""
 
     def __init__(self, field: str) -> None:
         super().__init__(f"duplicate value of {field}")
         self.field = field
+
+
+class LastMatchError(Exception):
+    """A write refused because no user would match its `keep` condition after it
+    (e.g. the last enabled admin); nothing was written."""
 
 
 class SchemaError(Exception):
@@ -129,13 +143,18 @@ class UserStore(ABC):
         side: SideWrites | None = None,
         *,
         expected: dict[str, Any] | None = None,
+        keep: Condition | None = None,
     ) -> dict[str, Any] | None:
         """Apply changes and return the updated user; None if it is gone, or if
-        it no longer has the `expected` values (checked in the same write)."""
+        it no longer has the `expected` values (checked in the same write).
+        With `keep`, LastMatchError if no user would match it afterwards: the
+        write and the check are one step against concurrent guarded writes
+        (SQL; MongoDB: best effort, see mongodb.py)."""
 
     @abstractmethod
-    async def delete_user(self, user_id: str) -> bool:
-        """Remove the user with their sessions and one-time tokens."""
+    async def delete_user(self, user_id: str, keep: Condition | None = None) -> bool:
+        """Remove the user with their sessions, one-time tokens and factors;
+        `keep` as in update_user."""
 
     @abstractmethod
     async def find_users(self, query: UserQuery) -> list[dict[str, Any]]: ...
@@ -280,6 +299,11 @@ class FactorStore(ABC):
     @abstractmethod
     async def delete_factor(self, user_id: str) -> bool: ...
 
+    @abstractmethod
+    async def delete_factors(self, user_id: str) -> int:
+        """Remove every second factor of the user, of every kind kept here (an
+        admin's removal); returns how many records went."""
+
 
 class AuditStore(ABC):
     """The audit trail: security events, newest first."""
@@ -298,9 +322,17 @@ class AuditStore(ABC):
         before: str | None = None,
         limit: int = 20,
         events: list[str] | None = None,
+        *,
+        actor: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
         """Events newest first: of one user (None: of everyone), with an id
-        before `before` (ids grow with time), of the given kinds (None: all)."""
+        before `before` (ids grow with time), of the given kinds (None: all),
+        actor and outcome, at `since` or later and before `until`. Every
+        filter is served by an index: (user_id, _id), (event, _id), (actor,
+        _id), (outcome, _id); times bound the ids too (id_bound)."""
 
 
 class Store(

@@ -21,6 +21,12 @@ can ask for the mail again (e.g. sendVerificationEmail). Every other
 operation is a single atomic document update: a refresh token is rotated with
 a conditional update, so two concurrent refreshes cannot both claim it, and a
 mail is leased the same way.
+
+A write guarded by a `keep` condition (the last enabled admin) is checked
+without a lock, best effort: a deletion checks that another user matches
+before it deletes; an update checks after it writes and puts the user back
+if nobody matches any more. Two such writes at the same instant can still
+both pass; on SQL databases they cannot.
 """
 
 import asyncio
@@ -46,11 +52,13 @@ from .base import (
     Compare,
     Condition,
     DuplicateValueError,
+    LastMatchError,
     Rotation,
     SideWrites,
     Store,
     UnreachableDatabase,
     UserQuery,
+    id_bound,
     new_id,
 )
 from .schema import (
@@ -199,10 +207,10 @@ class MongoStore(Store):
             [("status", ASCENDING), ("created_at", ASCENDING)],
             name="ix_outbox_status_created",
         )
-        await self.audit_events.create_index(
-            [("user_id", ASCENDING), ("_id", ASCENDING)],
-            name="ix_audit_events_user_id",
-        )
+        for key in ("user_id", "event", "actor", "outcome"):
+            await self.audit_events.create_index(
+                [(key, ASCENDING), ("_id", ASCENDING)], name=f"ix_audit_events_{key}"
+            )
         await self.audit_events.create_index("at", name="ix_audit_events_at")
 
     async def _reach(self) -> None:
@@ -259,6 +267,7 @@ class MongoStore(Store):
         side: SideWrites | None = None,
         *,
         expected: dict[str, Any] | None = None,
+        keep: Condition | None = None,
     ) -> dict[str, Any] | None:
         if not ObjectId.is_valid(user_id):
             return None
@@ -276,6 +285,7 @@ class MongoStore(Store):
         if removed:
             update["$unset"] = removed
         try:
+            previous = await self.users.find_one(selector) if keep else None
             if update:
                 document = await self.users.find_one_and_update(
                     selector, update, return_document=ReturnDocument.AFTER
@@ -286,6 +296,11 @@ class MongoStore(Store):
             raise DuplicateValueError(_duplicate_field(error)) from None
         if document is None:
             return None
+        if keep is not None and not await self.users.count_documents(
+            _filter(keep), limit=1
+        ):
+            await self.users.replace_one({"_id": document["_id"]}, previous)
+            raise LastMatchError()
         if side is not None:
             if side.revoked_purposes:
                 await self.user_tokens.delete_many(
@@ -296,9 +311,14 @@ class MongoStore(Store):
         await self.add_side_writes(side)
         return _user(document)
 
-    async def delete_user(self, user_id: str) -> bool:
+    async def delete_user(self, user_id: str, keep: Condition | None = None) -> bool:
         if not ObjectId.is_valid(user_id):
             return False
+        others = {"_id": {"$ne": ObjectId(user_id)}}
+        if keep is not None and not await self.users.count_documents(
+            {"$and": [_filter(keep), others]}, limit=1
+        ):
+            raise LastMatchError()
         await self.refresh_tokens.delete_many({"user_id": user_id})
         await self.user_tokens.delete_many({"user_id": user_id})
         await self.factors.delete_one({"_id": user_id})
@@ -415,14 +435,37 @@ class MongoStore(Store):
         before: str | None = None,
         limit: int = 20,
         events: list[str] | None = None,
+        *,
+        actor: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
         if limit <= 0:
             return []  # MongoDB reads a limit of 0 as "no limit"
-        selector: dict[str, Any] = {}
-        if user_id is not None:
-            selector["user_id"] = user_id
+        selector: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("user_id", user_id),
+                ("actor", actor),
+                ("outcome", outcome),
+            )
+            if value is not None
+        }
+        ids: dict[str, Any] = {}
+        at: dict[str, Any] = {}
         if before is not None:
-            selector["_id"] = {"$lt": before}
+            ids["$lt"] = before
+        if since is not None:
+            ids["$gte"], at["$gte"] = id_bound(since), since
+        if until is not None:
+            bound = id_bound(until, later=True)
+            ids["$lt"] = min(ids.get("$lt", bound), bound)
+            at["$lt"] = until
+        if ids:
+            selector["_id"] = ids
+        if at:
+            selector["at"] = at
         if events is not None:
             selector["event"] = {"$in": events}
         cursor = self.audit_events.find(selector, sort=[("_id", -1)], limit=limit)
@@ -548,6 +591,13 @@ class MongoStore(Store):
     async def delete_factor(self, user_id: str) -> bool:
         result = await self.factors.delete_one({"_id": user_id})
         return result.deleted_count > 0
+
+    async def delete_factors(self, user_id: str) -> int:
+        # Keyed by the user's id (TOTP), or holding it (other kinds).
+        result = await self.factors.delete_many(
+            {"$or": [{"_id": user_id}, {"user_id": user_id}]}
+        )
+        return result.deleted_count
 
 
 def _encode(value: Any) -> Any:

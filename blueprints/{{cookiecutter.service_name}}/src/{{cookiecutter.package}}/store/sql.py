@@ -66,11 +66,13 @@ from .base import (
     AnyOf,
     Condition,
     DuplicateValueError,
+    LastMatchError,
     Rotation,
     SideWrites,
     Store,
     UnreachableDatabase,
     UserQuery,
+    id_bound,
     new_id,
 )
 from .schema import BUILT_IN_KEYS, UserIndex, sync_users
@@ -101,6 +103,8 @@ _PYTHON_KINDS = {
 }
 #: Any number: the key of the advisory lock held while one instance migrates.
 MIGRATION_LOCK = 4_210_731_604
+#: The key of the advisory lock held by writes guarded by a `keep` condition.
+KEEP_LOCK = 4_210_731_605
 
 
 def column_type(field: FieldInfo) -> TypeEngine:
@@ -215,7 +219,11 @@ audit_events = Table(
     Column("user_agent", String(256), nullable=True),
     Column("outcome", String(16), nullable=False),
     Column("details", JSON_TYPE, nullable=False),
+    # One index per filter of adminAuditEvents, each walked newest first.
     Index("ix_audit_events_user_id", "user_id", "_id"),
+    Index("ix_audit_events_event", "event", "_id"),
+    Index("ix_audit_events_actor", "actor", "_id"),
+    Index("ix_audit_events_outcome", "outcome", "_id"),
 )
 
 _TABLES_BY_RECORD = {"tokens": user_tokens, "mails": outbox}
@@ -314,6 +322,7 @@ class SqlStore(Store):
             await connection.execute(text("DROP TABLE IF EXISTS login_failures"))
             await connection.run_sync(metadata.create_all)
             await connection.run_sync(_add_missing_columns, refresh_tokens)
+            await connection.run_sync(_add_missing_indexes, audit_events)
             await sync_users(SqlUsersSchema(connection))
 
     async def _reach(self) -> None:
@@ -365,16 +374,19 @@ class SqlStore(Store):
         side: SideWrites | None = None,
         *,
         expected: dict[str, Any] | None = None,
+        keep: Condition | None = None,
     ) -> dict[str, Any] | None:
         selected = [users.c._id == user_id]
         selected += [
             users.c[name] == _to_db(value) for name, value in (expected or {}).items()
         ]
         async with self.engine.begin() as connection:
+            await _lock_for_keep(connection, keep)
             if changes:
                 statement = update(users).where(*selected).values(_values(changes))
                 if (await _guard_unique(connection.execute(statement))).rowcount == 0:
                     return None
+            await _check_keep(connection, keep)
             row = (await connection.execute(select(users).where(*selected))).first()
             if row is None:
                 return None
@@ -382,8 +394,9 @@ class SqlStore(Store):
             await _write_side(connection, side)
             return _row(users, row)
 
-    async def delete_user(self, user_id: str) -> bool:
+    async def delete_user(self, user_id: str, keep: Condition | None = None) -> bool:
         async with self.engine.begin() as connection:
+            await _lock_for_keep(connection, keep)
             await _end_sessions(connection, refresh_tokens.c.user_id == user_id)
             await connection.execute(
                 delete(user_tokens).where(user_tokens.c.user_id == user_id)
@@ -394,6 +407,7 @@ class SqlStore(Store):
             result = await connection.execute(
                 delete(users).where(users.c._id == user_id)
             )
+            await _check_keep(connection, keep)
             return result.rowcount > 0
 
     async def find_users(self, query: UserQuery) -> list[dict[str, Any]]:
@@ -529,15 +543,33 @@ class SqlStore(Store):
         before: str | None = None,
         limit: int = 20,
         events: list[str] | None = None,
+        *,
+        actor: str | None = None,
+        outcome: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
         event = audit_events.c
         statement = select(audit_events).order_by(event._id.desc()).limit(limit)
-        if user_id is not None:
-            statement = statement.where(event.user_id == user_id)
+        for column, value in (
+            (event.user_id, user_id),
+            (event.actor, actor),
+            (event.outcome, outcome),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
         if before is not None:
             statement = statement.where(event._id < before)
         if events is not None:
             statement = statement.where(event.event.in_(events))
+        if since is not None:
+            statement = statement.where(
+                event._id >= id_bound(since), event.at >= _to_db(since)
+            )
+        if until is not None:
+            statement = statement.where(
+                event._id < id_bound(until, later=True), event.at < _to_db(until)
+            )
         async with self.engine.connect() as connection:
             rows = await connection.execute(statement)
             return [_row(audit_events, row) for row in rows]
@@ -698,11 +730,14 @@ class SqlStore(Store):
             return result.rowcount == 1
 
     async def delete_factor(self, user_id: str) -> bool:
+        return await self.delete_factors(user_id) > 0
+
+    async def delete_factors(self, user_id: str) -> int:
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 delete(factors).where(factors.c.user_id == user_id)
             )
-            return result.rowcount > 0
+            return result.rowcount
 
     async def _one(self, table: Table, statement: Any) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
@@ -719,6 +754,25 @@ async def _guard_unique(execution: Any) -> Any:
         if match is None:
             raise
         raise DuplicateValueError(match.group(1) or match.group(2)) from None
+
+
+async def _lock_for_keep(connection: AsyncConnection, keep: Condition | None) -> None:
+    """Serialize the writes guarded by a `keep` condition.
+
+    PostgreSQL: an advisory lock held until commit, so two guarded writes (two
+    admins demoting each other) never both count the other as remaining.
+    SQLite needs none: the guarded write is the transaction's first
+    statement, which takes the database's only write lock before it reads.
+    """
+    if keep is not None and connection.dialect.name == "postgresql":
+        await connection.execute(select(func.pg_advisory_xact_lock(KEEP_LOCK)))
+
+
+async def _check_keep(connection: AsyncConnection, keep: Condition | None) -> None:
+    """After the write, in its transaction: LastMatchError (rolling it back)
+    if no user matches `keep` any more."""
+    if keep is not None and await _count(connection, keep) == 0:
+        raise LastMatchError()
 
 
 async def _revoke(
@@ -903,6 +957,12 @@ def _add_missing_columns(connection: Any, table: Table) -> None:
             continue
         ddl = CreateColumn(column).compile(dialect=connection.dialect)
         connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
+
+def _add_missing_indexes(connection: Any, table: Table) -> None:
+    """Create the indexes a table made by an older generation lacks."""
+    for index in table.indexes:
+        index.create(connection, checkfirst=True)
 
 
 def _stored_kind(stored: TypeEngine) -> str:
