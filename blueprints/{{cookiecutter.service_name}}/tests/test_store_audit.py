@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 import test_store
+from bson import ObjectId
+from sqlalchemy import inspect
 
 from {{ cookiecutter.package }}.mail import outbox_record
 from {{ cookiecutter.package }}.store import Rotation, new_id
+from {{ cookiecutter.package }}.store.sql import SqlStore
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +162,52 @@ async def test_purge_forgets_events_older_than_the_retention(store):
     assert len(await store.list_audit_events()) == 2  # no retention given
     await store.purge_expired(NOW, NOW, NOW, audit_before=NOW - dt.timedelta(days=90))
     assert await store.list_audit_events() == [recent]
+
+
+async def test_audit_events_filter_by_actor_outcome_and_time(store):
+    second = dt.timedelta(seconds=1)
+    events = [
+        audit_event("u1", at=NOW - 3 * second),
+        audit_event("u1", "user_updated", actor="a1", at=NOW - second),
+        audit_event("u2", outcome="failure", at=NOW),
+        audit_event("u2", "account_disabled", actor="a1", outcome="failure", at=NOW),
+    ]
+    for event in events:
+        event["_id"] = str(ObjectId.from_datetime(event["at"]))[:8] + event["_id"][8:]
+        await store.add_audit_event(event)
+    assert await store.list_audit_events(actor="a1") == [events[3], events[1]]
+    assert await store.list_audit_events(outcome="failure") == [events[3], events[2]]
+    assert await store.list_audit_events("u2", outcome="failure", actor="a1") == [
+        events[3]
+    ]
+    # `since` inclusive, `until` exclusive, to the microsecond (or MongoDB's millisecond).
+    assert await store.list_audit_events(since=NOW - second) == events[:0:-1]
+    assert await store.list_audit_events(until=NOW - second) == [events[0]]
+    assert await store.list_audit_events(
+        since=NOW - 2 * second, until=NOW, actor="a1"
+    ) == [events[1]]
+    assert await store.list_audit_events(since=NOW, before=events[3]["_id"]) == [
+        events[2]
+    ]
+
+
+async def test_every_audit_filter_has_its_index(store):
+    """(field, _id) for each filter: a listing walks one index newest first,
+    whatever the filter; a database of an older generation gets them at start."""
+    expected = {
+        f"ix_audit_events_{key}" for key in ("user_id", "event", "actor", "outcome")
+    }
+    if isinstance(store, SqlStore):
+        await test_store.execute_sql(store, 'DROP INDEX "ix_audit_events_actor"')
+        await store.open()
+
+        async def indexes() -> set[str]:
+            async with store.engine.connect() as connection:
+                found = await connection.run_sync(
+                    lambda sync: inspect(sync).get_indexes("audit_events")
+                )
+            return {index["name"] for index in found}
+
+        assert expected <= await indexes()
+    else:
+        assert expected <= set(await store.audit_events.index_information())

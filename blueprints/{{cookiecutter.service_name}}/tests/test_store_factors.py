@@ -71,3 +71,13 @@ async def test_delete_user_removes_their_factor(store):
     await store.put_factor(factor(user["_id"]))
     await store.delete_user(user["_id"])
     assert await store.get_factor(user["_id"]) is None
+
+
+async def test_delete_factors_removes_every_factor_of_the_user_only(store):
+    user_id, other_id = new_id(), new_id()
+    for owner in (user_id, other_id):
+        await store.put_factor(factor(owner))
+    assert await store.delete_factors(user_id) == 1
+    assert await store.get_factor(user_id) is None
+    assert await store.delete_factors(user_id) == 0
+    assert await store.get_factor(other_id) is not None
