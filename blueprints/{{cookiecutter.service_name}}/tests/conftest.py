@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -235,7 +235,9 @@ def database_url_for(folder: Path) -> str:
     return f"sqlite:///{folder / 'test.db'}"
 
 
-def service_env(folder: Path, smtp: MailSink | None = None) -> dict[str, str]:
+def service_env(folder: Path, smtp: MailSink | int | None = None) -> dict[str, str]:
+    """The settings of a service in `folder`; mail to `smtp` (a sink, or the
+    port of a server: one that is down, one started later), else to files."""
     env = {
         "AUTH_DATABASE_URL": database_url_for(folder),
         "AUTH_PRIVATE_KEY_FILE": str(folder / "keys" / "private.pem"),
@@ -250,7 +252,7 @@ def service_env(folder: Path, smtp: MailSink | None = None) -> dict[str, str]:
         env.update(
             {
                 "AUTH_SMTP_HOST": "127.0.0.1",
-                "AUTH_SMTP_PORT": str(smtp.port),
+                "AUTH_SMTP_PORT": str(smtp if isinstance(smtp, int) else smtp.port),
                 "AUTH_SMTP_TLS": "none",
             }
         )
@@ -277,3 +279,24 @@ def service(
 @pytest.fixture
 def client(service: Service) -> GraphQLClient:
     return service.client()
+
+
+@pytest.fixture
+def make_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Starts services with their own settings, each in a folder of its own;
+    all stop at the end of the test. `smtp` as in service_env."""
+    started: list[Service] = []
+
+    def make(
+        smtp: MailSink | int | None = None, workers: int = 1, **env: str
+    ) -> Service:
+        folder = tmp_path / f"service{len(started)}"
+        folder.mkdir()
+        running = Service(folder, {**service_env(folder, smtp), **env}, workers)
+        started.append(running)
+        running.start()
+        return running
+
+    yield make
+    for running in started:
+        running.stop()

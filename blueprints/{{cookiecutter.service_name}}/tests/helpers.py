@@ -190,7 +190,8 @@ def post(
 def running_service(
     folder: Path, smtp: MailSink | None = None, **env: str
 ) -> Iterator[Service]:
-    """A service of its own, started with these extra settings and stopped on leaving."""
+    """A service of its own, started with these extra settings and stopped on
+    leaving (a module's own service; per test, see conftest.make_service)."""
     service = Service(folder, {**service_env(folder, smtp), **env})
     service.start()
     try:

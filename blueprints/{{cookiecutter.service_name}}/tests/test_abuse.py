@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import MailSink, Service, service_env
+from conftest import MailSink, Service
 from helpers import (
     DELETE_ME,
     EMAIL_AVAILABLE,
@@ -32,6 +32,7 @@ from helpers import (
     post,
     registered,
     registration,
+    running_service,
     sample_value,
 )
 
@@ -54,40 +55,17 @@ EMAIL_AVAILABLE_LIMIT = 10
 def abuse(
     tmp_path_factory: pytest.TempPathFactory, smtp: MailSink
 ) -> Iterator[Service]:
-    folder = tmp_path_factory.mktemp("abuse")
-    env = {
-        **service_env(folder, smtp),
-        "AUTH_TRUST_FORWARDED_FOR": "true",
-        "AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS": str(PAIR_LIMIT),
-        "AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT": str(ACCOUNT_LIMIT),
-        "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS": str(ADDRESS_LIMIT),
-        "AUTH_MAIL_MAX_PER_RECIPIENT": str(MAIL_LIMIT),
-        "AUTH_EMAIL_AVAILABLE_MAX_PER_ADDRESS": str(EMAIL_AVAILABLE_LIMIT),
-    }
-    running = Service(folder, env)
-    running.start()
-    try:
+    with running_service(
+        tmp_path_factory.mktemp("abuse"),
+        smtp,
+        AUTH_TRUST_FORWARDED_FOR="true",
+        AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT_ADDRESS=str(PAIR_LIMIT),
+        AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT=str(ACCOUNT_LIMIT),
+        AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS=str(ADDRESS_LIMIT),
+        AUTH_MAIL_MAX_PER_RECIPIENT=str(MAIL_LIMIT),
+        AUTH_EMAIL_AVAILABLE_MAX_PER_ADDRESS=str(EMAIL_AVAILABLE_LIMIT),
+    ) as running:
         yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-def make_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    """Starts services with their own settings; all stopped at the end of the test."""
-    started: list[Service] = []
-
-    def make(smtp: MailSink | None = None, **env: str) -> Service:
-        folder = tmp_path / f"service{len(started)}"
-        folder.mkdir()
-        service = Service(folder, {**service_env(folder, smtp), **env})
-        started.append(service)
-        service.start()
-        return service
-
-    yield make
-    for service in started:
-        service.stop()
 
 
 def outcome(response: httpx.Response) -> str | None:

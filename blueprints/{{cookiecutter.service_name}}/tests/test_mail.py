@@ -8,16 +8,15 @@ import asyncio
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from conftest import GraphQLClient, MailSink, Service, free_port, service_env
+from conftest import GraphQLClient, MailSink, Service, free_port
 from helpers import PASSWORD, registration
 
 from {{ cookiecutter.package }}.models import FIELDS
@@ -97,28 +96,6 @@ def wait_until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
     while not (result := check()) and time.monotonic() < deadline:
         time.sleep(0.1)
     return result
-
-
-@pytest.fixture
-def make_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    """Starts services with their own settings; all stopped at the end of the test."""
-    started: list[Service] = []
-
-    def make(smtp_port: int | None = None, **env: str) -> Service:
-        folder = tmp_path / f"service{len(started)}"
-        folder.mkdir()
-        settings = service_env(folder)
-        if smtp_port is not None:
-            settings.update(AUTH_SMTP_HOST="127.0.0.1", AUTH_SMTP_PORT=str(smtp_port), AUTH_SMTP_TLS="none")
-        settings.update(env)
-        service = Service(folder, settings)
-        started.append(service)
-        service.start()
-        return service
-
-    yield make
-    for service in started:
-        service.stop()
 
 
 # Email verification.

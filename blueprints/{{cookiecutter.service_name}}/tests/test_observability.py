@@ -5,41 +5,13 @@ to its log lines.
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-from conftest import Service, free_port, service_env
+from conftest import Service, free_port
 from helpers import PASSWORD, registered
 from prometheus_client.parser import text_string_to_metric_families
 
 LOGIN = "mutation ($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    """Starts services with their own settings; all stop at the end of the test."""
-    started: list[Service] = []
-
-    def start(workers: int = 1, smtp_port: int | None = None, **env: str) -> Service:
-        folder = tmp_path / f"service{len(started)}"
-        folder.mkdir()
-        settings = service_env(folder)
-        if smtp_port is not None:
-            settings.update(
-                AUTH_SMTP_HOST="127.0.0.1",
-                AUTH_SMTP_PORT=str(smtp_port),
-                AUTH_SMTP_TLS="none",
-            )
-        running = Service(folder, {**settings, **env}, workers=workers)
-        started.append(running)
-        running.start()
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
 
 
 def scrape(service: Service) -> dict[tuple[str, frozenset], float]:
@@ -59,11 +31,11 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 def test_metrics_are_off_unless_asked_for_and_count_requests_logins_throttling_and_mails(
-    service, start, smtp
+    service, make_service, smtp
 ):
     assert httpx.get(f"{service.url}/metrics").status_code == 404  # the default service
-    service = start(
-        smtp_port=smtp.port,
+    service = make_service(
+        smtp,
         AUTH_METRICS="true",
         AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT="2",
     )
@@ -151,10 +123,10 @@ def test_metrics_are_off_unless_asked_for_and_count_requests_logins_throttling_a
     assert not any(name and name.startswith("Chosen") for name in operations)
 
 
-def test_metrics_show_the_outbox_backlog(start):
+def test_metrics_show_the_outbox_backlog(make_service):
     # Nothing listens on the SMTP port: the mail waits for its next attempt.
-    service = start(
-        smtp_port=free_port(), AUTH_METRICS="true", AUTH_MAIL_RETRY_DELAY="600"
+    service = make_service(
+        free_port(), AUTH_METRICS="true", AUTH_MAIL_RETRY_DELAY="600"
     )
     registered(service.client())
     samples: dict = {}
@@ -167,8 +139,8 @@ def test_metrics_show_the_outbox_backlog(start):
     assert value(samples, "auth_mail_oldest_pending_age_seconds") > 0
 
 
-def test_metrics_add_up_over_workers(start):
-    service = start(workers=2, AUTH_METRICS="true")
+def test_metrics_add_up_over_workers(make_service):
+    service = make_service(workers=2, AUTH_METRICS="true")
     for _ in range(20):
         assert (
             httpx.post(
@@ -211,8 +183,8 @@ def test_every_response_carries_a_request_id(service):
         assert re.fullmatch(r"[0-9a-f]{32}", replaced)
 
 
-def test_json_logs_carry_the_request_id(start, smtp):
-    service = start(smtp_port=smtp.port, AUTH_LOG_FORMAT="json")
+def test_json_logs_carry_the_request_id(make_service, smtp):
+    service = make_service(smtp, AUTH_LOG_FORMAT="json")
     sent = "request-0001"
     client = service.client()
     fields = registered(client)

@@ -27,6 +27,7 @@ from helpers import (
     logged_in,
     post,
     registered,
+    running_service,
 )
 from test_mail import link_in, mail_to, token_of, wait_until
 
@@ -41,18 +42,13 @@ def service(
     tmp_path_factory: pytest.TempPathFactory, smtp: MailSink
 ) -> Iterator[Service]:
     """This module's service: one browser origin allowed, room for a deeply nested body."""
-    folder = tmp_path_factory.mktemp("transport")
-    env = {
-        **service_env(folder, smtp),
-        "AUTH_CORS_ORIGINS": ALLOWED_ORIGIN,
-        "AUTH_MAX_BODY_BYTES": "200000",
-    }
-    running = Service(folder, env)
-    running.start()
-    try:
+    with running_service(
+        tmp_path_factory.mktemp("transport"),
+        smtp,
+        AUTH_CORS_ORIGINS=ALLOWED_ORIGIN,
+        AUTH_MAX_BODY_BYTES="200000",
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,8 @@ class AdminUsers(PublicUsers):
 
 class Admin:
     """adminUser, adminUpdateUser, adminDisableUser, adminEnableUser,
-    adminDeleteUser, adminEndSessions, adminSendPasswordReset."""
+    adminDeleteUser, adminEndSessions, adminSendPasswordReset,
+    adminRemoveSecondFactors; each action audited with the admin as actor."""
 
     def __init__(self, services: Services, actor: str) -> None:
         """`actor`: the calling admin's id, recorded with each action."""
