@@ -666,6 +666,19 @@ async def test_outbox_updates(store):
     assert await store.get_mail(new_id()) is None
 
 
+async def test_outbox_backlog_counts_pending_mails_and_dates_the_oldest(store):
+    assert await store.outbox_backlog() == (0, None)
+    mails = [outbox_record(f"b{i}@example.com", "verify_email", {}) for i in range(3)]
+    mails[1]["created_at"] = NOW - dt.timedelta(hours=1)
+    await store.add_side_writes(SideWrites(mails=mails))
+    await store.update_mail(mails[1]["_id"], {"status": "sent"})
+    queued, oldest = await store.outbox_backlog()
+    assert queued == 2
+    # The sent mail is the oldest record; MongoDB keeps milliseconds only.
+    since_first = oldest.replace(tzinfo=dt.UTC) - mails[0]["created_at"]
+    assert abs(since_first) < dt.timedelta(milliseconds=1)
+
+
 # Schema evolution: a store opened on data written under an older model.
 
 

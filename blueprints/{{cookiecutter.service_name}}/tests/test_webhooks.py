@@ -19,6 +19,7 @@ from conftest import Service, service_env
 from helpers import PASSWORD, logged_in, registered, running_service
 
 SECRET = "a webhook secret of some length"
+URL_KEY = "a-key-the-receiver-put-in-its-url"
 MY_EVENTS = "{ myAuditEvents(limit: 10) { id event } }"
 
 
@@ -79,7 +80,7 @@ def receivers() -> Iterator[tuple[Receiver, Receiver]]:
 def service(tmp_path: Path, receivers: tuple[Receiver, Receiver]) -> Iterator[Service]:
     with running_service(
         tmp_path,
-        AUTH_WEBHOOK_URLS=",".join(receiver.url for receiver in receivers),
+        AUTH_WEBHOOK_URLS=",".join(f"{r.url}?key={URL_KEY}" for r in receivers),
         AUTH_WEBHOOK_SECRET=SECRET,
         AUTH_MAIL_RETRY_DELAY="0.2",
         AUTH_MAIL_POLL_INTERVAL="0.2",
@@ -129,6 +130,10 @@ def test_a_failing_receiver_gets_the_event_again_until_it_takes_it(service, rece
     assert len({headers["Idempotency-Key"] for headers, _, _ in failing.received}) == 1
     for headers, body, _ in failing.received:
         assert verify(SECRET, headers, body)
+    # The log names the receiver, without the key in its URL.
+    log = service.log.read_text()
+    assert f"{failing.url} answered HTTP 500" in log
+    assert URL_KEY not in log
 
 
 def test_a_tampered_body_or_an_old_timestamp_fails_the_check(service, receivers):

@@ -51,6 +51,9 @@ def log_config(level: str, json_format: bool) -> dict[str, Any]:
         "stream": "ext://sys.stderr",
     }
     config["root"] = {"handlers": ["service"], "level": level.upper()}
+    # httpx logs every request with its full URL, and a webhook URL may carry
+    # the receiver's key; the mail worker logs each delivery without it.
+    config["loggers"]["httpx"] = {"level": "WARNING"}
     if json_format:
         for formatter in ("default", "access", "service"):
             config["formatters"][formatter] = {"()": JsonFormatter}

@@ -181,7 +181,7 @@ class Mailer:
                     "mail %s (%s) to %s failed after %d attempt(s): %s",
                     mail["_id"],
                     mail["template"],
-                    mail["recipient"],
+                    _recipient(mail),
                     attempts,
                     reason,
                 )
@@ -200,7 +200,7 @@ class Mailer:
                     "mail %s (%s) to %s not sent (%s); retrying in %.1f s",
                     mail["_id"],
                     mail["template"],
-                    mail["recipient"],
+                    _recipient(mail),
                     reason,
                     delay,
                 )
@@ -213,7 +213,7 @@ class Mailer:
                 "mail %s (%s) sent to %s",
                 mail["_id"],
                 mail["template"],
-                mail["recipient"],
+                _recipient(mail),
             )
             metrics.MAILS.labels("sent").inc()
             changes = {
@@ -299,6 +299,12 @@ class Mailer:
 def _without_secrets(context: dict[str, Any]) -> dict[str, Any]:
     """The link carries a one-time token: once the mail is gone, it is not kept."""
     return {name: value for name, value in context.items() if name != "link"}
+
+
+def _recipient(mail: dict[str, Any]) -> str:
+    if mail["template"] == webhooks.TEMPLATE:
+        return webhooks.shown(mail["recipient"])
+    return mail["recipient"]
 
 
 def _reason(error: Exception) -> str:

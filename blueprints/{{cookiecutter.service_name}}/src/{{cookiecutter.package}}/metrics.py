@@ -116,11 +116,12 @@ class _Outbox:
 
 async def scrape(store: Store) -> bytes:
     """Every metric in Prometheus' text format."""
-    pending = await store.list_mails("pending")
-    now = datetime.now(UTC)
-    ages = [(now - _aware(mail["created_at"])).total_seconds() for mail in pending]
+    queued, oldest = await store.outbox_backlog()
+    age = (
+        0.0 if oldest is None else (datetime.now(UTC) - _aware(oldest)).total_seconds()
+    )
     outbox = CollectorRegistry(auto_describe=True)
-    outbox.register(_Outbox(len(pending), max(ages, default=0.0)))
+    outbox.register(_Outbox(queued, age))
     return generate_latest(_registry()) + generate_latest(outbox)
 
 

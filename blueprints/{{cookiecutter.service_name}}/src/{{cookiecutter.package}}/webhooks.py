@@ -16,6 +16,7 @@ import hmac
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -26,6 +27,14 @@ TEMPLATE = "webhook"
 
 class WebhookRefused(Exception):
     """The receiver did not answer 2xx: the delivery is retried."""
+
+
+def shown(url: str) -> str:
+    """The URL as logs show it: receivers often put a secret in the query or
+    the user part, and logs travel further than the settings do."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def body(event: dict[str, Any]) -> bytes:
@@ -53,4 +62,4 @@ async def post(settings: Settings, url: str, event: dict[str, Any]) -> None:
     async with httpx.AsyncClient(timeout=settings.webhook_timeout) as client:
         response = await client.post(url, content=raw, headers=headers)
     if not response.is_success:
-        raise WebhookRefused(f"{url} answered HTTP {response.status_code}")
+        raise WebhookRefused(f"{shown(url)} answered HTTP {response.status_code}")

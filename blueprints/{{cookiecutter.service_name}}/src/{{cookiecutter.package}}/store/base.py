@@ -273,6 +273,14 @@ class Outbox(ABC):
     @abstractmethod
     async def list_mails(self, status: str | None = None) -> list[dict[str, Any]]: ...
 
+    @abstractmethod
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        """How many mails are pending and when the oldest was queued (UTC).
+
+        Read from the (status, created_at) index, so a metrics scrape costs the
+        same with ten mails waiting as with a million.
+        """
+
 
 class FactorStore(ABC):
     """Second factors: one TOTP record per user (mfa.py).

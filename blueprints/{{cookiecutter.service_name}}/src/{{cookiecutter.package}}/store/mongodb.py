@@ -565,6 +565,14 @@ class MongoStore(Store):
         cursor = self.outbox.find(selector, sort=[("_id", ASCENDING)])
         return [_record(document, MAIL_KEYS) for document in await cursor.to_list()]
 
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        pending = {"status": "pending"}
+        count = await self.outbox.count_documents(pending)
+        oldest = await self.outbox.find_one(
+            pending, {"created_at": 1}, sort=[("created_at", ASCENDING)]
+        )
+        return count, None if oldest is None else oldest["created_at"]
+
     # Second factors: one document per user, under the user's id.
 
     async def put_factor(self, record: dict[str, Any]) -> None:

@@ -704,6 +704,13 @@ class SqlStore(Store):
         async with self.engine.connect() as connection:
             return [_row(outbox, row) for row in await connection.execute(statement)]
 
+    async def outbox_backlog(self) -> tuple[int, datetime | None]:
+        pending = outbox.c.status == "pending"
+        statement = select(func.count(), func.min(outbox.c.created_at)).where(pending)
+        async with self.engine.connect() as connection:
+            count, oldest = (await connection.execute(statement)).one()
+        return count, oldest
+
     # Second factors.
 
     async def put_factor(self, record: dict[str, Any]) -> None:
