@@ -8,6 +8,7 @@ import uuid
 import jwt
 import pytest
 from helpers import (
+    DELETE_ME,
     LOGIN,
     ME,
     PASSWORD,
@@ -371,6 +372,9 @@ def test_the_last_admin_cannot_be_removed(service, admin):
     ]:
         result = admin(query, {"id": own_id, **variables})
         assert error_type(result) == "LastAdminError", (query, result)
+    # Nor by deleting their own account.
+    result = admin(DELETE_ME, {"password": PASSWORD})
+    assert error_type(result) == "LastAdminError", result
     refused = admin_command(service, "revoke", admin.fields["email"], "admin")
     assert refused.returncode == 1 and "last admin" in refused.stderr
     # With a second admin, either may step down.

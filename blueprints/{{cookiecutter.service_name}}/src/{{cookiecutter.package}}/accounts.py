@@ -13,11 +13,12 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from . import audit, hooks
+from . import audit, hooks, roles
 from .errors import (
     AccountDisabledError,
     AlreadyExistsError,
     EmailAlreadyExistsError,
+    LastAdminError,
     TooManyRequestsError,
     UnauthorizedError,
     UserNotFoundError,
@@ -35,6 +36,7 @@ from .store import (
     AnyOf,
     Compare,
     DuplicateValueError,
+    LastMatchError,
     Rotation,
     Store,
     UserQuery,
@@ -482,8 +484,19 @@ class Accounts:
         attempt = await self._password_attempt(user["email"], address)
         if not await self._verify(attempt, user["password_hash"], password):
             raise WrongPasswordError()
-        await call_hook("before_delete", user)
-        await self.store.delete_user(user["_id"])
+        try:
+            await roles.delete_user(
+                self.store, user, lambda: call_hook("before_delete", user)
+            )
+        except LastMatchError:
+            details = {"reason": "last_admin"}
+            await self.audit.record(
+                audit.ACCOUNT_DELETED,
+                user["_id"],
+                outcome=audit.FAILURE,
+                details=details,
+            )
+            raise LastAdminError() from None
         await self.audit.record(audit.ACCOUNT_DELETED, user["_id"])
         cookie.clear_refresh_cookie()
         return True

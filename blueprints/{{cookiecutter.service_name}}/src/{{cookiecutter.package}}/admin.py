@@ -12,7 +12,7 @@ the audit trail with the admin's id as actor (`system` for the command).
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from . import audit, recovery
+from . import audit, recovery, roles
 from .accounts import call_hook, duplicate_error, valid_email
 from .errors import (
     LastAdminError,
@@ -26,6 +26,7 @@ from .links import RESET_PASSWORD, VERIFY_EMAIL
 from .mail import outbox_record
 from .mfa import CHALLENGE
 from .models import FIELDS, ROLES, account_view, admin_view, validate_fields
+from .roles import ADMIN, is_admin, keep_for
 from .rules import normalize_email
 from .services import Services
 from .store import (
@@ -42,17 +43,12 @@ from .store import (
 )
 from .users import PublicUsers
 
-ADMIN = "admin"
 #: The fields the admin queries sort on: the ids, emails, dates and every single value.
 SORT_FIELDS = ("_id", "email", "created_at") + tuple(
     name for name, field in FIELDS.items() if not field.list
 )
 #: Longest email prefix searched (an address is at most 320 characters).
 PREFIX_MAX_LENGTH = 320
-
-
-def is_admin(user: dict[str, Any]) -> bool:
-    return ADMIN in (user.get("roles") or [])
 
 
 def require_admin(user: dict[str, Any]) -> dict[str, Any]:
@@ -72,16 +68,7 @@ def valid_roles(values: list[str]) -> list[str]:
     return [role for role in ROLES if role in values]
 
 
-ENABLED_ADMINS = AllOf(
-    (Compare("roles", "has", ADMIN), Compare("disabled", "ne", True))
-)
 T = TypeVar("T")
-
-
-def keep_for(user: dict[str, Any]) -> Condition | None:
-    """What a write taking `user` out of the enabled admins must leave matched:
-    another enabled admin (None if the user is none)."""
-    return ENABLED_ADMINS if is_admin(user) and not user.get("disabled") else None
 
 
 def role_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
@@ -215,19 +202,12 @@ class Admin:
 
     async def delete_user(self, user_id: str) -> bool:
         user = await self.user(user_id)
-        keep = keep_for(user)
-        deleted = await self._guarded(
-            audit.ACCOUNT_DELETED, user_id, self._delete(user, keep)
+        deletion = roles.delete_user(
+            self.store, user, lambda: call_hook("before_delete", user)
         )
+        deleted = await self._guarded(audit.ACCOUNT_DELETED, user_id, deletion)
         await self._record(audit.ACCOUNT_DELETED, user_id)
         return deleted
-
-    async def _delete(self, user: dict[str, Any], keep: Condition | None) -> bool:
-        # Checked before the hook too, which should not run for a refused deletion.
-        if keep is not None and await self.store.count_users(keep) <= 1:
-            raise LastMatchError()
-        await call_hook("before_delete", user)
-        return await self.store.delete_user(user["_id"], keep)
 
     async def end_sessions(self, user_id: str) -> int:
         """How many refresh tokens ended: every device of the user must log in again."""
