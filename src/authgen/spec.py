@@ -85,6 +85,7 @@ TYPE_NAMES = frozenset(
         "Callable",
         "FieldInfo",
         "TotpEnrolment",
+        "Passkey",
         "AdminUser",
         "AdminUserPagination",
         "AdminUserFilterInput",
@@ -117,6 +118,7 @@ class ServiceSpec(_Strict):
     name: StrictStr
     package: StrictStr | None = None
     mfa: Literal["off", "optional"] = "optional"
+    passwordless: Literal["off", "passkeys"] = "off"
     login_fields: list[StrictStr] = Field(default_factory=lambda: ["email"])
 
     @property

@@ -98,13 +98,25 @@ class Factors:
     # Enrolment and removal.
 
     async def has_factor(self, user_id: str) -> bool:
+        return bool(await self.kinds(user_id))
+
+    async def kinds(self, user_id: str) -> list[str]:
+        """The user's factors in force: "totp", "passkey" (passkeys.py), both or none."""
+        kinds = []
         factor = await self.store.get_factor(user_id)
-        return factor is not None and factor["confirmed"]
+        if factor is not None and factor["confirmed"]:
+            kinds.append("totp")
+        if await self.store.list_passkeys(user_id):
+            kinds.append("passkey")
+        return kinds
+
+    async def has_totp(self, user_id: str) -> bool:
+        return "totp" in await self.kinds(user_id)
 
     async def start_totp(self, user: dict[str, Any]) -> dict[str, str]:
         """A new secret, not in force until confirm_totp sees a code of it."""
         self._enabled()
-        if await self.has_factor(user["_id"]):
+        if await self.has_totp(user["_id"]):
             raise MfaAlreadyEnabledError()
         secret = pyotp.random_base32()
         await self.store.put_factor(
@@ -140,7 +152,7 @@ class Factors:
             user["_id"], {"confirmed": True, "recovery": hashes}, {"confirmed": False}
         ):
             raise MfaAlreadyEnabledError()
-        await self._notice(user, "mfa_added_email")
+        await self._notice(user, "mfa_added_email", "an authenticator app")
         return codes
 
     async def regenerate_recovery_codes(
@@ -165,12 +177,12 @@ class Factors:
             raise WrongPasswordError()
         await self.reauthenticate(user, code, address)
         await self.store.delete_factor(user["_id"])
-        await self._notice(user, "mfa_removed_email")
+        await self._notice(user, "mfa_removed_email", "the authenticator app")
         return True
 
     async def _in_force(self, user: dict[str, Any]) -> None:
         self._enabled()
-        if not await self.has_factor(user["_id"]):
+        if not await self.has_totp(user["_id"]):
             raise NoSecondFactorError()
 
     def _new_recovery_codes(self) -> tuple[list[str], str]:
@@ -179,8 +191,10 @@ class Factors:
         codes = [f"{code[:5]}-{code[5:]}" for code in codes]
         return codes, " ".join(self._recovery_hash(code) for code in codes)
 
-    async def _notice(self, user: dict[str, Any], template: str) -> None:
-        mail = outbox_record(user["email"], template, {"user": account_view(user)})
+    async def _notice(self, user: dict[str, Any], template: str, factor: str) -> None:
+        """Tells the owner that `factor` (e.g. "a passkey") was added or removed."""
+        context = {"user": account_view(user), "factor": factor}
+        mail = outbox_record(user["email"], template, context)
         await self.store.add_side_writes(SideWrites(mails=[mail]))
         self.mailer.wake()
 
@@ -244,7 +258,8 @@ class Factors:
 
     async def challenge(self, user: dict[str, Any]) -> None:
         """Login's hook: a user with a factor gets MfaRequiredError and a challenge."""
-        if not await self.has_factor(user["_id"]):
+        kinds = await self.kinds(user["_id"])
+        if not kinds:
             return
         raw, token_hash = new_secret()
         token = {
@@ -256,7 +271,7 @@ class Factors:
             + dt.timedelta(seconds=self.settings.mfa_challenge_ttl),
         }
         await self.store.add_side_writes(SideWrites(tokens=[token]))
-        raise MfaRequiredError(raw)
+        raise MfaRequiredError(raw, kinds)
 
     async def login(
         self, challenge: str, code: str, address: str, cookie: RefreshCookie
@@ -270,9 +285,14 @@ class Factors:
             record = None
         user = await self.store.get_user(record["user_id"]) if record else None
         factor = await self.store.get_factor(user["_id"]) if user else None
-        if record is None or user is None or factor is None:
+        if record is None or user is None:
             raise UnauthorizedError(
                 "This login challenge is unknown, used or expired: log in again."
+            )
+        if factor is None or not factor["confirmed"]:
+            await self.store.add_side_writes(SideWrites(tokens=[record]))
+            raise NoSecondFactorError(
+                "This account has no authenticator app: use a passkey (loginWithPasskey)."
             )
         try:
             await self._check(user, address, lambda: self._accept(factor, code))

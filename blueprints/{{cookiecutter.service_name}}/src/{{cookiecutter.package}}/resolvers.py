@@ -12,6 +12,7 @@ from .accounts import Accounts
 from .admin import Admin, AdminUsers, require_admin
 from .mfa import Factors
 from .models import admin_view, owner_view
+from .passkeys import Passkeys
 from .sessions import Sessions
 from .users import PublicUsers
 
@@ -266,6 +267,66 @@ async def resolve_login_with_second_factor(
 ) -> Any:
     context = info.context
     return await _factors(info).login(challenge, code, context.client_address, context)
+
+
+# Passkeys (passkeys.py).
+
+
+def _passkeys(info: GraphQLResolveInfo) -> Passkeys:
+    return info.context.services.passkeys
+
+
+@query.field("myPasskeys")
+async def resolve_my_passkeys(_: Any, info: GraphQLResolveInfo) -> Any:
+    return await _passkeys(info).mine(await _current_user(info))
+
+
+@mutation.field("passkeyRegistrationOptions")
+async def resolve_passkey_registration_options(_: Any, info: GraphQLResolveInfo) -> str:
+    return await _passkeys(info).registration_options(await _current_user(info))
+
+
+@mutation.field("registerPasskey")
+async def resolve_register_passkey(
+    _: Any,
+    info: GraphQLResolveInfo,
+    password: str,
+    credential: str,
+    name: str | None = None,
+) -> Any:
+    return await _passkeys(info).register(
+        await _current_user(info),
+        password,
+        credential,
+        name,
+        info.context.client_address,
+    )
+
+
+@mutation.field("deletePasskey")
+async def resolve_delete_passkey(
+    _: Any, info: GraphQLResolveInfo, password: str, id: str
+) -> bool:
+    return await _passkeys(info).delete(
+        await _current_user(info), password, id, info.context.client_address
+    )
+
+
+@mutation.field("passkeyLoginOptions")
+async def resolve_passkey_login_options(
+    _: Any, info: GraphQLResolveInfo, challenge: str | None = None
+) -> str:
+    return await _passkeys(info).login_options(challenge)
+
+
+@mutation.field("loginWithPasskey")
+async def resolve_login_with_passkey(
+    _: Any, info: GraphQLResolveInfo, credential: str, challenge: str | None = None
+) -> Any:
+    context = info.context
+    return await _passkeys(info).login(
+        credential, challenge, context.client_address, context
+    )
 
 
 # Sessions and the audit trail of the logged-in user (sessions.py, audit.py).

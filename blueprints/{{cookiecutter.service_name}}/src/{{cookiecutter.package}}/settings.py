@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     # Seconds a login challenge lives, and the wrong codes that end it sooner.
     mfa_challenge_ttl: int = Field(default=300, gt=0)
     mfa_challenge_max_failures: int = Field(default=5, ge=1)
+    # Passkeys (passkeys.py) are second factors wherever mfa is not off; with
+    # passwordless=passkeys a passkey alone (user-verified) also logs in.
+    passwordless: Literal["off", "passkeys"] = "{{ cookiecutter.passwordless }}"
+    # Seconds the options of a passkey registration or login stay usable.
+    passkey_challenge_ttl: int = Field(default=300, gt=0)
     # Audit trail and webhooks.
     # Audit events are deleted this long after they happened (default 90 days).
     audit_retention: int = Field(default=90 * 24 * 3600, gt=0)
@@ -171,6 +176,14 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _passkeys_need_factors(self) -> "Settings":
+        if self.passwordless == "passkeys" and self.mfa == "off":
+            raise ValueError(
+                "AUTH_PASSWORDLESS=passkeys needs AUTH_MFA optional: passkeys are second factors"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _cookies_reach_browsers(self) -> "Settings":
         if self.cookie_samesite == "none" and not self.secure_cookies:
             raise ValueError(
@@ -189,6 +202,17 @@ class Settings(BaseSettings):
     @property
     def cookie_path(self) -> str:
         return urlsplit(self.public_url).path.rstrip("/") or "/"
+
+    @property
+    def public_origin(self) -> str:
+        """scheme://host[:port] of AUTH_PUBLIC_URL: the origin passkeys are verified against."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def passkey_rp_id(self) -> str:
+        """The WebAuthn relying party id: AUTH_PUBLIC_URL's host."""
+        return urlsplit(self.public_url).hostname or ""
 
     @property
     def proxy_hops(self) -> int:
