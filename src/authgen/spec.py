@@ -305,6 +305,14 @@ def _check_service(service: Any, document: Document) -> list[Problem]:
                 " not a Python keyword",
             )
         )
+    if service.get("passwordless") == "passkeys" and service.get("mfa") == "off":
+        problems.append(
+            document.problem(
+                ("service", "passwordless"),
+                "service.passwordless: passkeys needs service.mfa other than off:"
+                " passkeys are second factors",
+            )
+        )
     return problems
 
 
