@@ -117,7 +117,7 @@ class _Strict(BaseModel):
 class ServiceSpec(_Strict):
     name: StrictStr
     package: StrictStr | None = None
-    mfa: Literal["off", "optional"] = "optional"
+    mfa: Literal["off", "optional", "required"] = "optional"
     passwordless: Literal["off", "passkeys"] = "off"
     login_fields: list[StrictStr] = Field(default_factory=lambda: ["email"])
 

@@ -26,8 +26,9 @@ from test_mfa import CONFIRM, HAS_FACTOR, REFRESH, START, Authenticator, second
 
 REGISTRATION_OPTIONS = "mutation { passkeyRegistrationOptions }"
 REGISTER_PASSKEY = (
-    "mutation($password: String!, $credential: String!, $name: String) {"
-    " registerPasskey(password: $password, credential: $credential, name: $name)"
+    "mutation($password: String!, $credential: String!, $name: String,"
+    " $challenge: String) { registerPasskey(password: $password,"
+    " credential: $credential, name: $name, challenge: $challenge)"
     " { id name createdAt lastUsedAt backedUp } }"
 )
 MY_PASSKEYS = "{ myPasskeys { id name lastUsedAt } }"

@@ -136,6 +136,26 @@ class MfaRequiredError(AuthError):
         self.details = {"challenge": challenge, "factors": factors}
 
 
+class MfaEnrolmentRequiredError(AuthError):
+    """login's answer, where second factors are required, for a user without one."""
+
+    message = (
+        "This service requires a second factor: add one with extensions.challenge"
+        " (startTotpEnrolment and confirmTotpEnrolment, or passkeyRegistrationOptions"
+        " and registerPasskey), then completeMfaEnrolment logs in."
+    )
+
+    def __init__(self, challenge: str) -> None:
+        super().__init__()
+        self.details = {"challenge": challenge}
+
+
+class SecondFactorRequiredError(AuthError):
+    message = (
+        "This service requires a second factor: add another before removing this one."
+    )
+
+
 class WrongMfaCodeError(AuthError):
     message = "The code is wrong, already used or expired."
 

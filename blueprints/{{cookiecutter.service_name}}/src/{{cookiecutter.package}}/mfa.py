@@ -25,10 +25,13 @@ from cryptography.fernet import Fernet
 
 from .accounts import Accounts, RefreshCookie
 from .errors import (
+    AccountDisabledError,
     MfaAlreadyEnabledError,
     MfaDisabledError,
+    MfaEnrolmentRequiredError,
     MfaRequiredError,
     NoSecondFactorError,
+    SecondFactorRequiredError,
     UnauthorizedError,
     WrongMfaCodeError,
     WrongPasswordError,
@@ -40,8 +43,10 @@ from .settings import SERVICE_NAME, Settings
 from .store import SideWrites, Store
 from .tokens import _create_exclusively, hash_secret, new_secret
 
-#: The purpose of a login challenge among the one-time tokens.
+#: The purposes of a login challenge and of an enrolment challenge
+#: (mfa=required) among the one-time tokens.
 CHALLENGE = "mfa_login"
+ENROLMENT = "mfa_enrol"
 RECOVERY_CODES = 10
 #: Steps accepted either side of now (clock drift, a code typed at a step's end).
 WINDOW = 1
@@ -172,6 +177,7 @@ class Factors:
     ) -> bool:
         """Needs both the password and a current code (or a recovery code)."""
         await self._in_force(user)
+        await self.keep_one(user["_id"])
         attempt = await self.accounts._password_attempt(user["email"], address)
         if not await self.accounts._verify(attempt, user["password_hash"], password):
             raise WrongPasswordError()
@@ -257,21 +263,75 @@ class Factors:
     # The login challenge.
 
     async def challenge(self, user: dict[str, Any]) -> None:
-        """Login's hook: a user with a factor gets MfaRequiredError and a challenge."""
+        """Login's hook: a user with a factor gets MfaRequiredError and a
+        challenge; where factors are required, a user without one gets
+        MfaEnrolmentRequiredError and an enrolment challenge."""
         kinds = await self.kinds(user["_id"])
-        if not kinds:
-            return
+        if kinds:
+            ttl = self.settings.mfa_challenge_ttl
+            raise MfaRequiredError(await self._issue(user, CHALLENGE, ttl), kinds)
+        if self.settings.mfa == "required":
+            ttl = self.settings.mfa_enrolment_ttl
+            raise MfaEnrolmentRequiredError(await self._issue(user, ENROLMENT, ttl))
+
+    async def _issue(self, user: dict[str, Any], purpose: str, ttl: int) -> str:
         raw, token_hash = new_secret()
         token = {
             "token_hash": token_hash,
             "user_id": user["_id"],
-            "purpose": CHALLENGE,
+            "purpose": purpose,
             "email": user["email"],
-            "expires_at": dt.datetime.now(dt.UTC)
-            + dt.timedelta(seconds=self.settings.mfa_challenge_ttl),
+            "expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl),
         }
         await self.store.add_side_writes(SideWrites(tokens=[token]))
-        raise MfaRequiredError(raw, kinds)
+        return raw
+
+    # Enrolment at login (mfa=required).
+
+    async def enrolling_user(self, challenge: str) -> dict[str, Any]:
+        """The user of a live enrolment challenge: it stands in for the auth
+        token in the enrolment mutations."""
+        record = await self.store.get_user_token(hash_secret(challenge), ENROLMENT)
+        user = await self._user_of(record)
+        if user is None:
+            raise UnauthorizedError(
+                "This enrolment challenge is unknown, used or expired: log in again."
+            )
+        return user
+
+    async def complete_enrolment(
+        self, challenge: str, cookie: RefreshCookie
+    ) -> dict[str, Any]:
+        """The login an enrolment challenge was issued for, once a factor is in force."""
+        user = await self.enrolling_user(challenge)
+        if not await self.has_factor(user["_id"]):
+            raise NoSecondFactorError(
+                "Add a second factor with this challenge first (confirmTotpEnrolment"
+                " or registerPasskey)."
+            )
+        token_hash = hash_secret(challenge)
+        if await self.store.consume_user_token(token_hash, ENROLMENT) is None:
+            raise UnauthorizedError(
+                "This enrolment challenge is unknown, used or expired: log in again."
+            )
+        if user.get("disabled"):
+            raise AccountDisabledError()
+        return await self.accounts.finish_login(user, cookie)
+
+    async def _user_of(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
+        if record is None or record["expires_at"] <= dt.datetime.now(dt.UTC):
+            return None
+        return await self.store.get_user(record["user_id"])
+
+    async def keep_one(self, user_id: str) -> None:
+        """Where factors are required, the last one stays."""
+        if self.settings.mfa != "required":
+            return
+        in_force = len(await self.store.list_passkeys(user_id))
+        if await self.has_totp(user_id):
+            in_force += 1
+        if in_force < 2:
+            raise SecondFactorRequiredError()
 
     async def login(
         self, challenge: str, code: str, address: str, cookie: RefreshCookie

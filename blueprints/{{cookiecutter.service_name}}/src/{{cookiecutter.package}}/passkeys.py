@@ -197,6 +197,7 @@ class Passkeys:
         self, user: dict[str, Any], password: str, passkey_id: str, address: str
     ) -> bool:
         """Removes one of the user's passkeys; needs the password."""
+        await self.factors.keep_one(user["_id"])
         await self._check_password(user, password, address)
         if not await self.store.delete_passkey(user["_id"], passkey_id):
             raise PasskeyNotFoundError()

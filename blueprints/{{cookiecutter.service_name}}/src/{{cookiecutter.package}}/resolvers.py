@@ -229,18 +229,36 @@ async def resolve_has_second_factor(_: Any, info: GraphQLResolveInfo) -> bool:
     return await _factors(info).has_factor((await _current_user(info))["_id"])
 
 
+async def _enrolling_user(
+    info: GraphQLResolveInfo, challenge: str | None
+) -> dict[str, Any]:
+    """The logged-in user, or the user of an enrolment challenge (mfa=required)."""
+    if challenge is None:
+        return await _current_user(info)
+    return await _factors(info).enrolling_user(challenge)
+
+
 @mutation.field("startTotpEnrolment")
-async def resolve_start_totp_enrolment(_: Any, info: GraphQLResolveInfo) -> Any:
-    return await _factors(info).start_totp(await _current_user(info))
+async def resolve_start_totp_enrolment(
+    _: Any, info: GraphQLResolveInfo, challenge: str | None = None
+) -> Any:
+    return await _factors(info).start_totp(await _enrolling_user(info, challenge))
 
 
 @mutation.field("confirmTotpEnrolment")
 async def resolve_confirm_totp_enrolment(
-    _: Any, info: GraphQLResolveInfo, code: str
+    _: Any, info: GraphQLResolveInfo, code: str, challenge: str | None = None
 ) -> list[str]:
     return await _factors(info).confirm_totp(
-        await _current_user(info), code, info.context.client_address
+        await _enrolling_user(info, challenge), code, info.context.client_address
     )
+
+
+@mutation.field("completeMfaEnrolment")
+async def resolve_complete_mfa_enrolment(
+    _: Any, info: GraphQLResolveInfo, challenge: str
+) -> Any:
+    return await _factors(info).complete_enrolment(challenge, info.context)
 
 
 @mutation.field("regenerateRecoveryCodes")
@@ -282,8 +300,11 @@ async def resolve_my_passkeys(_: Any, info: GraphQLResolveInfo) -> Any:
 
 
 @mutation.field("passkeyRegistrationOptions")
-async def resolve_passkey_registration_options(_: Any, info: GraphQLResolveInfo) -> str:
-    return await _passkeys(info).registration_options(await _current_user(info))
+async def resolve_passkey_registration_options(
+    _: Any, info: GraphQLResolveInfo, challenge: str | None = None
+) -> str:
+    user = await _enrolling_user(info, challenge)
+    return await _passkeys(info).registration_options(user)
 
 
 @mutation.field("registerPasskey")
@@ -293,9 +314,10 @@ async def resolve_register_passkey(
     password: str,
     credential: str,
     name: str | None = None,
+    challenge: str | None = None,
 ) -> Any:
     return await _passkeys(info).register(
-        await _current_user(info),
+        await _enrolling_user(info, challenge),
         password,
         credential,
         name,

@@ -123,13 +123,16 @@ class Settings(BaseSettings):
     # Log lines as text, or as JSON objects (one a line) with the request id.
     log_format: Literal["text", "json"] = "text"
 
-    # Second factors (mfa.py): off, or optional (users may enrol TOTP).
-    mfa: Literal["off", "optional"] = "{{ cookiecutter.mfa }}"
+    # Second factors (mfa.py, passkeys.py): off; optional (users may add TOTP
+    # or passkeys); required (a user without one enrols at their next login).
+    mfa: Literal["off", "optional", "required"] = "{{ cookiecutter.mfa }}"
     # The key that encrypts TOTP secrets and keys recovery code hashes; created at first start.
     mfa_key_file: Path = Path("keys/mfa.key")
     # Seconds a login challenge lives, and the wrong codes that end it sooner.
     mfa_challenge_ttl: int = Field(default=300, gt=0)
     mfa_challenge_max_failures: int = Field(default=5, ge=1)
+    # Seconds an enrolment challenge (mfa=required) lives: time to set up an app.
+    mfa_enrolment_ttl: int = Field(default=900, gt=0)
     # Passkeys (passkeys.py) are second factors wherever mfa is not off; with
     # passwordless=passkeys a passkey alone (user-verified) also logs in.
     passwordless: Literal["off", "passkeys"] = "{{ cookiecutter.passwordless }}"
