@@ -22,7 +22,15 @@ from helpers import (
 )
 from soft_passkey import SoftPasskey
 from test_links import NEW_PASSWORD, reset, reset_link, titled
-from test_mfa import CONFIRM, HAS_FACTOR, REFRESH, START, Authenticator, second
+from test_mfa import (
+    CONFIRM,
+    DELETE_WITH_CODE,
+    HAS_FACTOR,
+    REFRESH,
+    START,
+    Authenticator,
+    second,
+)
 
 REGISTRATION_OPTIONS = "mutation { passkeyRegistrationOptions }"
 REGISTER_PASSKEY = (
@@ -41,6 +49,7 @@ LOGIN_WITH_PASSKEY = (
     " loginWithPasskey(credential: $credential, challenge: $challenge)"
     " { token expiryDate user { " + USER_SELECTION + " } } }"
 )
+REAUTHENTICATION_OPTIONS = "mutation { passkeyReauthenticationOptions }"
 ADDED = "A second factor was added to your account"
 REMOVED = "The second factor of your account was removed"
 
@@ -322,6 +331,31 @@ def test_a_password_reset_does_not_bypass_the_passkey(
     challenge = mfa_challenge(client, {**fields, "password": NEW_PASSWORD})
     result = login_with(client, device.get(login_options(client, challenge)), challenge)
     assert "errors" not in result, result
+
+
+def test_deleting_the_account_needs_a_passkey(service: Service) -> None:
+    client, _, device = with_passkey(service)
+    without = client(DELETE_WITH_CODE, {"password": PASSWORD, "code": None})
+    assert error_type(without) == "WrongMfaCodeError"
+    assert "passkeyReauthenticationOptions" in without["errors"][0]["message"]
+
+    def assertion(**options: Any) -> str:
+        result = client(REAUTHENTICATION_OPTIONS)
+        assert "errors" not in result, result
+        ask = json.loads(result["data"]["passkeyReauthenticationOptions"])
+        assert [item["id"] for item in ask["allowCredentials"]] == [device.id]
+        return device.get(ask, **options)
+
+    phished = assertion(origin="https://evil.example")
+    refused = client(DELETE_WITH_CODE, {"password": PASSWORD, "code": phished})
+    assert error_type(refused) == "WrongPasskeyError"
+    # An assertion for a login is no re-authentication.
+    _, other_fields, _ = with_passkey(service)
+    login = device.get(login_options(client, mfa_challenge(client, other_fields)))
+    refused = client(DELETE_WITH_CODE, {"password": PASSWORD, "code": login})
+    assert error_type(refused) == "WrongPasskeyError"
+    result = client(DELETE_WITH_CODE, {"password": PASSWORD, "code": assertion()})
+    assert result == {"data": {"deleteMe": True}}
 
 
 @pytest.fixture(scope="module")

@@ -209,9 +209,17 @@ class Factors:
     async def reauthenticate(
         self, user: dict[str, Any], code: str | None, address: str
     ) -> None:
-        """A fresh second factor for a sensitive change, where the user has one."""
+        """A fresh second factor for a sensitive change, where the user has one
+        (a passkey's assertion is passkeys.Passkeys.reauthenticate's)."""
+        if self.settings.mfa == "off":
+            return
         factor = await self.store.get_factor(user["_id"])
-        if self.settings.mfa == "off" or factor is None or not factor["confirmed"]:
+        if factor is None or not factor["confirmed"]:
+            if await self.store.list_passkeys(user["_id"]):
+                raise WrongMfaCodeError(
+                    "This change needs one of your passkeys: send the JSON of an"
+                    " assertion (options of passkeyReauthenticationOptions) as code."
+                )
             return
         if not code:
             raise WrongMfaCodeError(

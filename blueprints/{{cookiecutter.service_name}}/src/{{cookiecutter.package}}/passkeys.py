@@ -60,6 +60,7 @@ from .tokens import hash_secret
 #: The purposes of the ceremonies' challenges among the one-time tokens.
 REGISTRATION = "passkey_register"
 LOGIN = "passkey_login"
+REAUTHENTICATION = "passkey_reauth"
 #: A passwordless challenge is issued to nobody yet.
 ANYONE = ""
 NAME_MAX_LENGTH = 64
@@ -222,25 +223,11 @@ class Passkeys:
         if challenge is None:
             if not self.passwordless:
                 raise PasswordlessDisabledError()
-            user_id, allowed = ANYONE, []
-        else:
-            login = await self._login_challenge(challenge, consume=False)
-            user_id = login["user_id"]
-            allowed = await self.store.list_passkeys(user_id)
-            if not allowed:
-                raise NoSecondFactorError("This account has no passkey.")
-        options = generate_authentication_options(
-            rp_id=self.settings.passkey_rp_id,
-            challenge=await self._issue(LOGIN, user_id),
-            timeout=self.settings.passkey_challenge_ttl * 1000,
-            allow_credentials=_descriptors(allowed),
-            user_verification=(
-                UserVerificationRequirement.REQUIRED
-                if challenge is None
-                else UserVerificationRequirement.PREFERRED
-            ),
+            return await self._request_options(LOGIN, ANYONE, [], verified=True)
+        user_id = (await self._login_challenge(challenge, consume=False))["user_id"]
+        return await self._request_options(
+            LOGIN, user_id, await self._own(user_id), verified=False
         )
-        return options_to_json(options)
 
     async def login(
         self,
@@ -254,20 +241,83 @@ class Passkeys:
         self.factors._enabled()
         if challenge is None and not self.passwordless:
             raise PasswordlessDisabledError()
+        parsed, issued, expected = await self._assertion(credential, LOGIN)
+        user_id = ANYONE
+        if challenge is not None:
+            user_id = (await self._login_challenge(challenge, consume=True))["user_id"]
+        if issued["user_id"] != user_id:
+            raise WrongPasskeyError()
+        passkey, user = await self._signer(parsed, user_id)
+        if user.get("disabled"):
+            raise AccountDisabledError()
+        await self._verify(parsed, expected, passkey, user, address, challenge is None)
+        return await self.accounts.finish_login(user, cookie)
+
+    # Re-authentication of sensitive changes (updateMe, deleteMe).
+
+    async def reauthentication_options(self, user: dict[str, Any]) -> str:
+        """The options for get() whose assertion re-authenticates the logged-in user."""
+        self.factors._enabled()
+        own = await self._own(user["_id"])
+        return await self._request_options(REAUTHENTICATION, user["_id"], own, False)
+
+    async def reauthenticate(
+        self, user: dict[str, Any], credential: str, address: str
+    ) -> None:
+        """A fresh passkey assertion of the user (options of reauthentication_options)."""
+        if self.settings.mfa == "off":
+            return
+        parsed, issued, expected = await self._assertion(credential, REAUTHENTICATION)
+        if issued["user_id"] != user["_id"]:
+            raise WrongPasskeyError()
+        passkey, _ = await self._signer(parsed, user["_id"])
+        await self._verify(parsed, expected, passkey, user, address, False)
+
+    # Assertions.
+
+    async def _own(self, user_id: str) -> list[dict[str, Any]]:
+        passkeys = await self.store.list_passkeys(user_id)
+        if not passkeys:
+            raise NoSecondFactorError("This account has no passkey.")
+        return passkeys
+
+    async def _request_options(
+        self,
+        purpose: str,
+        user_id: str,
+        allowed: list[dict[str, Any]],
+        verified: bool,
+    ) -> str:
+        options = generate_authentication_options(
+            rp_id=self.settings.passkey_rp_id,
+            challenge=await self._issue(purpose, user_id),
+            timeout=self.settings.passkey_challenge_ttl * 1000,
+            allow_credentials=_descriptors(allowed),
+            user_verification=(
+                UserVerificationRequirement.REQUIRED
+                if verified
+                else UserVerificationRequirement.PREFERRED
+            ),
+        )
+        return options_to_json(options)
+
+    async def _assertion(
+        self, credential: str, purpose: str
+    ) -> tuple[Any, dict[str, Any], bytes]:
+        """The parsed assertion, and the challenge it signed (used up here)."""
         try:
             parsed = parse_authentication_credential_json(credential)
             issued, expected = await self._redeem(
-                parsed.response.client_data_json, LOGIN
+                parsed.response.client_data_json, purpose
             )
         except BAD_RESPONSE:
             raise WrongPasskeyError() from None
-        if challenge is not None:
-            login = await self._login_challenge(challenge, consume=True)
-            user_id = login["user_id"]
-        else:
-            user_id = ANYONE
-        if issued["user_id"] != user_id:
-            raise WrongPasskeyError()
+        return parsed, issued, expected
+
+    async def _signer(
+        self, parsed: Any, user_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The passkey an assertion names and its user: `user_id`'s, or anyone's."""
         passkey = await self.store.get_passkey(bytes_to_base64url(parsed.raw_id))
         if passkey is None or user_id not in (ANYONE, passkey["user_id"]):
             raise WrongPasskeyError()
@@ -277,24 +327,35 @@ class Passkeys:
         user = await self.store.get_user(passkey["user_id"])
         if user is None:
             raise WrongPasskeyError()
-        if user.get("disabled"):
-            raise AccountDisabledError()
+        return passkey, user
+
+    async def _verify(
+        self,
+        parsed: Any,
+        expected: bytes,
+        passkey: dict[str, Any],
+        user: dict[str, Any],
+        address: str,
+        verified: bool,
+    ) -> None:
+        """Checks the signature, origin, RP id, flags and counter, within the
+        login failure limits; moves the counter in a conditional write."""
         attempt = await self.accounts._password_attempt(user["email"], address)
         try:
-            verified = verify_authentication_response(
+            result = verify_authentication_response(
                 credential=parsed,
                 expected_challenge=expected,
                 expected_rp_id=self.settings.passkey_rp_id,
                 expected_origin=self.settings.public_origin,
                 credential_public_key=base64url_to_bytes(passkey["public_key"]),
                 credential_current_sign_count=passkey["sign_count"],
-                require_user_verification=challenge is None,
+                require_user_verification=verified,
             )
         except BAD_RESPONSE:
             raise WrongPasskeyError() from None
         used = {
-            "sign_count": verified.new_sign_count,
-            "backed_up": verified.credential_backed_up,
+            "sign_count": result.new_sign_count,
+            "backed_up": result.credential_backed_up,
             "last_used_at": dt.datetime.now(dt.UTC),
         }
         if not await self.store.update_passkey(
@@ -302,7 +363,6 @@ class Passkeys:
         ):
             raise WrongPasskeyError()
         await self.accounts.limits.forget(attempt)
-        return await self.accounts.finish_login(user, cookie)
 
     async def _login_challenge(self, challenge: str, consume: bool) -> dict[str, Any]:
         """The record of a live MFA login challenge (mfa.Factors.challenge)."""

@@ -173,7 +173,7 @@ async def resolve_update_me(
     context = info.context
     user = await _current_user(info)
     if "email" in fields or "password" in fields:
-        await _factors(info).reauthenticate(user, code, context.client_address)
+        await _reauthenticate(info, user, code)
     return await _accounts(info).update_me(
         user, fields, context, context.client_address
     )
@@ -185,7 +185,7 @@ async def resolve_delete_me(
 ) -> bool:
     context = info.context
     user = await _current_user(info)
-    await _factors(info).reauthenticate(user, code, context.client_address)
+    await _reauthenticate(info, user, code)
     return await _accounts(info).delete_me(
         user, password, context, context.client_address
     )
@@ -236,6 +236,17 @@ async def _enrolling_user(
     if challenge is None:
         return await _current_user(info)
     return await _factors(info).enrolling_user(challenge)
+
+
+async def _reauthenticate(
+    info: GraphQLResolveInfo, user: dict[str, Any], code: str | None
+) -> None:
+    """A fresh second factor: a TOTP or recovery code, or a passkey's assertion (JSON)."""
+    address = info.context.client_address
+    if code is not None and code.lstrip().startswith("{"):
+        await _passkeys(info).reauthenticate(user, code, address)
+    else:
+        await _factors(info).reauthenticate(user, code, address)
 
 
 @mutation.field("startTotpEnrolment")
@@ -332,6 +343,14 @@ async def resolve_delete_passkey(
     return await _passkeys(info).delete(
         await _current_user(info), password, id, info.context.client_address
     )
+
+
+@mutation.field("passkeyReauthenticationOptions")
+async def resolve_passkey_reauthentication_options(
+    _: Any, info: GraphQLResolveInfo
+) -> str:
+    user = await _current_user(info)
+    return await _passkeys(info).reauthentication_options(user)
 
 
 @mutation.field("passkeyLoginOptions")
