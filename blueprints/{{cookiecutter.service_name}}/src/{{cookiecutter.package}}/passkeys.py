@@ -53,6 +53,7 @@ from .errors import (
     WrongPasswordError,
 )
 from .mfa import CHALLENGE, Factors
+from .rules import CONTROL_OR_BREAK
 from .settings import SERVICE_NAME, Settings
 from .store import SideWrites, Store
 from .tokens import hash_secret
@@ -157,9 +158,9 @@ class Passkeys:
         """Verifies the attestation of create() and keeps the passkey; needs the password."""
         self.factors._enabled()
         name = (name or "").strip() or "Passkey"
-        if len(name) > NAME_MAX_LENGTH:
+        if len(name) > NAME_MAX_LENGTH or CONTROL_OR_BREAK.search(name):
             raise UserValidationError(
-                f"A passkey's name has {NAME_MAX_LENGTH} characters at most."
+                f"A passkey's name is one line of {NAME_MAX_LENGTH} characters at most."
             )
         await self._check_password(user, password, address)
         try:
