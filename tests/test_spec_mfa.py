@@ -47,7 +47,9 @@ def test_the_spec_sets_the_services_default(generated, tmp_path: Path) -> None:
 
 
 def test_passwordless_needs_factors() -> None:
-    text = "service:\n  name: acme\n  mfa: 'off'\n  passwordless: passkeys\nfields: {}\n"
+    text = (
+        "service:\n  name: acme\n  mfa: 'off'\n  passwordless: passkeys\nfields: {}\n"
+    )
     assert problems(text) == [
         "user.yaml:4:17: service.passwordless: passkeys needs service.mfa other"
         " than off: passkeys are second factors"

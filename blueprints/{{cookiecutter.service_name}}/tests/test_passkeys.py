@@ -139,11 +139,24 @@ def test_register_list_and_delete(service: Service, smtp: MailSink) -> None:
     assert client(DELETE_PASSKEY, again) == {"data": {"deletePasskey": True}}
     assert client(MY_PASSKEYS) == {"data": {"myPasskeys": []}}
     assert client(HAS_FACTOR) == {"data": {"hasSecondFactor": False}}
-    assert titled(smtp, fields["email"], REMOVED)
+    (removed,) = titled(smtp, fields["email"], REMOVED)
+    assert 'a passkey ("Laptop")' in removed.get_body(("plain",)).get_content()
     assert error_type(client(DELETE_PASSKEY, again)) == "PasskeyNotFoundError"
     assert "errors" not in client(
         LOGIN, {"email": fields["email"], "password": PASSWORD}
     ), "no factor left: today's login"
+
+
+def test_an_account_holds_twenty_passkeys_at_most(service: Service) -> None:
+    client, _, _ = with_passkey(service)
+    spare = registration_options(client)  # asked for while there was room
+    for _ in range(19):
+        credential = SoftPasskey(service.url).create(registration_options(client))
+        assert "errors" not in register_passkey(client, credential)
+    assert error_type(client(REGISTRATION_OPTIONS)) == "UserValidationError"
+    late = register_passkey(client, SoftPasskey(service.url).create(spare))
+    assert error_type(late) == "UserValidationError"
+    assert len(client(MY_PASSKEYS)["data"]["myPasskeys"]) == 20
 
 
 def test_someone_elses_passkey_cannot_be_deleted(service: Service) -> None:

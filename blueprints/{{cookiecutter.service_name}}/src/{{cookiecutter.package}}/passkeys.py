@@ -118,11 +118,7 @@ class Passkeys:
     async def registration_options(self, user: dict[str, Any]) -> str:
         """The options for navigator.credentials.create(), as JSON."""
         self.factors._enabled()
-        existing = await self.store.list_passkeys(user["_id"])
-        if len(existing) >= MAX_PASSKEYS:
-            raise UserValidationError(
-                f"An account holds {MAX_PASSKEYS} passkeys at most: delete one first."
-            )
+        existing = await self._room(user["_id"])
         verification = (
             UserVerificationRequirement.REQUIRED
             if self.passwordless
@@ -162,6 +158,7 @@ class Passkeys:
             raise UserValidationError(
                 f"A passkey's name is one line of {NAME_MAX_LENGTH} characters at most."
             )
+        await self._room(user["_id"])
         await self._check_password(user, password, address)
         try:
             parsed = parse_registration_credential_json(credential)
@@ -201,10 +198,23 @@ class Passkeys:
         """Removes one of the user's passkeys; needs the password."""
         await self.factors.keep_one(user["_id"])
         await self._check_password(user, password, address)
-        if not await self.store.delete_passkey(user["_id"], passkey_id):
+        passkey = await self.store.get_passkey(passkey_id)
+        if passkey is None or not await self.store.delete_passkey(
+            user["_id"], passkey_id
+        ):
             raise PasskeyNotFoundError()
-        await self.factors._notice(user, "mfa_removed_email", "a passkey")
+        name = passkey["name"]
+        await self.factors._notice(user, "mfa_removed_email", f'a passkey ("{name}")')
         return True
+
+    async def _room(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's passkeys, while they hold fewer than MAX_PASSKEYS."""
+        existing = await self.store.list_passkeys(user_id)
+        if len(existing) >= MAX_PASSKEYS:
+            raise UserValidationError(
+                f"An account holds {MAX_PASSKEYS} passkeys at most: delete one first."
+            )
+        return existing
 
     async def _check_password(
         self, user: dict[str, Any], password: str, address: str
