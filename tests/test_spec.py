@@ -46,7 +46,7 @@ MISTAKES = [
     ),
     pytest.param(
         "service:\n  name: acme\n  colour: red\n",
-        "user.yaml:3:3: service: unknown key 'colour'; expected one of name, package, mfa, login_fields",
+        "user.yaml:3:3: service: unknown key 'colour'; expected one of name, package, mfa, passwordless, login_fields",
         id="unknown-service-key",
     ),
     pytest.param(
@@ -441,7 +441,7 @@ def test_service_and_field_mistakes_together() -> None:
     assert problems(text) == [
         "user.yaml:2:9: service.name: 'Bad Name' is not a valid service name; use lower-case"
         " letters, digits and single dashes, starting with a letter",
-        "user.yaml:3:3: service: unknown key 'extra'; expected one of name, package, mfa, login_fields",
+        "user.yaml:3:3: service: unknown key 'extra'; expected one of name, package, mfa, passwordless, login_fields",
         "user.yaml:6:11: fields.nick.type: unknown type 'text'; expected one of"
         " string, int, float, boolean, date, datetime, enum",
     ]
@@ -490,10 +490,18 @@ def test_example_is_valid_and_uses_every_type_and_option() -> None:
     assert used == set(FieldSpec.model_fields)
     assert {field.format for field in fields} >= {"email", "url"}
     assert any(field.list and field.default is not None for field in fields)
-    # Service options: `package` and `mfa` are shown, commented out, with their defaults.
+    # Service options: `package`, `mfa` and `passwordless` are shown, commented
+    # out, with their defaults.
     assert "# package: acme_auth" in EXAMPLE.read_text()
     assert "# mfa: optional" in EXAMPLE.read_text()
-    assert set(ServiceSpec.model_fields) == {"name", "package", "mfa", "login_fields"}
+    assert '# passwordless: "off"' in EXAMPLE.read_text()
+    assert set(ServiceSpec.model_fields) == {
+        "name",
+        "package",
+        "mfa",
+        "passwordless",
+        "login_fields",
+    }
     assert spec.service.login_fields == ["email", "username"]
     assert "editor" in spec.roles
 

@@ -29,7 +29,10 @@ _SERVICE_KEYS = {
         "a Python identifier, not a keyword. Default: `name` with `-` replaced by `_`."
     ),
     "mfa": (
-        "`off` or `optional`: whether users may add a second factor (TOTP) to their account; the service's AUTH_MFA, which may override it (see the service's `docs/security.md`). Default: `optional`."
+        "`off`, `optional` or `required`: whether users may add a second factor (TOTP, passkeys) to their account, or must (a user without one enrols at their next login); the service's AUTH_MFA, which may override it (see the service's `docs/security.md`). Default: `optional`."
+    ),
+    "passwordless": (
+        "`off` or `passkeys`: whether a passkey alone (a discoverable, user-verified credential) logs in, without the password; needs `mfa` other than `off`; the service's AUTH_PASSWORDLESS. Default: `off`."
     ),
     "login_fields": (
         "values that `login(email:)` accepts: `email` (compared case-insensitively) and unique, single-valued `string` fields (e.g. `[email, username]`). Default: `[email]`."

@@ -85,6 +85,7 @@ TYPE_NAMES = frozenset(
         "Callable",
         "FieldInfo",
         "TotpEnrolment",
+        "Passkey",
         "AdminUser",
         "AdminUserPagination",
         "AdminUserFilterInput",
@@ -116,7 +117,8 @@ class _Strict(BaseModel):
 class ServiceSpec(_Strict):
     name: StrictStr
     package: StrictStr | None = None
-    mfa: Literal["off", "optional"] = "optional"
+    mfa: Literal["off", "optional", "required"] = "optional"
+    passwordless: Literal["off", "passkeys"] = "off"
     login_fields: list[StrictStr] = Field(default_factory=lambda: ["email"])
 
     @property
@@ -301,6 +303,14 @@ def _check_service(service: Any, document: Document) -> list[Problem]:
                 f"service.package: {package!r} is not a valid Python package name;"
                 " use letters, digits and underscores, starting with a letter,"
                 " not a Python keyword",
+            )
+        )
+    if service.get("passwordless") == "passkeys" and service.get("mfa") == "off":
+        problems.append(
+            document.problem(
+                ("service", "passwordless"),
+                "service.passwordless: passkeys needs service.mfa other than off:"
+                " passkeys are second factors",
             )
         )
     return problems

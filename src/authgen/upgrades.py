@@ -55,6 +55,18 @@ NOTES: dict[str, list[str]] = {
         " AUTH_MFA_CHALLENGE_TTL, AUTH_MFA_CHALLENGE_MAX_FAILURES; new templates"
         " mfa_added_email, mfa_removed_email; new dependencies pyotp and segno;"
         " the store gains a factors table (created at start)",
+        "passkeys (passkeys.py, WebAuthn L2): new query myPasskeys, new mutations"
+        " passkeyRegistrationOptions, registerPasskey, deletePasskey,"
+        " passkeyLoginOptions, loginWithPasskey, passkeyReauthenticationOptions"
+        " (updateMe and deleteMe take a passkey assertion as code, and a user with"
+        " passkeys only needs one); MfaRequiredError gains extensions.factors; new"
+        " spec options service.passwordless (off, passkeys) and service.mfa: required"
+        " (login answers MfaEnrolmentRequiredError, the enrolment mutations take its"
+        " challenge, new mutation completeMfaEnrolment); new settings"
+        " AUTH_PASSWORDLESS, AUTH_PASSKEY_CHALLENGE_TTL, AUTH_MFA_ENROLMENT_TTL; the templates"
+        " mfa_added_email and mfa_removed_email get a `factor` variable (an"
+        " overridden copy keeps working); new dependency webauthn; the store gains"
+        " a passkeys table/collection (created at start)",
         "regeneration: the merge base is one archive, .authgen/base.zip (the"
         " .authgen/base/ folder is migrated and removed); files with unresolved"
         " conflict markers fail generate, --check and serve until resolved; the"

@@ -243,7 +243,11 @@ def test_an_admin_removes_a_users_second_factors(service, admin, smtp):
     assert error_type(device(REFRESH)) == "UnauthorizedError"
     late = other_device(SECOND, {"challenge": logged_in_elsewhere, "code": "000000"})
     assert "errors" in late
-    assert titled(smtp, user["email"], REMOVED)
+    [notice] = titled(smtp, user["email"], REMOVED)
+    assert (
+        "(all of them, by an administrator)"
+        in notice.get_body(("plain",)).get_content()
+    )
     # The password alone logs in now.
     login = service.client()(LOGIN, {"email": user["email"], "password": PASSWORD})
     assert "errors" not in login, login

@@ -47,6 +47,8 @@ from .users import PublicUsers
 SORT_FIELDS = ("_id", "email", "created_at") + tuple(
     name for name, field in FIELDS.items() if not field.list
 )
+#: How the mfa_removed notice names what an admin's removal took.
+ADMIN_REMOVAL = "all of them, by an administrator"
 #: Longest email prefix searched (an address is at most 320 characters).
 PREFIX_MAX_LENGTH = 320
 
@@ -241,9 +243,8 @@ class Admin:
             raise NoSecondFactorError("This user has no second factor.")
         await self.store.delete_user_tokens(user_id, CHALLENGE)
         await self.store.end_user_sessions(user_id)
-        notice = outbox_record(
-            user["email"], "mfa_removed_email", {"user": account_view(user)}
-        )
+        context = {"user": account_view(user), "factor": ADMIN_REMOVAL}
+        notice = outbox_record(user["email"], "mfa_removed_email", context)
         await self.store.add_side_writes(SideWrites(mails=[notice]))
         self.services.mailer.wake()
         details = {"factors": removed}

@@ -48,7 +48,16 @@ log = logging.getLogger(__name__)
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 #: Root fields that hash a password (updateMe always: its password may come in a variable).
 HASHING_FIELDS = frozenset(
-    {"login", "register", "updateMe", "deleteMe", "resetMyPassword", "disableTotp"}
+    {
+        "login",
+        "register",
+        "updateMe",
+        "deleteMe",
+        "resetMyPassword",
+        "disableTotp",
+        "registerPasskey",
+        "deletePasskey",
+    }
 )
 
 # Introspection is measured apart from data queries: the standard introspection

@@ -10,7 +10,7 @@ class AuthError(Exception):
 
     message = "Request failed."
     #: More for the client, beside the type in `extensions`.
-    details: dict[str, str] = {}
+    details: dict[str, object] = {}
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.message)
@@ -127,12 +127,33 @@ class MfaRequiredError(AuthError):
 
     message = (
         "This account has a second factor: send extensions.challenge with a code"
-        " of your authenticator app (or a recovery code) to loginWithSecondFactor."
+        " of your authenticator app (or a recovery code) to loginWithSecondFactor,"
+        " or with a passkey to loginWithPasskey (extensions.factors says which it has)."
+    )
+
+    def __init__(self, challenge: str, factors: list[str]) -> None:
+        super().__init__()
+        self.details = {"challenge": challenge, "factors": factors}
+
+
+class MfaEnrolmentRequiredError(AuthError):
+    """login's answer, where second factors are required, for a user without one."""
+
+    message = (
+        "This service requires a second factor: add one with extensions.challenge"
+        " (startTotpEnrolment and confirmTotpEnrolment, or passkeyRegistrationOptions"
+        " and registerPasskey), then completeMfaEnrolment logs in."
     )
 
     def __init__(self, challenge: str) -> None:
         super().__init__()
         self.details = {"challenge": challenge}
+
+
+class SecondFactorRequiredError(AuthError):
+    message = (
+        "This service requires a second factor: add another before removing this one."
+    )
 
 
 class WrongMfaCodeError(AuthError):
@@ -149,6 +170,28 @@ class MfaDisabledError(AuthError):
 
 class NoSecondFactorError(AuthError):
     message = "This account has no second factor."
+
+
+# Passkeys (passkeys.py).
+
+
+class WrongPasskeyError(AuthError):
+    message = (
+        "The passkey could not be verified: wrong origin or relying party, bad"
+        " signature, flags or sign counter, or an unknown, used or expired challenge."
+    )
+
+
+class PasskeyNotFoundError(AuthError):
+    message = "No such passkey is registered."
+
+
+class PasskeyAlreadyRegisteredError(AuthError):
+    message = "This passkey is registered already."
+
+
+class PasswordlessDisabledError(AuthError):
+    message = "Logging in with a passkey alone is not enabled on this service."
 
 
 class AccountDisabledError(AuthError):

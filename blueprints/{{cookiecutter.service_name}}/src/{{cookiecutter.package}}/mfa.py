@@ -25,10 +25,13 @@ from cryptography.fernet import Fernet
 
 from .accounts import Accounts, RefreshCookie
 from .errors import (
+    AccountDisabledError,
     MfaAlreadyEnabledError,
     MfaDisabledError,
+    MfaEnrolmentRequiredError,
     MfaRequiredError,
     NoSecondFactorError,
+    SecondFactorRequiredError,
     UnauthorizedError,
     WrongMfaCodeError,
     WrongPasswordError,
@@ -40,8 +43,10 @@ from .settings import SERVICE_NAME, Settings
 from .store import SideWrites, Store
 from .tokens import _create_exclusively, hash_secret, new_secret
 
-#: The purpose of a login challenge among the one-time tokens.
+#: The purposes of a login challenge and of an enrolment challenge
+#: (mfa=required) among the one-time tokens.
 CHALLENGE = "mfa_login"
+ENROLMENT = "mfa_enrol"
 RECOVERY_CODES = 10
 #: Steps accepted either side of now (clock drift, a code typed at a step's end).
 WINDOW = 1
@@ -98,13 +103,25 @@ class Factors:
     # Enrolment and removal.
 
     async def has_factor(self, user_id: str) -> bool:
+        return bool(await self.kinds(user_id))
+
+    async def kinds(self, user_id: str) -> list[str]:
+        """The user's factors in force: "totp", "passkey" (passkeys.py), both or none."""
+        kinds = []
         factor = await self.store.get_factor(user_id)
-        return factor is not None and factor["confirmed"]
+        if factor is not None and factor["confirmed"]:
+            kinds.append("totp")
+        if await self.store.list_passkeys(user_id):
+            kinds.append("passkey")
+        return kinds
+
+    async def has_totp(self, user_id: str) -> bool:
+        return "totp" in await self.kinds(user_id)
 
     async def start_totp(self, user: dict[str, Any]) -> dict[str, str]:
         """A new secret, not in force until confirm_totp sees a code of it."""
         self._enabled()
-        if await self.has_factor(user["_id"]):
+        if await self.has_totp(user["_id"]):
             raise MfaAlreadyEnabledError()
         secret = pyotp.random_base32()
         await self.store.put_factor(
@@ -140,7 +157,7 @@ class Factors:
             user["_id"], {"confirmed": True, "recovery": hashes}, {"confirmed": False}
         ):
             raise MfaAlreadyEnabledError()
-        await self._notice(user, "mfa_added_email")
+        await self._notice(user, "mfa_added_email", "an authenticator app")
         return codes
 
     async def regenerate_recovery_codes(
@@ -160,17 +177,18 @@ class Factors:
     ) -> bool:
         """Needs both the password and a current code (or a recovery code)."""
         await self._in_force(user)
+        await self.keep_one(user["_id"])
         attempt = await self.accounts._password_attempt(user["email"], address)
         if not await self.accounts._verify(attempt, user["password_hash"], password):
             raise WrongPasswordError()
         await self.reauthenticate(user, code, address)
         await self.store.delete_factor(user["_id"])
-        await self._notice(user, "mfa_removed_email")
+        await self._notice(user, "mfa_removed_email", "the authenticator app")
         return True
 
     async def _in_force(self, user: dict[str, Any]) -> None:
         self._enabled()
-        if not await self.has_factor(user["_id"]):
+        if not await self.has_totp(user["_id"]):
             raise NoSecondFactorError()
 
     def _new_recovery_codes(self) -> tuple[list[str], str]:
@@ -179,8 +197,10 @@ class Factors:
         codes = [f"{code[:5]}-{code[5:]}" for code in codes]
         return codes, " ".join(self._recovery_hash(code) for code in codes)
 
-    async def _notice(self, user: dict[str, Any], template: str) -> None:
-        mail = outbox_record(user["email"], template, {"user": account_view(user)})
+    async def _notice(self, user: dict[str, Any], template: str, factor: str) -> None:
+        """Tells the owner that `factor` (e.g. "a passkey") was added or removed."""
+        context = {"user": account_view(user), "factor": factor}
+        mail = outbox_record(user["email"], template, context)
         await self.store.add_side_writes(SideWrites(mails=[mail]))
         self.mailer.wake()
 
@@ -189,9 +209,17 @@ class Factors:
     async def reauthenticate(
         self, user: dict[str, Any], code: str | None, address: str
     ) -> None:
-        """A fresh second factor for a sensitive change, where the user has one."""
+        """A fresh second factor for a sensitive change, where the user has one
+        (a passkey's assertion is passkeys.Passkeys.reauthenticate's)."""
+        if self.settings.mfa == "off":
+            return
         factor = await self.store.get_factor(user["_id"])
-        if self.settings.mfa == "off" or factor is None or not factor["confirmed"]:
+        if factor is None or not factor["confirmed"]:
+            if await self.store.list_passkeys(user["_id"]):
+                raise WrongMfaCodeError(
+                    "This change needs one of your passkeys: send the JSON of an"
+                    " assertion (options of passkeyReauthenticationOptions) as code."
+                )
             return
         if not code:
             raise WrongMfaCodeError(
@@ -243,20 +271,75 @@ class Factors:
     # The login challenge.
 
     async def challenge(self, user: dict[str, Any]) -> None:
-        """Login's hook: a user with a factor gets MfaRequiredError and a challenge."""
-        if not await self.has_factor(user["_id"]):
-            return
+        """Login's hook: a user with a factor gets MfaRequiredError and a
+        challenge; where factors are required, a user without one gets
+        MfaEnrolmentRequiredError and an enrolment challenge."""
+        kinds = await self.kinds(user["_id"])
+        if kinds:
+            ttl = self.settings.mfa_challenge_ttl
+            raise MfaRequiredError(await self._issue(user, CHALLENGE, ttl), kinds)
+        if self.settings.mfa == "required":
+            ttl = self.settings.mfa_enrolment_ttl
+            raise MfaEnrolmentRequiredError(await self._issue(user, ENROLMENT, ttl))
+
+    async def _issue(self, user: dict[str, Any], purpose: str, ttl: int) -> str:
         raw, token_hash = new_secret()
         token = {
             "token_hash": token_hash,
             "user_id": user["_id"],
-            "purpose": CHALLENGE,
+            "purpose": purpose,
             "email": user["email"],
-            "expires_at": dt.datetime.now(dt.UTC)
-            + dt.timedelta(seconds=self.settings.mfa_challenge_ttl),
+            "expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl),
         }
         await self.store.add_side_writes(SideWrites(tokens=[token]))
-        raise MfaRequiredError(raw)
+        return raw
+
+    # Enrolment at login (mfa=required).
+
+    async def enrolling_user(self, challenge: str) -> dict[str, Any]:
+        """The user of a live enrolment challenge: it stands in for the auth
+        token in the enrolment mutations."""
+        record = await self.store.get_user_token(hash_secret(challenge), ENROLMENT)
+        user = await self._user_of(record)
+        if user is None:
+            raise UnauthorizedError(
+                "This enrolment challenge is unknown, used or expired: log in again."
+            )
+        return user
+
+    async def complete_enrolment(
+        self, challenge: str, cookie: RefreshCookie
+    ) -> dict[str, Any]:
+        """The login an enrolment challenge was issued for, once a factor is in force."""
+        user = await self.enrolling_user(challenge)
+        if not await self.has_factor(user["_id"]):
+            raise NoSecondFactorError(
+                "Add a second factor with this challenge first (confirmTotpEnrolment"
+                " or registerPasskey)."
+            )
+        token_hash = hash_secret(challenge)
+        if await self.store.consume_user_token(token_hash, ENROLMENT) is None:
+            raise UnauthorizedError(
+                "This enrolment challenge is unknown, used or expired: log in again."
+            )
+        if user.get("disabled"):
+            raise AccountDisabledError()
+        return await self.accounts.finish_login(user, cookie)
+
+    async def _user_of(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
+        if record is None or record["expires_at"] <= dt.datetime.now(dt.UTC):
+            return None
+        return await self.store.get_user(record["user_id"])
+
+    async def keep_one(self, user_id: str) -> None:
+        """Where factors are required, the last one stays."""
+        if self.settings.mfa != "required":
+            return
+        in_force = len(await self.store.list_passkeys(user_id))
+        if await self.has_totp(user_id):
+            in_force += 1
+        if in_force < 2:
+            raise SecondFactorRequiredError()
 
     async def login(
         self, challenge: str, code: str, address: str, cookie: RefreshCookie
@@ -270,9 +353,14 @@ class Factors:
             record = None
         user = await self.store.get_user(record["user_id"]) if record else None
         factor = await self.store.get_factor(user["_id"]) if user else None
-        if record is None or user is None or factor is None:
+        if record is None or user is None:
             raise UnauthorizedError(
                 "This login challenge is unknown, used or expired: log in again."
+            )
+        if factor is None or not factor["confirmed"]:
+            await self.store.add_side_writes(SideWrites(tokens=[record]))
+            raise NoSecondFactorError(
+                "This account has no authenticator app: use a passkey (loginWithPasskey)."
             )
         try:
             await self._check(user, address, lambda: self._accept(factor, code))

@@ -12,6 +12,7 @@ from .accounts import Accounts
 from .admin import Admin, AdminUsers, require_admin
 from .mfa import Factors
 from .models import admin_view, owner_view
+from .passkeys import Passkeys
 from .sessions import Sessions
 from .users import PublicUsers
 
@@ -172,7 +173,7 @@ async def resolve_update_me(
     context = info.context
     user = await _current_user(info)
     if "email" in fields or "password" in fields:
-        await _factors(info).reauthenticate(user, code, context.client_address)
+        await _reauthenticate(info, user, code)
     return await _accounts(info).update_me(
         user, fields, context, context.client_address
     )
@@ -184,7 +185,7 @@ async def resolve_delete_me(
 ) -> bool:
     context = info.context
     user = await _current_user(info)
-    await _factors(info).reauthenticate(user, code, context.client_address)
+    await _reauthenticate(info, user, code)
     return await _accounts(info).delete_me(
         user, password, context, context.client_address
     )
@@ -228,18 +229,47 @@ async def resolve_has_second_factor(_: Any, info: GraphQLResolveInfo) -> bool:
     return await _factors(info).has_factor((await _current_user(info))["_id"])
 
 
+async def _enrolling_user(
+    info: GraphQLResolveInfo, challenge: str | None
+) -> dict[str, Any]:
+    """The logged-in user, or the user of an enrolment challenge (mfa=required)."""
+    if challenge is None:
+        return await _current_user(info)
+    return await _factors(info).enrolling_user(challenge)
+
+
+async def _reauthenticate(
+    info: GraphQLResolveInfo, user: dict[str, Any], code: str | None
+) -> None:
+    """A fresh second factor: a TOTP or recovery code, or a passkey's assertion (JSON)."""
+    address = info.context.client_address
+    if code is not None and code.lstrip().startswith("{"):
+        await _passkeys(info).reauthenticate(user, code, address)
+    else:
+        await _factors(info).reauthenticate(user, code, address)
+
+
 @mutation.field("startTotpEnrolment")
-async def resolve_start_totp_enrolment(_: Any, info: GraphQLResolveInfo) -> Any:
-    return await _factors(info).start_totp(await _current_user(info))
+async def resolve_start_totp_enrolment(
+    _: Any, info: GraphQLResolveInfo, challenge: str | None = None
+) -> Any:
+    return await _factors(info).start_totp(await _enrolling_user(info, challenge))
 
 
 @mutation.field("confirmTotpEnrolment")
 async def resolve_confirm_totp_enrolment(
-    _: Any, info: GraphQLResolveInfo, code: str
+    _: Any, info: GraphQLResolveInfo, code: str, challenge: str | None = None
 ) -> list[str]:
     return await _factors(info).confirm_totp(
-        await _current_user(info), code, info.context.client_address
+        await _enrolling_user(info, challenge), code, info.context.client_address
     )
+
+
+@mutation.field("completeMfaEnrolment")
+async def resolve_complete_mfa_enrolment(
+    _: Any, info: GraphQLResolveInfo, challenge: str
+) -> Any:
+    return await _factors(info).complete_enrolment(challenge, info.context)
 
 
 @mutation.field("regenerateRecoveryCodes")
@@ -266,6 +296,78 @@ async def resolve_login_with_second_factor(
 ) -> Any:
     context = info.context
     return await _factors(info).login(challenge, code, context.client_address, context)
+
+
+# Passkeys (passkeys.py).
+
+
+def _passkeys(info: GraphQLResolveInfo) -> Passkeys:
+    return info.context.services.passkeys
+
+
+@query.field("myPasskeys")
+async def resolve_my_passkeys(_: Any, info: GraphQLResolveInfo) -> Any:
+    return await _passkeys(info).mine(await _current_user(info))
+
+
+@mutation.field("passkeyRegistrationOptions")
+async def resolve_passkey_registration_options(
+    _: Any, info: GraphQLResolveInfo, challenge: str | None = None
+) -> str:
+    user = await _enrolling_user(info, challenge)
+    return await _passkeys(info).registration_options(user)
+
+
+@mutation.field("registerPasskey")
+async def resolve_register_passkey(
+    _: Any,
+    info: GraphQLResolveInfo,
+    password: str,
+    credential: str,
+    name: str | None = None,
+    challenge: str | None = None,
+) -> Any:
+    return await _passkeys(info).register(
+        await _enrolling_user(info, challenge),
+        password,
+        credential,
+        name,
+        info.context.client_address,
+    )
+
+
+@mutation.field("deletePasskey")
+async def resolve_delete_passkey(
+    _: Any, info: GraphQLResolveInfo, password: str, id: str
+) -> bool:
+    return await _passkeys(info).delete(
+        await _current_user(info), password, id, info.context.client_address
+    )
+
+
+@mutation.field("passkeyReauthenticationOptions")
+async def resolve_passkey_reauthentication_options(
+    _: Any, info: GraphQLResolveInfo
+) -> str:
+    user = await _current_user(info)
+    return await _passkeys(info).reauthentication_options(user)
+
+
+@mutation.field("passkeyLoginOptions")
+async def resolve_passkey_login_options(
+    _: Any, info: GraphQLResolveInfo, challenge: str | None = None
+) -> str:
+    return await _passkeys(info).login_options(challenge)
+
+
+@mutation.field("loginWithPasskey")
+async def resolve_login_with_passkey(
+    _: Any, info: GraphQLResolveInfo, credential: str, challenge: str | None = None
+) -> Any:
+    context = info.context
+    return await _passkeys(info).login(
+        credential, challenge, context.client_address, context
+    )
 
 
 # Sessions and the audit trail of the logged-in user (sessions.py, audit.py).

@@ -6,6 +6,7 @@ from .accounts import Accounts
 from .background import Background
 from .mail import Mailer
 from .mfa import Factors
+from .passkeys import Passkeys
 from .passwords import Passwords
 from .settings import Settings
 from .store import Store, open_store
@@ -24,6 +25,7 @@ class Services:
     mailer: Mailer
     background: Background
     factors: Factors
+    passkeys: Passkeys
 
     @classmethod
     async def start(cls, settings: Settings) -> "Services":
@@ -48,6 +50,7 @@ class Services:
             mailer=mailer,
             background=background,
             factors=factors,
+            passkeys=Passkeys(settings, store, accounts, factors),
         )
 
     async def stop(self) -> None:

@@ -123,13 +123,21 @@ class Settings(BaseSettings):
     # Log lines as text, or as JSON objects (one a line) with the request id.
     log_format: Literal["text", "json"] = "text"
 
-    # Second factors (mfa.py): off, or optional (users may enrol TOTP).
-    mfa: Literal["off", "optional"] = "{{ cookiecutter.mfa }}"
+    # Second factors (mfa.py, passkeys.py): off; optional (users may add TOTP
+    # or passkeys); required (a user without one enrols at their next login).
+    mfa: Literal["off", "optional", "required"] = "{{ cookiecutter.mfa }}"
     # The key that encrypts TOTP secrets and keys recovery code hashes; created at first start.
     mfa_key_file: Path = Path("keys/mfa.key")
     # Seconds a login challenge lives, and the wrong codes that end it sooner.
     mfa_challenge_ttl: int = Field(default=300, gt=0)
     mfa_challenge_max_failures: int = Field(default=5, ge=1)
+    # Seconds an enrolment challenge (mfa=required) lives: time to set up an app.
+    mfa_enrolment_ttl: int = Field(default=900, gt=0)
+    # Passkeys (passkeys.py) are second factors wherever mfa is not off; with
+    # passwordless=passkeys a passkey alone (user-verified) also logs in.
+    passwordless: Literal["off", "passkeys"] = "{{ cookiecutter.passwordless }}"
+    # Seconds the options of a passkey registration or login stay usable.
+    passkey_challenge_ttl: int = Field(default=300, gt=0)
     # Audit trail and webhooks.
     # Audit events are deleted this long after they happened (default 90 days).
     audit_retention: int = Field(default=90 * 24 * 3600, gt=0)
@@ -171,6 +179,14 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _passkeys_need_factors(self) -> "Settings":
+        if self.passwordless == "passkeys" and self.mfa == "off":
+            raise ValueError(
+                "AUTH_PASSWORDLESS=passkeys needs AUTH_MFA optional: passkeys are second factors"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _cookies_reach_browsers(self) -> "Settings":
         if self.cookie_samesite == "none" and not self.secure_cookies:
             raise ValueError(
@@ -189,6 +205,17 @@ class Settings(BaseSettings):
     @property
     def cookie_path(self) -> str:
         return urlsplit(self.public_url).path.rstrip("/") or "/"
+
+    @property
+    def public_origin(self) -> str:
+        """scheme://host[:port] of AUTH_PUBLIC_URL: the origin passkeys are verified against."""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def passkey_rp_id(self) -> str:
+        """The WebAuthn relying party id: AUTH_PUBLIC_URL's host."""
+        return urlsplit(self.public_url).hostname or ""
 
     @property
     def proxy_hops(self) -> int:

@@ -232,6 +232,12 @@ class LinkStore(ABC):
         """Remove and return {token_hash, user_id, purpose, email, expires_at}."""
 
     @abstractmethod
+    async def get_user_token(
+        self, token_hash: str, purpose: str
+    ) -> dict[str, Any] | None:
+        """The token's record, left in place (consume_user_token uses it up)."""
+
+    @abstractmethod
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None: ...
 
 
@@ -307,10 +313,41 @@ class FactorStore(ABC):
     @abstractmethod
     async def delete_factor(self, user_id: str) -> bool: ...
 
+
+class PasskeyStore(ABC):
+    """Passkeys (passkeys.py): any number per user, under their credential id.
+
+    {credential_id, user_id, name, public_key, sign_count, transports,
+    backed_up, created_at, last_used_at}: ids and the COSE public key as
+    base64url text, `sign_count` the authenticator's last counter.
+    """
+
+    @abstractmethod
+    async def add_passkey(self, record: dict[str, Any]) -> bool:
+        """Insert; False when the credential id is registered already."""
+
+    @abstractmethod
+    async def get_passkey(self, credential_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    async def list_passkeys(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's passkeys, oldest first."""
+
+    @abstractmethod
+    async def update_passkey(
+        self, credential_id: str, changes: dict[str, Any], expected: dict[str, Any]
+    ) -> bool:
+        """Apply changes only if the passkey still has the `expected` values
+        (a sign counter moves forward once)."""
+
+    @abstractmethod
+    async def delete_passkey(self, user_id: str, credential_id: str) -> bool:
+        """Remove one passkey of the user; False when they have none of that id."""
+
     @abstractmethod
     async def delete_factors(self, user_id: str) -> int:
-        """Remove every second factor of the user, of every kind kept here (an
-        admin's removal); returns how many records went."""
+        """Remove every second factor of the user, TOTP and passkeys, together
+        (an admin's reset); how many records went."""
 
 
 class AuditStore(ABC):
@@ -344,7 +381,14 @@ class AuditStore(ABC):
 
 
 class Store(
-    UserStore, SessionStore, LinkStore, AttemptStore, Outbox, FactorStore, AuditStore
+    UserStore,
+    SessionStore,
+    LinkStore,
+    AttemptStore,
+    Outbox,
+    FactorStore,
+    PasskeyStore,
+    AuditStore,
 ):
     """One database behind the whole service: every part above, opened once.
 

@@ -65,6 +65,7 @@ from .schema import (
     FACTOR_KEYS,
     AUDIT_EVENT_KEYS,
     MAIL_KEYS,
+    PASSKEY_KEYS,
     REFRESH_TOKEN_KEYS,
     USER_KEYS,
     USER_TOKEN_KEYS,
@@ -171,6 +172,7 @@ class MongoStore(Store):
         self.outbox = database["outbox"]
         self.schema = database["schema"]
         self.factors = database["factors"]
+        self.passkeys = database["passkeys"]
         self.audit_events = database["audit_events"]
 
     async def open(self) -> None:
@@ -212,6 +214,10 @@ class MongoStore(Store):
                 [(key, ASCENDING), ("_id", ASCENDING)], name=f"ix_audit_events_{key}"
             )
         await self.audit_events.create_index("at", name="ix_audit_events_at")
+        await self.passkeys.create_index(
+            [("user_id", ASCENDING), ("created_at", ASCENDING)],
+            name="ix_passkeys_user_id",
+        )
 
     async def _reach(self) -> None:
         """One round trip first, bounded: the driver's own server selection
@@ -321,7 +327,7 @@ class MongoStore(Store):
             raise LastMatchError()
         await self.refresh_tokens.delete_many({"user_id": user_id})
         await self.user_tokens.delete_many({"user_id": user_id})
-        await self.factors.delete_one({"_id": user_id})
+        await self.delete_factors(user_id)
         result = await self.users.delete_one({"_id": ObjectId(user_id)})
         return result.deleted_count > 0
 
@@ -508,6 +514,12 @@ class MongoStore(Store):
         )
         return _record(found, USER_TOKEN_KEYS) if found is not None else None
 
+    async def get_user_token(
+        self, token_hash: str, purpose: str
+    ) -> dict[str, Any] | None:
+        found = await self.user_tokens.find_one({"_id": token_hash, "purpose": purpose})
+        return _record(found, USER_TOKEN_KEYS) if found is not None else None
+
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None:
         await self.user_tokens.delete_many({"user_id": user_id, "purpose": purpose})
 
@@ -600,12 +612,44 @@ class MongoStore(Store):
         result = await self.factors.delete_one({"_id": user_id})
         return result.deleted_count > 0
 
-    async def delete_factors(self, user_id: str) -> int:
-        # Keyed by the user's id (TOTP), or holding it (other kinds).
-        result = await self.factors.delete_many(
-            {"$or": [{"_id": user_id}, {"user_id": user_id}]}
+    # Passkeys: one document each, under the credential id.
+
+    async def add_passkey(self, record: dict[str, Any]) -> bool:
+        document = {k: v for k, v in record.items() if k != "credential_id"}
+        try:
+            await self.passkeys.insert_one({"_id": record["credential_id"], **document})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get_passkey(self, credential_id: str) -> dict[str, Any] | None:
+        found = await self.passkeys.find_one({"_id": credential_id})
+        return _passkey(found) if found is not None else None
+
+    async def list_passkeys(self, user_id: str) -> list[dict[str, Any]]:
+        cursor = self.passkeys.find(
+            {"user_id": user_id}, sort=[("created_at", ASCENDING), ("_id", ASCENDING)]
         )
-        return result.deleted_count
+        return [_passkey(document) for document in await cursor.to_list()]
+
+    async def update_passkey(
+        self, credential_id: str, changes: dict[str, Any], expected: dict[str, Any]
+    ) -> bool:
+        result = await self.passkeys.update_one(
+            {"_id": credential_id, **expected}, {"$set": changes}
+        )
+        return result.matched_count == 1
+
+    async def delete_passkey(self, user_id: str, credential_id: str) -> bool:
+        result = await self.passkeys.delete_one(
+            {"_id": credential_id, "user_id": user_id}
+        )
+        return result.deleted_count > 0
+
+    async def delete_factors(self, user_id: str) -> int:
+        totp = await self.factors.delete_one({"_id": user_id})
+        keys = await self.passkeys.delete_many({"user_id": user_id})
+        return totp.deleted_count + keys.deleted_count
 
 
 def _encode(value: Any) -> Any:
@@ -646,6 +690,11 @@ def _keyed(record: dict[str, Any]) -> dict[str, Any]:
 def _record(document: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     values = {**document, "token_hash": document["_id"]}
     return {key: _decode(key, values.get(key)) for key in keys}
+
+
+def _passkey(document: dict[str, Any]) -> dict[str, Any]:
+    values = {**document, "credential_id": document["_id"]}
+    return {key: _decode(key, values.get(key)) for key in PASSKEY_KEYS}
 
 
 def _duplicate_field(error: DuplicateKeyError) -> str:

@@ -58,6 +58,17 @@ MAIL_KEYS = (
     "sent_at",
 )
 FACTOR_KEYS = ("user_id", "secret", "confirmed", "last_step", "recovery", "created_at")
+PASSKEY_KEYS = (
+    "credential_id",
+    "user_id",
+    "name",
+    "public_key",
+    "sign_count",
+    "transports",
+    "backed_up",
+    "created_at",
+    "last_used_at",
+)
 AUDIT_EVENT_KEYS = (
     "_id",
     "at",

@@ -206,6 +206,21 @@ factors = Table(
     Column("created_at", DateTime, nullable=False),
 )
 
+# Passkeys (PasskeyStore): any number per user. A credential id is at most
+# 1023 bytes (WebAuthn L2), 1364 characters of base64url.
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("credential_id", String(1366), primary_key=True),
+    Column("user_id", String(24), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("sign_count", BigInteger, nullable=False, default=0),
+    Column("transports", JSON_TYPE, nullable=False),
+    Column("backed_up", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_used_at", DateTime, nullable=True),
+)
 
 audit_events = Table(
     "audit_events",
@@ -401,9 +416,7 @@ class SqlStore(Store):
             await connection.execute(
                 delete(user_tokens).where(user_tokens.c.user_id == user_id)
             )
-            await connection.execute(
-                delete(factors).where(factors.c.user_id == user_id)
-            )
+            await _delete_factors(connection, user_id)
             result = await connection.execute(
                 delete(users).where(users.c._id == user_id)
             )
@@ -626,6 +639,17 @@ class SqlStore(Store):
             )
             return _row(user_tokens, row) if deleted.rowcount == 1 else None
 
+    async def get_user_token(
+        self, token_hash: str, purpose: str
+    ) -> dict[str, Any] | None:
+        token = user_tokens.c
+        return await self._one(
+            user_tokens,
+            select(user_tokens).where(
+                token.token_hash == token_hash, token.purpose == purpose
+            ),
+        )
+
     async def delete_user_tokens(self, user_id: str, purpose: str) -> None:
         token = user_tokens.c
         async with self.engine.begin() as connection:
@@ -737,19 +761,74 @@ class SqlStore(Store):
             return result.rowcount == 1
 
     async def delete_factor(self, user_id: str) -> bool:
-        return await self.delete_factors(user_id) > 0
-
-    async def delete_factors(self, user_id: str) -> int:
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 delete(factors).where(factors.c.user_id == user_id)
             )
-            return result.rowcount
+            return result.rowcount > 0
+
+    # Passkeys.
+
+    async def add_passkey(self, record: dict[str, Any]) -> bool:
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(insert(passkeys).values(_values(record)))
+        except IntegrityError:
+            return False
+        return True
+
+    async def get_passkey(self, credential_id: str) -> dict[str, Any] | None:
+        return await self._one(
+            passkeys, select(passkeys).where(passkeys.c.credential_id == credential_id)
+        )
+
+    async def list_passkeys(self, user_id: str) -> list[dict[str, Any]]:
+        statement = (
+            select(passkeys)
+            .where(passkeys.c.user_id == user_id)
+            .order_by(passkeys.c.created_at, passkeys.c.credential_id)
+        )
+        async with self.engine.connect() as connection:
+            return [_row(passkeys, row) for row in await connection.execute(statement)]
+
+    async def update_passkey(
+        self, credential_id: str, changes: dict[str, Any], expected: dict[str, Any]
+    ) -> bool:
+        selected = [passkeys.c.credential_id == credential_id]
+        selected += [passkeys.c[name] == value for name, value in expected.items()]
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(passkeys).where(*selected).values(_values(changes))
+            )
+            return result.rowcount == 1
+
+    async def delete_passkey(self, user_id: str, credential_id: str) -> bool:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                delete(passkeys).where(
+                    passkeys.c.user_id == user_id,
+                    passkeys.c.credential_id == credential_id,
+                )
+            )
+            return result.rowcount > 0
+
+    async def delete_factors(self, user_id: str) -> int:
+        async with self.engine.begin() as connection:
+            return await _delete_factors(connection, user_id)
 
     async def _one(self, table: Table, statement: Any) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
             row = (await connection.execute(statement)).first()
         return _row(table, row) if row is not None else None
+
+
+async def _delete_factors(connection: AsyncConnection, user_id: str) -> int:
+    """Every second factor of the user: the TOTP row and the passkeys."""
+    totp = await connection.execute(delete(factors).where(factors.c.user_id == user_id))
+    keys = await connection.execute(
+        delete(passkeys).where(passkeys.c.user_id == user_id)
+    )
+    return totp.rowcount + keys.rowcount
 
 
 async def _guard_unique(execution: Any) -> Any:
