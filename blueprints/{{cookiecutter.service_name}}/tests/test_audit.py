@@ -73,6 +73,15 @@ def kinds(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(event["event"], event["outcome"]) for event in reversed(events)]
 
 
+def factor_events(client: Any) -> list[tuple[str, str]]:
+    """(event, kind of factor) of the caller's second factor changes, oldest first."""
+    return [
+        (event["event"], json.loads(event["details"])["factor"])
+        for event in reversed(my_events(client))
+        if event["event"].startswith("second_factor_")
+    ]
+
+
 def jwt_subject(token: str) -> str:
     return jwt.decode(token, options={"verify_signature": False})["sub"]
 

@@ -23,6 +23,7 @@ from helpers import (
     registered,
     running_service,
 )
+from test_audit import factor_events
 from test_links import NEW_PASSWORD, reset, reset_link, titled
 
 START = "mutation { startTotpEnrolment { secret uri qrCode } }"
@@ -186,6 +187,10 @@ def test_disable_needs_password_and_code(service: Service, smtp: MailSink) -> No
         "data": {"disableTotp": True}
     }
     assert titled(smtp, fields["email"], REMOVED)
+    assert factor_events(client) == [
+        ("second_factor_added", "totp"),
+        ("second_factor_removed", "totp"),
+    ]
     logged_in(service.client(), fields)  # today's login again
     nothing = client(REGENERATE, {"code": "123456"})
     assert error_type(nothing) == "NoSecondFactorError"

@@ -21,6 +21,7 @@ from helpers import (
     running_service,
 )
 from soft_passkey import SoftPasskey
+from test_audit import factor_events
 from test_links import NEW_PASSWORD, reset, reset_link, titled
 from test_mfa import (
     CONFIRM,
@@ -142,6 +143,10 @@ def test_register_list_and_delete(service: Service, smtp: MailSink) -> None:
     (removed,) = titled(smtp, fields["email"], REMOVED)
     assert 'a passkey ("Laptop")' in removed.get_body(("plain",)).get_content()
     assert error_type(client(DELETE_PASSKEY, again)) == "PasskeyNotFoundError"
+    assert factor_events(client) == [
+        ("second_factor_added", "passkey"),
+        ("second_factor_removed", "passkey"),
+    ]
     assert "errors" not in client(
         LOGIN, {"email": fields["email"], "password": PASSWORD}
     ), "no factor left: today's login"

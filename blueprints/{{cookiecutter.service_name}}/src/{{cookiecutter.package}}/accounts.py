@@ -174,7 +174,7 @@ class Accounts:
     ) -> dict[str, Any]:
         user, key = await self._login_user(email)
         try:
-            attempt = await self._password_attempt(key, address)
+            attempt = await self.password_attempt(key, address)
         except TooManyRequestsError:
             await self._login_refused(key, audit.THROTTLED, user)
             raise
@@ -243,7 +243,16 @@ class Accounts:
                     return user, user["email"]
         return None, email or other[:ADDRESS_MAX_LENGTH]
 
-    async def _password_attempt(self, email: str, address: str) -> str:
+    async def check_password(
+        self, user: dict[str, Any], password: str, address: str
+    ) -> None:
+        """WrongPasswordError unless `password` is the user's, within the
+        failure limits: every operation that takes a password is a guess."""
+        attempt = await self.password_attempt(user["email"], address)
+        if not await self._verify(attempt, user["password_hash"], password):
+            raise WrongPasswordError()
+
+    async def password_attempt(self, email: str, address: str) -> str:
         """Record a password check, within the failure limits (TooManyRequestsError past them).
 
         Failures count per (account, address) and per address, so one client
@@ -427,7 +436,7 @@ class Accounts:
             if not previous_password:
                 raise WrongPasswordError()
             if cookie.refresh_cookie:
-                attempt = await self._password_attempt(user["email"], address)
+                attempt = await self.password_attempt(user["email"], address)
         in_session = False
         if cookie.refresh_cookie:
             rotation, record = await self._rotate(cookie)
@@ -481,9 +490,7 @@ class Accounts:
     async def delete_me(
         self, user: dict[str, Any], password: str, cookie: RefreshCookie, address: str
     ) -> bool:
-        attempt = await self._password_attempt(user["email"], address)
-        if not await self._verify(attempt, user["password_hash"], password):
-            raise WrongPasswordError()
+        await self.check_password(user, password, address)
         try:
             await roles.delete_user(
                 self.store, user, lambda: call_hook("before_delete", user)

@@ -57,6 +57,9 @@ ROLES_CHANGED = "roles_changed"
 ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_ENABLED = "account_enabled"
 SECOND_FACTORS_REMOVED = "second_factors_removed"
+# Second factors (mfa.py, passkeys.py), details {"factor": "totp" | "passkey"}.
+SECOND_FACTOR_ADDED = "second_factor_added"
+SECOND_FACTOR_REMOVED = "second_factor_removed"
 
 
 @dataclass(frozen=True)

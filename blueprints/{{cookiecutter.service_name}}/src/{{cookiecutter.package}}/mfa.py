@@ -23,6 +23,7 @@ import pyotp
 import segno
 from cryptography.fernet import Fernet
 
+from . import audit
 from .accounts import Accounts, RefreshCookie
 from .errors import (
     AccountDisabledError,
@@ -34,7 +35,6 @@ from .errors import (
     SecondFactorRequiredError,
     UnauthorizedError,
     WrongMfaCodeError,
-    WrongPasswordError,
 )
 from .limits import Limit
 from .mail import Mailer, outbox_record
@@ -47,6 +47,9 @@ from .tokens import _create_exclusively, hash_secret, new_secret
 #: (mfa=required) among the one-time tokens.
 CHALLENGE = "mfa_login"
 ENROLMENT = "mfa_enrol"
+#: The kinds of second factor, as `kinds`, MfaRequiredError and the audit trail name them.
+TOTP = "totp"
+PASSKEY = "passkey"
 RECOVERY_CODES = 10
 #: Steps accepted either side of now (clock drift, a code typed at a step's end).
 WINDOW = 1
@@ -110,13 +113,13 @@ class Factors:
         kinds = []
         factor = await self.store.get_factor(user_id)
         if factor is not None and factor["confirmed"]:
-            kinds.append("totp")
+            kinds.append(TOTP)
         if await self.store.list_passkeys(user_id):
-            kinds.append("passkey")
+            kinds.append(PASSKEY)
         return kinds
 
     async def has_totp(self, user_id: str) -> bool:
-        return "totp" in await self.kinds(user_id)
+        return TOTP in await self.kinds(user_id)
 
     async def start_totp(self, user: dict[str, Any]) -> dict[str, str]:
         """A new secret, not in force until confirm_totp sees a code of it."""
@@ -157,7 +160,7 @@ class Factors:
             user["_id"], {"confirmed": True, "recovery": hashes}, {"confirmed": False}
         ):
             raise MfaAlreadyEnabledError()
-        await self._notice(user, "mfa_added_email", "an authenticator app")
+        await self.factor_changed(user, TOTP, "an authenticator app", added=True)
         return codes
 
     async def regenerate_recovery_codes(
@@ -178,12 +181,10 @@ class Factors:
         """Needs both the password and a current code (or a recovery code)."""
         await self._in_force(user)
         await self.keep_one(user["_id"])
-        attempt = await self.accounts._password_attempt(user["email"], address)
-        if not await self.accounts._verify(attempt, user["password_hash"], password):
-            raise WrongPasswordError()
+        await self.accounts.check_password(user, password, address)
         await self.reauthenticate(user, code, address)
         await self.store.delete_factor(user["_id"])
-        await self._notice(user, "mfa_removed_email", "the authenticator app")
+        await self.factor_changed(user, TOTP, "the authenticator app", added=False)
         return True
 
     async def _in_force(self, user: dict[str, Any]) -> None:
@@ -197,12 +198,18 @@ class Factors:
         codes = [f"{code[:5]}-{code[5:]}" for code in codes]
         return codes, " ".join(self._recovery_hash(code) for code in codes)
 
-    async def _notice(self, user: dict[str, Any], template: str, factor: str) -> None:
-        """Tells the owner that `factor` (e.g. "a passkey") was added or removed."""
+    async def factor_changed(
+        self, user: dict[str, Any], kind: str, factor: str, added: bool
+    ) -> None:
+        """Tells the owner that `factor` (e.g. 'a passkey ("Laptop")') was added
+        or removed, and records it in the audit trail under its `kind`."""
+        template = "mfa_added_email" if added else "mfa_removed_email"
         context = {"user": account_view(user), "factor": factor}
         mail = outbox_record(user["email"], template, context)
         await self.store.add_side_writes(SideWrites(mails=[mail]))
         self.mailer.wake()
+        event = audit.SECOND_FACTOR_ADDED if added else audit.SECOND_FACTOR_REMOVED
+        await self.accounts.audit.record(event, user["_id"], details={"factor": kind})
 
     # Checks.
 
@@ -234,7 +241,7 @@ class Factors:
         accept: Callable[[], Awaitable[bool]],
     ) -> None:
         """Run `accept` within the login failure limits: a wrong code counts as a wrong password."""
-        attempt = await self.accounts._password_attempt(user["email"], address)
+        attempt = await self.accounts.password_attempt(user["email"], address)
         if not await accept():
             raise WrongMfaCodeError()
         await self.accounts.limits.forget(attempt)

@@ -50,9 +50,8 @@ from .errors import (
     UnauthorizedError,
     UserValidationError,
     WrongPasskeyError,
-    WrongPasswordError,
 )
-from .mfa import CHALLENGE, Factors
+from .mfa import CHALLENGE, PASSKEY, Factors
 from .rules import CONTROL_OR_BREAK
 from .settings import SERVICE_NAME, Settings
 from .store import SideWrites, Store
@@ -159,7 +158,7 @@ class Passkeys:
                 f"A passkey's name is one line of {NAME_MAX_LENGTH} characters at most."
             )
         await self._room(user["_id"])
-        await self._check_password(user, password, address)
+        await self.accounts.check_password(user, password, address)
         try:
             parsed = parse_registration_credential_json(credential)
             issued, challenge = await self._redeem(
@@ -189,7 +188,7 @@ class Passkeys:
         }
         if not await self.store.add_passkey(passkey):
             raise PasskeyAlreadyRegisteredError()
-        await self.factors._notice(user, "mfa_added_email", f'a passkey ("{name}")')
+        await self.factors.factor_changed(user, PASSKEY, f'a passkey ("{name}")', True)
         return view(passkey)
 
     async def delete(
@@ -197,14 +196,14 @@ class Passkeys:
     ) -> bool:
         """Removes one of the user's passkeys; needs the password."""
         await self.factors.keep_one(user["_id"])
-        await self._check_password(user, password, address)
+        await self.accounts.check_password(user, password, address)
         passkey = await self.store.get_passkey(passkey_id)
         if passkey is None or not await self.store.delete_passkey(
             user["_id"], passkey_id
         ):
             raise PasskeyNotFoundError()
         name = passkey["name"]
-        await self.factors._notice(user, "mfa_removed_email", f'a passkey ("{name}")')
+        await self.factors.factor_changed(user, PASSKEY, f'a passkey ("{name}")', False)
         return True
 
     async def _room(self, user_id: str) -> list[dict[str, Any]]:
@@ -215,14 +214,6 @@ class Passkeys:
                 f"An account holds {MAX_PASSKEYS} passkeys at most: delete one first."
             )
         return existing
-
-    async def _check_password(
-        self, user: dict[str, Any], password: str, address: str
-    ) -> None:
-        """A stolen auth token alone must not add or remove a way into the account."""
-        attempt = await self.accounts._password_attempt(user["email"], address)
-        if not await self.accounts._verify(attempt, user["password_hash"], password):
-            raise WrongPasswordError()
 
     # Login.
 
@@ -351,7 +342,7 @@ class Passkeys:
     ) -> None:
         """Checks the signature, origin, RP id, flags and counter, within the
         login failure limits; moves the counter in a conditional write."""
-        attempt = await self.accounts._password_attempt(user["email"], address)
+        attempt = await self.accounts.password_attempt(user["email"], address)
         try:
             result = verify_authentication_response(
                 credential=parsed,
