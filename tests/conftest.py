@@ -17,6 +17,11 @@ MINIMAL = SPECS / "minimal.yaml"
 EVERY_OPTION = SPECS / "every-option.yaml"
 
 
+def example_specs() -> list[Path]:
+    """Every spec the tests know: the example and those under tests/specs."""
+    return [EXAMPLE, *sorted(SPECS.glob("*.yaml"))]
+
+
 def authgen(
     *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from authgen import __version__
 from authgen.cli import app
 
-from conftest import EXAMPLE, MINIMAL, ROOT, SPECS, authgen, tree
+from conftest import EXAMPLE, MINIMAL, ROOT, authgen, example_specs, tree
 
 runner = CliRunner()
 
@@ -506,10 +506,6 @@ def test_colour_and_progress_on_a_terminal_only(tmp_path: Path) -> None:
     )
     assert "\x1b[" not in piped.stdout + piped.stderr
     assert "formatting" not in piped.stdout + piped.stderr
-
-
-def example_specs() -> list[Path]:
-    return [EXAMPLE, *sorted(SPECS.glob("*.yaml"))]
 
 
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)

@@ -104,9 +104,9 @@ USER_FIELDS = ("_id", "email", "email_verified", "roles") + tuple(FIELDS)
 #: What an admin sees of a user: every field but the password hash.
 ADMIN_FIELDS = USER_FIELDS + ("disabled", "created_at")
 #: The roles of user.yaml; `admin` is always the first.
-ROLES = ({% for role in cookiecutter._access.roles %}"{{ role }}", {% endfor %})
+ROLES: tuple[str, ...] = ({% for role in cookiecutter._access.roles %}"{{ role }}", {% endfor %})
 #: The fields whose value `login(email:)` accepts (service.login_fields).
-LOGIN_FIELDS = ({% for name in cookiecutter._access.login_fields %}"{{ name }}", {% endfor %})
+LOGIN_FIELDS: tuple[str, ...] = ({% for name in cookiecutter._access.login_fields %}"{{ name }}", {% endfor %})
 
 
 def parse_value(field: FieldInfo, value: Any) -> Any:
