@@ -1,5 +1,6 @@
 """`python -m {{ cookiecutter.package }} serve`: start the service with uvicorn.
-`python -m {{ cookiecutter.package }} admin grant|revoke EMAIL ROLE`, `admin list`: roles, on the server.
+`python -m {{ cookiecutter.package }} admin grant|revoke EMAIL ROLE`,
+`admin list`: roles, on the server.
 """
 
 import argparse
