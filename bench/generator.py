@@ -181,9 +181,10 @@ def run(source: Path) -> Section:
         "(the order flips every round). Cookiecutter gets authgen's context for the spec "
         "through its config file's `default_context`, with a temporary `replay_dir`. "
         '"Cold" is a first generation: black\'s output cache (`$XDG_CACHE_HOME/authgen`) '
-        'is empty, new every round; "warm" means it already holds the files. Files that '
-        "black would leave unchanged (the plain blueprint files, kept black-clean by a "
-        'test) are not formatted at all. "Regenerate" is a second '
+        'is empty, new every round; "warm" means it already holds the files. The '
+        "blueprints render black-clean (a test checks every test spec), so black only "
+        "runs on a file where the spec took a line past 88 columns. "
+        '"Regenerate" is a second '
         "`authgen generate` into the same folder, with nothing to change.",
         "",
         "| fields | authgen generate (cold) | authgen generate (warm) "

@@ -15,6 +15,13 @@ EXAMPLE = ROOT / "example-user.yaml"
 SPECS = Path(__file__).resolve().parent / "specs"
 MINIMAL = SPECS / "minimal.yaml"
 EVERY_OPTION = SPECS / "every-option.yaml"
+#: A service name long enough to take emitted lines past 88 columns (black's work).
+LONG_NAME = "a-service-whose-name-is-long-enough-to-push-its-imports-past-the-limit"
+
+
+def example_specs() -> list[Path]:
+    """Every spec the tests know: the example and those under tests/specs."""
+    return [EXAMPLE, *sorted(SPECS.glob("*.yaml"))]
 
 
 def authgen(

@@ -20,7 +20,15 @@ from typer.testing import CliRunner
 from authgen import __version__
 from authgen.cli import app
 
-from conftest import EXAMPLE, MINIMAL, ROOT, SPECS, authgen, tree
+from conftest import (
+    EXAMPLE,
+    LONG_NAME,
+    MINIMAL,
+    ROOT,
+    authgen,
+    example_specs,
+    tree,
+)
 
 runner = CliRunner()
 
@@ -488,28 +496,26 @@ def on_a_terminal(*args: str | Path, env: dict[str, str]) -> str:
     return output.decode()
 
 
-def test_colour_and_progress_on_a_terminal_only(tmp_path: Path) -> None:
+def test_colour_and_progress_on_a_terminal_only(tmp_path: Path, write_spec) -> None:
+    spec = write_spec(f"service:\n  name: {LONG_NAME}\n")
+    app = f"src/{LONG_NAME.replace('-', '_')}/app.py"
     cold = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "NO_COLOR": "", "TERM": "xterm"}
-    shown = on_a_terminal("generate", MINIMAL, "-o", tmp_path / "a", env=cold)
+    shown = on_a_terminal("generate", spec, "-o", tmp_path / "a", env=cold)
     assert re.search(r"formatting \d+ Python files with black…", shown)
-    assert "\x1b[32mcreated\x1b[0m: src/bare_auth/app.py" in shown
+    assert f"\x1b[32mcreated\x1b[0m: {app}" in shown
     assert "\x1b[" in shown.split("generated")[1]
 
     plain = on_a_terminal(
-        "generate", MINIMAL, "-o", tmp_path / "b", env={**cold, "NO_COLOR": "1"}
+        "generate", spec, "-o", tmp_path / "b", env={**cold, "NO_COLOR": "1"}
     )
-    assert "created: src/bare_auth/app.py" in plain
+    assert f"created: {app}" in plain
     assert "\x1b[" not in plain
 
     piped = authgen(
-        "generate", MINIMAL, "-o", tmp_path / "c", env={"TERM": "xterm", "NO_COLOR": ""}
+        "generate", spec, "-o", tmp_path / "c", env={"TERM": "xterm", "NO_COLOR": ""}
     )
     assert "\x1b[" not in piped.stdout + piped.stderr
     assert "formatting" not in piped.stdout + piped.stderr
-
-
-def example_specs() -> list[Path]:
-    return [EXAMPLE, *sorted(SPECS.glob("*.yaml"))]
 
 
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import black
 import pytest
 from graphql import build_schema
 
-from authgen.context import build_context, field_context, user_owned_paths
+from authgen.context import (
+    build_context,
+    field_context,
+    python_literal,
+    user_owned_paths,
+)
 from authgen.spec import FieldSpec, load_spec
 
 from conftest import EVERY_OPTION, EXAMPLE
@@ -67,13 +73,15 @@ def test_register_requires_a_required_field_only_without_default() -> None:
 @pytest.mark.parametrize(
     ("options", "default_repr"),
     [
+        # More double quotes than single: black keeps single quotes.
         ({"type": "string", "default": 'It\'s "x" \\'}, repr('It\'s "x" \\')),
+        ({"type": "string", "default": "It's"}, '"It\'s"'),
         ({"type": "boolean", "default": False}, "False"),
         ({"type": "float", "default": 0.25}, "0.25"),
-        ({"type": "date", "default": "2000-02-29"}, "'2000-02-29'"),
+        ({"type": "date", "default": "2000-02-29"}, '"2000-02-29"'),
         (
             {"type": "datetime", "default": "2024-01-02T03:04:05+00:00"},
-            "'2024-01-02T03:04:05+00:00'",
+            '"2024-01-02T03:04:05+00:00"',
         ),
         ({"type": "string", "list": True, "default": []}, "[]"),
     ],
@@ -90,8 +98,35 @@ def test_yaml_dates_become_iso_text(tmp_path: Path) -> None:
         "  seen:\n    type: datetime\n    default: 2024-01-02 03:04:05\n"
     )
     fields = build_context(load_spec(spec))["_fields"]
-    assert fields["born"]["default_repr"] == "'2000-02-29'"
-    assert fields["seen"]["default_repr"] == "'2024-01-02T03:04:05+00:00'"
+    assert fields["born"]["default_repr"] == '"2000-02-29"'
+    assert fields["seen"]["default_repr"] == '"2024-01-02T03:04:05+00:00"'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "it's",
+        'say "hi"',
+        "both ' and \"",
+        "two '' and one \"",
+        'two "" and one \'',
+        "back\\slash \\' tab\t line\n é\u200b",
+        ["a", 'b"', 1, None],
+        ("admin",),
+        ("admin", "editor"),
+        (),
+        1e20,
+        -0.5,
+        True,
+    ],
+)
+def test_python_literals_are_written_as_black_writes_them(value: object) -> None:
+    """So the emitted files need no black (render.needs_black)."""
+    literal = python_literal(value)
+    assert eval(literal) == value
+    source = f"x = {literal}\n"
+    assert black.format_str(source, mode=black.Mode()) == source
 
 
 def test_constraints_and_message_are_python_literals() -> None:
@@ -101,7 +136,7 @@ def test_constraints_and_message_are_python_literals() -> None:
             type="string", min_length=2, pattern=r"^\w+$", message='No "quotes" \\ here'
         ),
     )
-    assert context["constraints"] == {"min_length": "2", "pattern": repr(r"^\w+$")}
+    assert context["constraints"] == {"min_length": "2", "pattern": '"^\\\\w+$"'}
     assert eval(context["message_repr"]) == 'No "quotes" \\ here'
 
 

@@ -17,10 +17,12 @@ from authgen.context import build_context
 from authgen.render import RenderError, blueprints_dir, render
 from authgen.spec import load_spec
 
-from conftest import EVERY_OPTION, EXAMPLE, MINIMAL, authgen
+from conftest import EVERY_OPTION, EXAMPLE, LONG_NAME, MINIMAL, authgen, example_specs
 
 PROJECT = "{{cookiecutter.service_name}}"
 PACKAGE_DIR = f"{PROJECT}/src/{{{{cookiecutter.package}}}}"
+#: Broken Python that black is given: rendering makes it longer than 88 columns.
+BROKEN = "\ndef broken(:  # {{ cookiecutter.package }}" + "x" * 80 + "\n"
 
 
 def test_cookiecutter_json_defaults_render_a_service(cookies) -> None:
@@ -82,7 +84,7 @@ def test_undefined_variable_names_the_file(tmp_path: Path) -> None:
 
 
 def test_black_failure_names_the_rendered_file(tmp_path: Path) -> None:
-    message = render_error(tmp_path, "models.py", "\ndef broken(:\n")
+    message = render_error(tmp_path, "models.py", BROKEN)
     assert message.startswith("src/bare_auth/models.py: black cannot format it:")
 
 
@@ -92,7 +94,7 @@ def test_broken_blueprint_through_the_cli(tmp_path: Path) -> None:
     shutil.copytree(Path(__import__("authgen").__file__).parent, package)
     template = copy_blueprints(package)
     broken = template / PACKAGE_DIR / "models.py"
-    broken.write_text(broken.read_text() + "\ndef broken(:\n")
+    broken.write_text(broken.read_text() + BROKEN)
 
     result = authgen(
         "generate",
@@ -141,7 +143,7 @@ def blueprint_python() -> list[Path]:
 
 
 def test_plain_blueprint_files_are_black_clean() -> None:
-    """A plain file is emitted as written, without black (see render.black_leaves)."""
+    """A plain file is emitted as written, without black (see render.needs_black)."""
     import black
 
     mode = black.Mode(target_versions={black.TargetVersion.PY311})
@@ -155,48 +157,60 @@ def test_plain_blueprint_files_are_black_clean() -> None:
     assert unformatted == [], "run black over these blueprint files"
 
 
-@pytest.mark.parametrize("spec", [MINIMAL, EXAMPLE, EVERY_OPTION], ids=lambda p: p.stem)
-def test_files_emitted_without_black_are_what_black_writes(spec: Path) -> None:
-    """Templated files skip black when rendering only put names in short
-    one-line statements: their other lines must then be black-clean too."""
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_the_blueprints_render_black_clean(spec: Path) -> None:
+    """No test spec needs black (see render.needs_black): every Python file
+    renders as black writes it, so a template that does not is caught here."""
     import black
 
-    from authgen.render import black_leaves
+    from authgen.render import needs_black
 
     mode = black.Mode(target_versions={black.TargetVersion.PY311})
     context = build_context(load_spec(spec))
+    package = context["package"]
     files = render(context).files
-    root = blueprints_dir() / PROJECT
-    skipped = []
-    for path in blueprint_python():
-        relative = path.relative_to(root).as_posix()
-        emitted = files[
-            relative.replace("{{cookiecutter.package}}", context["package"])
-        ]
-        if black_leaves(emitted, path.read_bytes()):
-            skipped.append(relative)
-            source = emitted.decode()
-            assert black.format_str(source, mode=mode) == source, relative
-    assert len(skipped) > 10
+    python = {path: text for path, text in files.items() if path.endswith(".py")}
+    sources = {
+        path.relative_to(blueprints_dir() / PROJECT)
+        .as_posix()
+        .replace("{{cookiecutter.package}}", package): path.read_bytes()
+        for path in blueprint_python()
+    }
+    assert not [
+        path for path, text in python.items() if needs_black(text, sources[path])
+    ]
+    unformatted = [
+        path
+        for path, text in python.items()
+        if black.format_str(text.decode(), mode=mode) != text.decode()
+    ]
+    assert unformatted == []
 
 
-def test_black_leaves_only_what_it_can_tell_without_black() -> None:
-    from authgen.render import black_leaves
+def test_a_line_a_spec_makes_too_long_is_wrapped_by_black(write_spec) -> None:
+    """A long service name lengthens the package's import lines past 88
+    columns: those files go through black, and come out black-clean."""
+    import black
 
-    source = b'import os\nfrom {{ p }}.models import X\nNAME = "{{ p }}"\n'
-    assert black_leaves(source, source)
-    assert black_leaves(
-        b'import os\nfrom acme.models import X\nNAME = "acme"\n', source
-    )
-    # A line that grew past 88 columns is black's to wrap.
-    long = "a" * 80
-    assert not black_leaves(
-        f'import os\nfrom {long}.models import X\nNAME = "a"\n'.encode(), source
-    )
-    # A line inside brackets may be joined by black once it is shorter.
-    wrapped = b"call(\n    {{ p }},\n)\n"
-    assert not black_leaves(b"call(\n    a,\n)\n", wrapped)
-    # Lines added or removed by a loop: black decides.
-    assert not black_leaves(b"import os\n", source)
+    spec = write_spec(f"service:\n  name: {LONG_NAME}\n")
+    files = render(build_context(load_spec(spec))).files
+    package = LONG_NAME.replace("-", "_")
+    source = files["tests/test_store.py"].decode()
+    assert f"from {package}.store.sql import (\n" in source
+    mode = black.Mode(target_versions={black.TargetVersion.PY311})
+    for path, text in files.items():
+        if path.endswith(".py"):
+            assert black.format_str(text.decode(), mode=mode) == text.decode(), path
+
+
+def test_needs_black_only_for_lines_rendering_made_too_long() -> None:
+    from authgen.render import needs_black
+
+    source = b"from {{ p }} import x\n" + b"'" + b"y" * 90 + b"'\n"
+    long = b"a" * 80
+    assert not needs_black(b"from acme import x\n" + source.split(b"\n")[1], source)
+    assert needs_black(b"from " + long + b" import x\n", source)
+    # Columns are characters, not bytes.
+    assert not needs_black(b"from " + "\u00e9".encode() * 70 + b" import x\n", source)
     # A file that is not in the blueprint (none is) goes through black.
-    assert not black_leaves(source, None)
+    assert needs_black(b"import os\n", None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 from authgen import __version__
@@ -35,6 +36,8 @@ _PYTHON_TYPES = {
 def build_context(spec: Spec) -> dict[str, Any]:
     """The cookiecutter context: plain JSON data, stable across runs."""
     service = spec.service
+    roles = ["admin", *(role for role in spec.roles if role != "admin")]
+    login_fields = tuple(dict.fromkeys(service.login_fields))
     return {
         "service_name": service.name,
         "package": service.package_name,
@@ -48,8 +51,10 @@ def build_context(spec: Spec) -> dict[str, Any]:
         # A mapping: cookiecutter takes a list variable for a choice.
         "_access": {
             # `admin` always exists, first; then the spec's others in their order.
-            "roles": ["admin", *(role for role in spec.roles if role != "admin")],
-            "login_fields": list(dict.fromkeys(service.login_fields)),
+            "roles": roles,
+            "login_fields": list(login_fields),
+            "roles_literal": python_literal(tuple(roles)),
+            "login_fields_literal": python_literal(login_fields),
         },
     }
 
@@ -76,12 +81,15 @@ def field_context(name: str, field: FieldSpec) -> dict[str, Any]:
         "python_type": f"list[{python_item}]" if field.list else python_item,
         "enum_name": enum_name,
         "enum_values": list(field.values or []),
+        "values_literal": python_literal(tuple(field.values or ())),
         "has_default": has_default,
-        "default_repr": repr(_jsonable(field.default)) if has_default else "None",
+        "default_repr": python_literal(
+            _jsonable(field.default) if has_default else None
+        ),
         "description_sdl": _sdl_description(field.description),
         "description_repr": repr(field.description or ""),
         "constraints": _constraints(field),
-        "message_repr": repr(field.message) if field.message else "None",
+        "message_repr": python_literal(field.message or None),
         "validator": field.validator or "",
         "renamed_from": field.renamed_from or "",
         "error_type": f"{_upper_first(name)}AlreadyExistsError",
@@ -100,7 +108,40 @@ def _constraints(field: FieldSpec) -> dict[str, str]:
         "max": field.max,
         "max_items": field.max_items,
     }
-    return {key: repr(value) for key, value in options.items() if value is not None}
+    return {
+        key: python_literal(value)
+        for key, value in options.items()
+        if value is not None
+    }
+
+
+def python_literal(value: Any) -> str:
+    """`value` (None, a number, a string, a list or tuple of them) as Python
+    source, written as black writes it on one line, so that the emitted code
+    needs no formatting (black would turn `'a'` into `"a"`, `('a', )` into `("a",)`)."""
+    if isinstance(value, str):
+        return _string_literal(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(python_literal, value)) + "]"
+    if isinstance(value, tuple):
+        items = ", ".join(map(python_literal, value))
+        return f"({items},)" if len(value) == 1 else f"({items})"
+    if isinstance(value, float):
+        return repr(value).replace("e+", "e")  # black writes 1e20, not 1e+20
+    return repr(value)
+
+
+def _string_literal(text: str) -> str:
+    """Black's choice of quotes: double, unless that needs more escapes."""
+    literal = repr(text)
+    if literal.startswith('"') or text.count('"') > text.count("'"):
+        return literal
+    body = re.sub(
+        r'\\.|"',
+        lambda match: {"\\'": "'", '"': '\\"'}.get(match[0], match[0]),
+        literal[1:-1],
+    )
+    return f'"{body}"'
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Render the blueprints with a context, then format the Python with black.
+"""Render the blueprints with a context; black formats what the spec made too long.
 
 Rendering happens in a temporary folder; the result is a mapping of relative
 path to bytes, so that writing it out (and merging with the user's edits) is
@@ -7,12 +7,12 @@ a separate step that can also be previewed.
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import importlib.util
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable
@@ -32,6 +32,9 @@ from authgen.errors import AuthgenError
 _BLACK_OPTIONS = "target_versions={PY311}"
 #: Black's default line length, which the emitted code uses.
 LINE_LENGTH = 88
+#: A line black leaves however long: one string (double-quoted, as black
+#: quotes) as an argument or an item of a call or collection split by line.
+_ONE_STRING = re.compile(rb'\s*(?:\w+=)?[rbfuRBFU]*"(?:[^"\\]|\\.)*",')
 #: The blueprint's project folder and package folder, as named in it.
 PROJECT = "{{cookiecutter.service_name}}"
 PACKAGE = "{{cookiecutter.package}}"
@@ -120,7 +123,7 @@ def _sources(template: Path, context: dict[str, Any]) -> dict[str, bytes]:
     return {
         path.relative_to(root)
         .as_posix()
-        .replace(PACKAGE, context["package"]): (path.read_bytes())
+        .replace(PACKAGE, context["package"]): path.read_bytes()
         for path in root.rglob("*.py")
         if "__pycache__" not in path.parts
     }
@@ -138,7 +141,7 @@ def _collect(
             continue
         relative = path.relative_to(project).as_posix()
         content = path.read_bytes()
-        if path.suffix == ".py" and not black_leaves(content, sources.get(relative)):
+        if path.suffix == ".py" and needs_black(content, sources.get(relative)):
             unformatted[relative] = content
         rendering.files[relative] = content
         if os.stat(path).st_mode & stat.S_IXUSR:
@@ -146,43 +149,30 @@ def _collect(
     return rendering, unformatted
 
 
-def black_leaves(rendered: bytes, source: bytes | None) -> bool:
-    """Whether black would return `rendered` unchanged, known without running it.
+def needs_black(rendered: bytes, source: bytes | None) -> bool:
+    """Whether a rendered file may not be black-clean: rendering made a line
+    of it longer than 88 columns (its blueprint `source` has no such line).
 
     Black costs about 30 ms a file even on formatted code: most of a first
-    generation. The blueprint's plain Python files are black-clean (a test
-    keeps them so), so a file rendered to its own source needs no formatting.
-    Neither does one where rendering only put names into lines that stay
-    complete one-line statements within black's 88 columns, outside any
-    brackets: black formats such a line on its own and would keep it as is.
-    Anything else (loops, long or wrapped lines) goes through black.
+    generation. So the blueprints render black-clean by construction: spec
+    values go into literals written as black writes them
+    (context.python_literal), into collections exploded one item a line with
+    a trailing comma (black keeps those whatever their length), or into
+    strings; tests/test_render.py checks every test spec's rendering with
+    black. What a spec can still do is lengthen a line past black's limit
+    (a long package name or pattern): black wraps such a file. Long lines
+    the blueprint has as they are are black's choice, and so is one string
+    argument or item on its own line (`key="...",`), which black cannot split.
     """
     if source is None:
-        return False
-    if rendered == source:
         return True
-    new, old = rendered.split(b"\n"), source.split(b"\n")
-    if len(new) != len(old):
-        return False
-    previous = b""
-    for line, original in zip(new, old):
-        if line != original and not _one_line_statement(line, previous):
-            return False
-        if line.strip():
-            previous = line
-    return True
-
-
-def _one_line_statement(line: bytes, previous: bytes) -> bool:
-    if not line.strip() or len(line.decode("utf-8", "replace")) > LINE_LENGTH:
-        return False
-    if previous.rstrip().endswith((b"(", b"[", b"{", b",", b"\\")):
-        return False
-    try:
-        ast.parse(line.strip())
-    except (SyntaxError, ValueError):
-        return False
-    return True
+    written = set(source.splitlines())
+    return any(
+        len(line.decode("utf-8", "replace")) > LINE_LENGTH
+        and line not in written
+        and not _ONE_STRING.fullmatch(line)
+        for line in rendered.splitlines()
+    )
 
 
 def format_python(relative: str, content: bytes) -> bytes:

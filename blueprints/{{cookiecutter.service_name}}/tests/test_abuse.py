@@ -243,9 +243,12 @@ def test_recovery_mail_floods_reach_the_mailbox_the_limit_only(abuse, smtp):
 def test_verification_mails_are_limited_per_recipient(abuse, smtp):
     fields = registered(abuse.client())
     token, _ = session(abuse, fields, "10.6.0.1")
-    send = lambda _: outcome(
-        post(abuse.url, SEND_VERIFICATION, authorization=f"Bearer {token}")
-    )  # noqa: E731
+
+    def send(_: int) -> str | None:
+        return outcome(
+            post(abuse.url, SEND_VERIFICATION, authorization=f"Bearer {token}")
+        )
+
     answers = in_parallel(8, send)
     assert set(answers) <= {None, "TooManyRequestsError"}
     assert answers.count(None) <= MAIL_LIMIT
@@ -422,7 +425,10 @@ def test_files_are_readable_by_the_owner_only(make_service):
     deadline = time.monotonic() + 10
     while not list(outbox.glob("*.eml")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    mode = lambda path: path.stat().st_mode & 0o777  # noqa: E731
+
+    def mode(path: Path) -> int:
+        return path.stat().st_mode & 0o777
+
     assert mode(outbox) == 0o700
     assert [mode(mail) for mail in outbox.glob("*.eml")] == [0o600]
     keys = Path(service.env["AUTH_PRIVATE_KEY_FILE"]).parent

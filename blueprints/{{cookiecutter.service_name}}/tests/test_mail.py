@@ -75,7 +75,9 @@ def token_of(link: str) -> str:
 
 def mail_to(smtp: MailSink, email: str, count: int = 1) -> EmailMessage:
     messages = smtp.wait_for(email, count)
-    assert len(messages) == count, f"{len(messages)} mail(s) to {email}, expected {count}"
+    assert (
+        len(messages) == count
+    ), f"{len(messages)} mail(s) to {email}, expected {count}"
     return messages[-1]
 
 
@@ -84,7 +86,11 @@ def stored_mails(service: Service, recipient: str) -> list[dict[str, Any]]:
         store = open_store(service.env["AUTH_DATABASE_URL"])
         await store.open()
         try:
-            return [mail for mail in await store.list_mails() if mail["recipient"] == recipient]
+            return [
+                mail
+                for mail in await store.list_mails()
+                if mail["recipient"] == recipient
+            ]
         finally:
             await store.close()
 
@@ -113,7 +119,10 @@ def test_register_mails_a_link_that_confirms_the_email(service, client, smtp):
     assert page.status_code == 200
     assert f"{fields['email']} is confirmed" in page.text
     log_in(client, fields["email"])
-    assert client(ME)["data"]["me"] == {"email": fields["email"], "email_verified": True}
+    assert client(ME)["data"]["me"] == {
+        "email": fields["email"],
+        "email_verified": True,
+    }
 
     again = httpx.get(link)
     assert again.status_code == 400
@@ -132,8 +141,10 @@ def test_an_email_change_is_confirmed_by_the_new_address_only(client, smtp):
     old_link = link_in(mail_to(smtp, fields["email"]), "/user/email/confirmation")
     log_in(client, fields["email"])
     new_email = f"new.{fields['email']}"
-    result = client("mutation ($fields: UserUpdateInput!) { updateMe(fields: $fields) { token } }",
-                    {"fields": {"email": new_email}})
+    result = client(
+        "mutation ($fields: UserUpdateInput!) { updateMe(fields: $fields) { token } }",
+        {"fields": {"email": new_email}},
+    )
     assert "errors" not in result, result
     new_link = link_in(mail_to(smtp, new_email), "/user/email/confirmation")
 
@@ -150,7 +161,9 @@ def test_send_verification_email_replaces_the_earlier_link(client, smtp):
     log_in(client, fields["email"])
 
     assert client(SEND_VERIFICATION) == {"data": {"sendVerificationEmail": True}}
-    second_link = link_in(mail_to(smtp, fields["email"], count=2), "/user/email/confirmation")
+    second_link = link_in(
+        mail_to(smtp, fields["email"], count=2), "/user/email/confirmation"
+    )
     assert second_link != first_link
     assert httpx.get(first_link).status_code == 400
     assert httpx.get(second_link).status_code == 200
@@ -169,7 +182,9 @@ def test_verification_mail_that_is_refused_gives_email_not_sent(make_service):
         assert error_type(client(SEND_VERIFICATION)) == "EmailNotSentError"
         mails = stored_mails(service, fields["email"])
         assert [mail["status"] for mail in mails] == ["failed", "failed"]
-        assert all(mail["attempts"] == 1 and "550" in mail["last_error"] for mail in mails)
+        assert all(
+            mail["attempts"] == 1 and "550" in mail["last_error"] for mail in mails
+        )
     finally:
         controller.stop()
 
@@ -177,7 +192,9 @@ def test_verification_mail_that_is_refused_gives_email_not_sent(make_service):
 class RefusingSink(MailSink):
     """An SMTP server on which no mailbox exists."""
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list
+    ) -> str:
         return "550 5.1.1 No such mailbox"
 
 
@@ -188,10 +205,15 @@ def test_password_recovery_sets_a_new_password_and_ends_sessions(service, client
     fields = register(client)
     mail_to(smtp, fields["email"])
     log_in(client, fields["email"])
-    assert error_type(client(SEND_RECOVERY, {"email": fields["email"]})) == "AlreadyLoggedInError"
+    assert (
+        error_type(client(SEND_RECOVERY, {"email": fields["email"]}))
+        == "AlreadyLoggedInError"
+    )
 
     stranger = service.client()
-    assert stranger(SEND_RECOVERY, {"email": fields["email"].upper()}) == {"data": {"sendPasswordRecoveryEmail": True}}
+    assert stranger(SEND_RECOVERY, {"email": fields["email"].upper()}) == {
+        "data": {"sendPasswordRecoveryEmail": True}
+    }
     message = mail_to(smtp, fields["email"], count=2)
     assert message["Subject"] == "Reset your password"
     link = link_in(message, "/form/reset/password?token=")
@@ -199,14 +221,26 @@ def test_password_recovery_sets_a_new_password_and_ends_sessions(service, client
     form = httpx.get(link)
     assert form.status_code == 200
     assert "<form" in form.text and "resetMyPassword" in form.text
-    assert error_type(stranger(RESET, {"password": "short", "token": token_of(link)})) == "UserValidationError"
+    assert (
+        error_type(stranger(RESET, {"password": "short", "token": token_of(link)}))
+        == "UserValidationError"
+    )
     result = stranger(RESET, {"password": NEW_PASSWORD, "token": token_of(link)})
     assert result["data"]["resetMyPassword"]["notifications"][0]["type"] == "success"
 
-    assert error_type(client("mutation { refreshToken { token } }")) == "UnauthorizedError"
-    assert error_type(stranger(LOGIN, {"email": fields["email"], "password": PASSWORD})) == "UserNotFoundError"
-    assert "errors" not in stranger(LOGIN, {"email": fields["email"], "password": NEW_PASSWORD})
-    again = stranger(RESET, {"password": "yet another password", "token": token_of(link)})
+    assert (
+        error_type(client("mutation { refreshToken { token } }")) == "UnauthorizedError"
+    )
+    assert (
+        error_type(stranger(LOGIN, {"email": fields["email"], "password": PASSWORD}))
+        == "UserNotFoundError"
+    )
+    assert "errors" not in stranger(
+        LOGIN, {"email": fields["email"], "password": NEW_PASSWORD}
+    )
+    again = stranger(
+        RESET, {"password": "yet another password", "token": token_of(link)}
+    )
     assert error_type(again) == "UnauthorizedError"
 
 
@@ -214,24 +248,34 @@ def test_reset_form_posted_without_javascript(client, smtp):
     fields = register(client)
     client(SEND_RECOVERY, {"email": fields["email"]})
     link = link_in(mail_to(smtp, fields["email"], count=2), "/form/reset/password")
-    form = {"token": token_of(link), "password": NEW_PASSWORD, "confirmation": NEW_PASSWORD}
+    form = {
+        "token": token_of(link),
+        "password": NEW_PASSWORD,
+        "confirmation": NEW_PASSWORD,
+    }
 
     mismatch = httpx.post(link, data={**form, "confirmation": "something else"})
     assert mismatch.status_code == 400 and "differ" in mismatch.text
     page = httpx.post(link, data=form)
     assert page.status_code == 200
     assert "Your password has been changed" in page.text
-    assert "errors" not in client(LOGIN, {"email": fields["email"], "password": NEW_PASSWORD})
+    assert "errors" not in client(
+        LOGIN, {"email": fields["email"], "password": NEW_PASSWORD}
+    )
 
 
-def test_recovery_of_an_unknown_email_says_true_and_sends_nothing(service, client, smtp):
+def test_recovery_of_an_unknown_email_says_true_and_sends_nothing(
+    service, client, smtp
+):
     fields = register(client)
     mail_to(smtp, fields["email"])
     unknown = "nobody@example.org"
 
     def duration(email: str) -> float:
         start = time.perf_counter()
-        assert client(SEND_RECOVERY, {"email": email}) == {"data": {"sendPasswordRecoveryEmail": True}}
+        assert client(SEND_RECOVERY, {"email": email}) == {
+            "data": {"sendPasswordRecoveryEmail": True}
+        }
         return time.perf_counter() - start
 
     known_times, unknown_times = [], []
@@ -247,29 +291,44 @@ def test_recovery_of_an_unknown_email_says_true_and_sends_nothing(service, clien
 def test_unknown_and_expired_recovery_tokens(make_service, smtp):
     service = make_service(smtp.port, AUTH_RECOVERY_TOKEN_TTL="1")
     client = service.client()
-    assert error_type(client(RESET, {"password": NEW_PASSWORD, "token": "nonsense"})) == "UnauthorizedError"
+    assert (
+        error_type(client(RESET, {"password": NEW_PASSWORD, "token": "nonsense"}))
+        == "UnauthorizedError"
+    )
 
     fields = register(client)
     mail_to(smtp, fields["email"])
     client(SEND_RECOVERY, {"email": fields["email"]})
     link = link_in(mail_to(smtp, fields["email"], count=2), "/form/reset/password")
     time.sleep(1.1)
-    assert error_type(client(RESET, {"password": NEW_PASSWORD, "token": token_of(link)})) == "UpdatePasswordTooLateError"
+    assert (
+        error_type(client(RESET, {"password": NEW_PASSWORD, "token": token_of(link)}))
+        == "UpdatePasswordTooLateError"
+    )
 
 
 # Templates.
 
 
 def test_reset_form_escapes_the_token_from_the_address(service):
-    page = httpx.get(f"{service.url}/form/reset/password", params={"token": '"><script>alert(1)</script>'})
+    page = httpx.get(
+        f"{service.url}/form/reset/password",
+        params={"token": '"><script>alert(1)</script>'},
+    )
     assert page.status_code == 200
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;" in page.text
 
 
-def test_templates_are_overridden_file_by_file_and_escaped(make_service, smtp, tmp_path):
+def test_templates_are_overridden_file_by_file_and_escaped(
+    make_service, smtp, tmp_path
+):
     field = next(
-        (f for f in FIELDS.values() if f.type == "string" and not f.list and item_problem(f, "<b>&</b>") is None),
+        (
+            f
+            for f in FIELDS.values()
+            if f.type == "string" and not f.list and item_problem(f, "<b>&</b>") is None
+        ),
         None,
     )
     if field is None:
@@ -302,14 +361,18 @@ def test_without_smtp_mail_goes_to_the_outbox_folder(make_service):
     files = wait_until(lambda: list(outbox.glob("*.eml")))
     assert len(files) == 1
     assert fields["email"] in files[0].read_text()
-    assert wait_until(lambda: "/user/email/confirmation?token=" in service.log.read_text())
+    assert wait_until(
+        lambda: "/user/email/confirmation?token=" in service.log.read_text()
+    )
 
 
 def test_mail_waits_for_the_smtp_server_to_come_up(make_service):
     port = free_port()
     service = make_service(port, **FAST_RETRIES)
     fields = register(service.client())
-    assert wait_until(lambda: stored_mails(service, fields["email"])[0]["attempts"] >= 1)
+    assert wait_until(
+        lambda: stored_mails(service, fields["email"])[0]["attempts"] >= 1
+    )
 
     sink = MailSink(port)
     controller = Controller(sink, hostname="127.0.0.1", port=port)
@@ -327,7 +390,9 @@ def test_mail_survives_a_restart_and_is_sent_once(make_service):
     port = free_port()
     service = make_service(port, **FAST_RETRIES)
     fields = register(service.client())
-    assert wait_until(lambda: stored_mails(service, fields["email"])[0]["attempts"] >= 1)
+    assert wait_until(
+        lambda: stored_mails(service, fields["email"])[0]["attempts"] >= 1
+    )
     service.stop()
 
     sink = MailSink(port)
@@ -346,13 +411,23 @@ def test_mail_that_keeps_failing_is_marked_failed(make_service):
     service = make_service(free_port(), AUTH_MAIL_MAX_ATTEMPTS="3", **FAST_RETRIES)
     fields = register(service.client())
     mail = wait_until(
-        lambda: next((m for m in stored_mails(service, fields["email"]) if m["status"] == "failed"), None)
+        lambda: next(
+            (
+                m
+                for m in stored_mails(service, fields["email"])
+                if m["status"] == "failed"
+            ),
+            None,
+        )
     )
     assert mail is not None
     assert mail["attempts"] == 3
     assert "connect" in mail["last_error"].lower()
     assert "link" not in mail["context"]
-    assert wait_until(lambda: f"to {fields['email']} failed after 3 attempt(s)" in service.log.read_text())
+    assert wait_until(
+        lambda: f"to {fields['email']} failed after 3 attempt(s)"
+        in service.log.read_text()
+    )
 
 
 # Headers.
@@ -378,7 +453,9 @@ class RefusesFirst(MailSink):
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if not self.refused:
-            self.refused.append(message_from_bytes(envelope.content, policy=policy.default))
+            self.refused.append(
+                message_from_bytes(envelope.content, policy=policy.default)
+            )
             return "451 try again later"
         return await super().handle_DATA(server, session, envelope)
 

@@ -80,28 +80,28 @@ async def opener(
 ) -> AsyncIterator[Opener]:
     """Opens stores on one fresh database, as the service does at each start."""
     kind = request.param
-    real_url = postgresql = None
+    real_url = postgresql = client = None
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"
-        make: Callable[[], Store] = lambda: SqlStore(url)
     elif kind == "postgresql":
-        postgresql = await create_postgresql_database()
-        make = lambda: SqlStore(postgresql)
+        url = postgresql = await create_postgresql_database()
     elif kind == "mongomock":
-        client = AsyncMongomockClient()
-        make = lambda: MongoStore("mongodb://localhost/contract", client=client)
+        url, client = "mongodb://localhost/contract", AsyncMongomockClient()
     else:
         base = os.environ.get("AUTH_TEST_MONGODB_URL")
         if not base:
             pytest.skip(
                 "AUTH_TEST_MONGODB_URL is not set: no real MongoDB to test against"
             )
-        real_url = mongodb_url(base, f"contract_{uuid.uuid4().hex[:12]}")
-        make = lambda: MongoStore(real_url)
+        url = real_url = mongodb_url(base, f"contract_{uuid.uuid4().hex[:12]}")
     opened: list[Store] = []
 
     async def open_store() -> Store:
-        store = make()
+        store = (
+            SqlStore(url)
+            if kind in ("sqlite", "postgresql")
+            else MongoStore(url, client=client)
+        )
         await store.open()
         opened.append(store)
         return store

@@ -84,7 +84,8 @@ def refusal(response: httpx.Response, status: int) -> str:
 
 
 def test_account_logic_does_not_import_starlette():
-    code = "import sys, {{ cookiecutter.package }}.accounts, {{ cookiecutter.package }}.recovery; print('starlette' in sys.modules)"
+    modules = "{{ cookiecutter.package }}.accounts, {{ cookiecutter.package }}.recovery"
+    code = f"import sys, {modules}; print('starlette' in sys.modules)"
     output = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

@@ -24,11 +24,17 @@ PUBLIC = [name for name, field in FIELDS.items() if field.public]
 SORTABLE = [name for name in PUBLIC if FIELDS[name].indexed]
 UNIQUE_PUBLIC = [name for name in PUBLIC if FIELDS[name].unique]
 #: Everything UserPublicInfo must not have: private and internal fields.
-HIDDEN = ["email", "password", "password_hash", "created_at"] + [n for n, f in FIELDS.items() if not f.public]
+HIDDEN = ["email", "password", "password_hash", "created_at"] + [
+    n for n, f in FIELDS.items() if not f.public
+]
 
 
 def each(names: list[str], what: str) -> list[Any]:
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=f"the spec has no {what} field"))]
+    return names or [
+        pytest.param(
+            None, marks=pytest.mark.skip(reason=f"the spec has no {what} field")
+        )
+    ]
 
 
 def wire(value: Any) -> Any:
@@ -36,7 +42,11 @@ def wire(value: Any) -> Any:
     if isinstance(value, list):
         return [wire(item) for item in value]
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return (
+            value.astimezone(dt.UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -49,9 +59,13 @@ def public(user: dict[str, Any]) -> dict[str, Any]:
 def same(found: dict[str, Any]) -> dict[str, Any]:
     """A returned user with datetimes reduced to milliseconds, as every store keeps them."""
     return {
-        name: wire(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-        if name in FIELDS and FIELDS[name].type == "datetime" and isinstance(value, str)
-        else value
+        name: (
+            wire(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+            if name in FIELDS
+            and FIELDS[name].type == "datetime"
+            and isinstance(value, str)
+            else value
+        )
         for name, value in found.items()
     }
 
@@ -63,7 +77,9 @@ def users(service) -> list[dict[str, Any]]:
     for i in range(30):
         user = sample_user(1000 + i)
         if i % 5 == 4:
-            user.update({name: None for name, field in FIELDS.items() if not field.required})
+            user.update(
+                {name: None for name, field in FIELDS.items() if not field.required}
+            )
         people.append(user)
 
     async def insert() -> None:
@@ -83,7 +99,9 @@ def ids(users: list[dict[str, Any]]) -> list[str]:
     return [user["_id"] for user in users]
 
 
-def many(client, filter: dict | None = None, sort: str | None = None, **arguments: Any) -> list[dict[str, Any]]:
+def many(
+    client, filter: dict | None = None, sort: str | None = None, **arguments: Any
+) -> list[dict[str, Any]]:
     query = f"""query($filter: FilterFindManyUserPublicInfoInput, $sort: SortFindManyUserPublicInfoInput,
         $skip: Int, $limit: Int) {{
       userMany(filter: $filter, sort: $sort, skip: $skip, limit: $limit) {{ {SELECTION} }}
@@ -99,10 +117,15 @@ def error_type(result: dict[str, Any]) -> str:
 
 def test_user_by_id(client, users):
     user = users[0]
-    result = client(f"query($id: MongoID!) {{ userById(_id: $id) {{ {SELECTION} }} }}", {"id": user["_id"]})
+    result = client(
+        f"query($id: MongoID!) {{ userById(_id: $id) {{ {SELECTION} }} }}",
+        {"id": user["_id"]},
+    )
     assert same(result["data"]["userById"]) == public(user)
     for missing in (new_id(), "not-an-id", ""):
-        result = client("query($id: MongoID!) { userById(_id: $id) { _id } }", {"id": missing})
+        result = client(
+            "query($id: MongoID!) { userById(_id: $id) { _id } }", {"id": missing}
+        )
         assert result == {"data": {"userById": None}}
 
 
@@ -110,7 +133,9 @@ def test_user_by_ids(client, users):
     wanted = [users[3]["_id"], None, "bad", users[1]["_id"], new_id()]
     query = "query($ids: [MongoID]!, $sort: SortFindByIdsUserPublicInfoInput) { userByIds(_ids: $ids, sort: $sort) { _id } }"
     result = client(query, {"ids": wanted, "sort": "_ID_DESC"})
-    assert [u["_id"] for u in result["data"]["userByIds"]] == sorted([users[3]["_id"], users[1]["_id"]], reverse=True)
+    assert [u["_id"] for u in result["data"]["userByIds"]] == sorted(
+        [users[3]["_id"], users[1]["_id"]], reverse=True
+    )
     assert client(query, {"ids": []}) == {"data": {"userByIds": []}}
 
 
@@ -145,8 +170,12 @@ def test_operators(client, users, name):
         "nin": [u for u in users if u[name] not in (pivot, other)],
     }
     for op, wanted in expected.items():
-        operand = [wire(pivot), wire(other), None] if op in ("in", "nin") else wire(pivot)
-        assert ids(many(client, {"_operators": {name: {op: operand}}})) == ids(wanted), op
+        operand = (
+            [wire(pivot), wire(other), None] if op in ("in", "nin") else wire(pivot)
+        )
+        assert ids(many(client, {"_operators": {name: {op: operand}}})) == ids(
+            wanted
+        ), op
     assert many(client, {"_operators": {name: {"gt": None}}}) == []
 
 
@@ -166,9 +195,15 @@ def test_sorts(client, users, name, direction):
     descending = direction == "DESC"
     # Nulls first when ascending, last when descending; ties broken by id, in the same direction.
     present = sorted(
-        (u for u in users if u[name] is not None), key=lambda u: (u[name], u["_id"]), reverse=descending
+        (u for u in users if u[name] is not None),
+        key=lambda u: (u[name], u["_id"]),
+        reverse=descending,
     )
-    absent = sorted((u for u in users if u[name] is None), key=lambda u: u["_id"], reverse=descending)
+    absent = sorted(
+        (u for u in users if u[name] is None),
+        key=lambda u: u["_id"],
+        reverse=descending,
+    )
     expected = present + absent if descending else absent + present
     found = many(client, sort=f"{name.upper()}_{direction}")
     assert [same(u) for u in found] == [public(u) for u in expected]
@@ -177,7 +212,10 @@ def test_sorts(client, users, name, direction):
 def test_count(client, users):
     assert client("{ userCount }") == {"data": {"userCount": len(users)}}
     verified = [u for u in users if u["email_verified"]]
-    result = client("query($f: FilterUserPublicInfoInput) { userCount(filter: $f) }", {"f": {"email_verified": True}})
+    result = client(
+        "query($f: FilterUserPublicInfoInput) { userCount(filter: $f) }",
+        {"f": {"email_verified": True}},
+    )
     assert result == {"data": {"userCount": len(verified)}}
 
 
@@ -205,7 +243,9 @@ def test_pagination(client, users):
 
 
 def test_page_sizes_are_capped(client, users):
-    capped = client(PAGINATION, {"page": 1, "perPage": 2**31 - 1})["data"]["userPagination"]
+    capped = client(PAGINATION, {"page": 1, "perPage": 2**31 - 1})["data"][
+        "userPagination"
+    ]
     assert capped["pageInfo"]["perPage"] == 100
     assert len(many(client, limit=2**31 - 1)) == len(users)
     assert many(client, skip=2**31 - 1) == []
@@ -232,7 +272,7 @@ def test_bad_sizes_are_typed_errors(client, users, query, variables):
     [
         "{ userById(_id: 5) { _id } }",
         "{ userPagination(page: 99999999999) { count } }",
-        '{ userMany(filter: {_operators: {_id: {gt: 12}}}) { _id } }',
+        "{ userMany(filter: {_operators: {_id: {gt: 12}}}) { _id } }",
     ],
 )
 def test_malformed_arguments_are_validation_errors(client, query):
@@ -258,7 +298,11 @@ def test_hidden_fields_cannot_be_read_filtered_or_sorted(client, users, name):
 
 def _texts(users: list[dict], names: list[str]) -> set[str]:
     values = [wire(user[name]) for user in users for name in names if name in user]
-    items = [item for value in values for item in (value if isinstance(value, list) else [value])]
+    items = [
+        item
+        for value in values
+        for item in (value if isinstance(value, list) else [value])
+    ]
     return {item for item in items if isinstance(item, str)}
 
 
@@ -272,4 +316,4 @@ def test_no_public_query_returns_a_private_value(client, users):
     ]
     text = json.dumps(responses)
     assert [value for value in private if value in text] == []
-{% endraw %}
+{%- endraw %}

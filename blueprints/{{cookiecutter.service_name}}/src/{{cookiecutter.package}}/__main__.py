@@ -1,5 +1,6 @@
 """`python -m {{ cookiecutter.package }} serve`: start the service with uvicorn.
-`python -m {{ cookiecutter.package }} admin grant|revoke EMAIL ROLE`, `admin list`: roles, on the server.
+`python -m {{ cookiecutter.package }} admin grant|revoke EMAIL ROLE`,
+`admin list`: roles, on the server.
 """
 
 import argparse
@@ -16,13 +17,15 @@ from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 log = logging.getLogger("{{ cookiecutter.package }}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="{{ cookiecutter.package }}", description="{{ cookiecutter.description }}"
+        prog="{{ cookiecutter.package }}",
+        description="{{ cookiecutter.description }}",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="start the service")
@@ -130,7 +133,7 @@ def conflicted_files() -> list[Path]:
     ]
 
 
-def _problem(detail: dict) -> str:
+def _problem(detail: ErrorDetails) -> str:
     """One line per bad setting, named as the environment names it."""
     message = detail["msg"].removeprefix("Value error, ")
     if message.startswith("AUTH_") or not detail["loc"]:

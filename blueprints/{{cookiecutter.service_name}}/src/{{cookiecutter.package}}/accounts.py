@@ -212,7 +212,7 @@ class Accounts:
             user = await self.store.get_user_by_email(email)
         details = {} if user else {"email": masked_email(email) if email else ""}
         await self.audit.record(
-            audit.LOGIN, user and user["_id"], outcome=outcome, details=details
+            audit.LOGIN, user["_id"] if user else None, outcome=outcome, details=details
         )
 
     async def _login_user(self, value: str) -> tuple[dict[str, Any] | None, str]:

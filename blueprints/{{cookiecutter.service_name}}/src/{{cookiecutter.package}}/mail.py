@@ -168,6 +168,7 @@ class Mailer:
     async def _attempt(self, mail: dict[str, Any]) -> None:
         attempts = mail["attempts"] + 1
         now = datetime.now(UTC)
+        changes: dict[str, Any]
         try:
             await self._deliver(mail)
         except Exception as error:

@@ -9,13 +9,14 @@ from typing import Any, Callable
 from . import rules
 from .errors import UserValidationError
 {%- set fields = cookiecutter._fields.values() | list %}
-{% for field in fields if field.enum_name %}
+{%- for field in fields if field.enum_name %}
+
 
 class {{ field.enum_name }}(str, Enum):
 {%- for value in field.enum_values %}
     {{ value }} = "{{ value }}"
 {%- endfor %}
-{% endfor %}
+{%- endfor %}
 
 
 def load_validator(reference: str) -> Callable[[Any], Any]:
@@ -85,7 +86,7 @@ FIELDS: dict[str, FieldInfo] = {
         {{ option }}={{ value }},
 {%- endfor %}
 {%- if field.enum_values %}
-        values=({% for value in field.enum_values %}"{{ value }}", {% endfor %}),
+        values={{ field.values_literal }},
 {%- endif %}
         message={{ field.message_repr }},
 {%- if field.validator %}
@@ -96,17 +97,21 @@ FIELDS: dict[str, FieldInfo] = {
 {%- endif %}
     ),
 {%- endfor %}
+{%- if fields %}
+{% endif -%}
 }
 
-PUBLIC_FIELDS = ("_id", "email_verified") + tuple(name for name, field in FIELDS.items() if field.public)
+PUBLIC_FIELDS = ("_id", "email_verified") + tuple(
+    name for name, field in FIELDS.items() if field.public
+)
 #: What a token carries and `me` shows: everything but internal fields.
 USER_FIELDS = ("_id", "email", "email_verified", "roles") + tuple(FIELDS)
 #: What an admin sees of a user: every field but the password hash.
 ADMIN_FIELDS = USER_FIELDS + ("disabled", "created_at")
 #: The roles of user.yaml; `admin` is always the first.
-ROLES = ({% for role in cookiecutter._access.roles %}"{{ role }}", {% endfor %})
+ROLES: tuple[str, ...] = {{ cookiecutter._access.roles_literal }}
 #: The fields whose value `login(email:)` accepts (service.login_fields).
-LOGIN_FIELDS = ({% for name in cookiecutter._access.login_fields %}"{{ name }}", {% endfor %})
+LOGIN_FIELDS: tuple[str, ...] = {{ cookiecutter._access.login_fields_literal }}
 
 
 def parse_value(field: FieldInfo, value: Any) -> Any:
@@ -146,7 +151,9 @@ def validate_fields(values: dict[str, Any], *, creating: bool) -> dict[str, Any]
                 raise UserValidationError(f"{name}: is required.")
             elif name in values:
                 if field.required:
-                    raise UserValidationError(f"{name}: is required and cannot be removed.")
+                    raise UserValidationError(
+                        f"{name}: is required and cannot be removed."
+                    )
                 clean[name] = None
             continue
         try:
@@ -157,7 +164,11 @@ def validate_fields(values: dict[str, Any], *, creating: bool) -> dict[str, Any]
         if problem:
             raise UserValidationError(f"{name}: {field.message or problem}")
         if field.format == "email":
-            value = [rules.normalize_email(item) for item in value] if field.list else rules.normalize_email(value)
+            value = (
+                [rules.normalize_email(item) for item in value]
+                if field.list
+                else rules.normalize_email(value)
+            )
         if field.validator is not None:
             try:
                 field.validator(value)

@@ -39,14 +39,23 @@ EMAIL_MESSAGE = "must be an email address."
 class Rules(Protocol):
     """The options of a field these rules read (the spec's and the service's field)."""
 
-    list: bool
-    min_length: int | None
-    max_length: int | None
-    pattern: str | None
-    format: str | None
-    min: float | None
-    max: float | None
-    max_items: int | None
+    # Read-only properties, so that frozen dataclasses and models match too.
+    @property
+    def list(self) -> bool: ...
+    @property
+    def min_length(self) -> int | None: ...
+    @property
+    def max_length(self) -> int | None: ...
+    @property
+    def pattern(self) -> str | None: ...
+    @property
+    def format(self) -> str | None: ...
+    @property
+    def min(self) -> float | None: ...
+    @property
+    def max(self) -> float | None: ...
+    @property
+    def max_items(self) -> int | None: ...
 
 
 def value_problem(field: Rules, value: Any) -> str | None:
@@ -109,6 +118,9 @@ def normalize_email(value: str) -> str:
         )
     except EmailNotValidError:
         raise ValueError(EMAIL_MESSAGE) from None
+    # Without SMTPUTF8 every valid address has an ASCII form (typed optional).
+    if valid.ascii_email is None:
+        raise ValueError(EMAIL_MESSAGE)
     return valid.ascii_email.lower()
 
 

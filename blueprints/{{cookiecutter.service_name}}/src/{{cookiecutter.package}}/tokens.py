@@ -116,7 +116,8 @@ def _load_private(path: Path, algorithm: str) -> PrivateKey:
         raise KeyFileError(
             f"{path} is not an unencrypted PEM private key: {error}"
         ) from None
-    if not isinstance(key, _KEY_TYPES[algorithm][0]):
+    # The first test tells the type checker what the second (by name) implies.
+    if not isinstance(key, PrivateKey) or not isinstance(key, _KEY_TYPES[algorithm][0]):
         raise KeyFileError(
             f"{path} holds a {type(key).__name__.lstrip('_')}, which cannot sign {algorithm};"
             " set AUTH_JWT_ALGORITHM to match the key, or point AUTH_PRIVATE_KEY_FILE elsewhere"

@@ -340,7 +340,7 @@ class MongoStore(Store):
             skip=query.skip,
             limit=query.limit,
         )
-        return [_user(document) for document in await cursor.to_list()]
+        return [_found_user(document) for document in await cursor.to_list()]
 
     async def count_users(self, where: Condition | None = None) -> int:
         return await self.users.count_documents(_filter(where))
@@ -672,9 +672,12 @@ def _decode(name: str, value: Any) -> Any:
 
 
 def _user(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored user as a record, or None when none was found."""
+    return None if document is None else _found_user(document)
+
+
+def _found_user(document: dict[str, Any]) -> dict[str, Any]:
     """A stored user as a record; keys of fields no longer in the model are left out."""
-    if document is None:
-        return None
     user = {key: _decode(key, document.get(key)) for key in USER_KEYS}
     user["_id"] = str(document["_id"])
     return user

@@ -353,8 +353,8 @@ async def sync_users(schema: UsersSchema) -> None:
             del present[name]
     for name in sorted(set(wanted) - set(present)):
         if not await schema.create_index(wanted[name]):
-            field = wanted[name].keys[0]
+            unique = wanted[name].keys[0]
             raise SchemaError(
-                f"field '{field}' is now unique but stored users share values of it;"
-                f" make those values distinct, or remove 'unique' from '{field}' in user.yaml"
+                f"field '{unique}' is now unique but stored users share values of it;"
+                f" make those values distinct, or remove 'unique' from '{unique}' in user.yaml"
             )

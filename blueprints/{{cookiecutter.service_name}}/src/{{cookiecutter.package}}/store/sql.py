@@ -15,6 +15,7 @@ import json
 import os
 import re
 from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -55,7 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql import column as named_column
 from sqlalchemy.sql import table as named_table
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 from sqlalchemy.types import TypeEngine
 
@@ -292,6 +293,11 @@ def _row(table: Table, row: Any) -> dict[str, Any]:
 def _json(value: Any) -> str:
     """JSON columns hold lists; dates in them are kept as ISO 8601 text."""
     return json.dumps(value, default=lambda item: item.isoformat())
+
+
+def _jsonb(value: Any) -> Any:
+    """A list as JSONB, to compare with a PostgreSQL JSON(B) column by value."""
+    return cast(literal(_json(value)), JSONB)
 
 
 def _values(record: dict[str, Any]) -> dict[str, Any]:
@@ -952,7 +958,7 @@ async def _walk_in_id_order(
     if connection.dialect.name != "sqlite" or query.sort[0][0] != "_id":
         return False
     # SQLite's largest rowid: about the number of users, without counting them.
-    statement = select(func.max(literal_column("rowid"))).select_from(users)
+    statement = select(func.max(literal_column("rowid", Integer))).select_from(users)
     total = (await connection.execute(statement)).scalar_one() or 0
     return (query.skip + query.limit) * total < 4 * matches**2
 
@@ -979,20 +985,19 @@ def _condition(condition: Condition, dialect: str, use_indexes: bool = True) -> 
         return or_(
             *(_condition(inner, dialect, use_indexes) for inner in condition.conditions)
         )
-    column = users.c[condition.field]
+    column: ColumnElement[Any] = users.c[condition.field]
     if not use_indexes:
         # A unary + keeps the value but hides the column's indexes from the planner.
         column = UnaryExpression(column, operator=custom_op("+"), type_=column.type)
-    stored: Any = _to_db
-    null = column.is_(None)
+    stored: Callable[[Any], Any] = _to_db
+    null: ColumnElement[bool] = column.is_(None)
     if isinstance(users.c[condition.field].type, JSON):
         # Lists compare as a whole (equality only): by value as JSONB on
         # PostgreSQL (a table of an older generation may have JSON columns),
         # through their JSON text on SQLite. An unset list is written as
         # JSON null, or is NULL in a column added after the user was.
         if dialect == "postgresql":
-            column = cast(column, JSONB)
-            stored = lambda items: cast(literal(_json(items)), JSONB)  # noqa: E731
+            column, stored = cast(column, JSONB), _jsonb
         else:
             column, stored = type_coerce(column, Text), _json
         null = or_(null, column == stored(None))
@@ -1140,7 +1145,13 @@ class SqlUsersSchema:
         found = await self.connection.run_sync(
             lambda sync: inspect(sync).get_indexes("users")
         )
-        return {index["name"]: tuple(index["column_names"]) for index in found}
+        # Reflection types allow unnamed indexes and expression (None) columns;
+        # neither is one of ours, and "" matches no field.
+        return {
+            index["name"]: tuple(column or "" for column in index["column_names"])
+            for index in found
+            if index["name"]
+        }
 
     async def drop_index(self, name: str) -> None:
         await self.connection.execute(text(f'DROP INDEX "{name}"'))
