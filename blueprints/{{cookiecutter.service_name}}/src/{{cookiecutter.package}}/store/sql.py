@@ -849,8 +849,10 @@ def _comparisons(condition: Condition) -> list[Compare]:
 
 
 def _order(column: Any, direction: int, dialect: str) -> Any:
-    """Nulls first in ascending order, as SQLite and MongoDB sort (and the indexes are built)."""
-    if dialect != "postgresql":
+    """Nulls first in ascending order, as SQLite and MongoDB sort (and the
+    indexes are built); ids are never null, and their index keys carry no
+    NULLS clause, which PostgreSQL must see matched to read an index in order."""
+    if dialect != "postgresql" or column.name == "_id":
         return column.asc() if direction > 0 else column.desc()
     return column.asc().nulls_first() if direction > 0 else column.desc().nulls_last()
 
