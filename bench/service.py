@@ -896,7 +896,9 @@ def _server_version() -> str:
     try:
         return subprocess.run(
             ["psql", "--version"], capture_output=True, text=True
-        ).stdout.split()[-1]
+        ).stdout.split()[
+            2
+        ]  # psql (PostgreSQL) 15.20 (Debian ...)
     except (OSError, IndexError):
         return "(version unknown)"
 
