@@ -1,13 +1,13 @@
 """Accounts benchmark: logins/s and authenticated `me`/s of the emitted service.
 
 Generates example-user.yaml into a temporary folder, starts the service as
-users run it (`python -m <package> serve`, one worker, embedded SQLite) with
+users run it (`python -m <package> serve`, one worker, SQLite or --url) with
 the production argon2id parameters, registers users, then keeps CONCURRENCY
 requests in flight with httpx.AsyncClient: first `login`, then `me` with the
 tokens the logins gave. Also times one argon2id verify in this process, the
 floor under a login's latency.
 
-    .venv/bin/python bench/accounts.py [--users 32] [--seconds 10] [--concurrency 16]
+    .venv/bin/python bench/accounts.py [--users 32] [--seconds 10] [--concurrency 16] [--url URL]
 
 The load generator runs on the same machine and takes CPU from the service,
 so the figures are a floor, not a capacity.
@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import httpx
 from argon2 import PasswordHasher, Type
 
 from authgen.spec import load_spec
+from common import free_port
+from servers import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "example-user.yaml"
@@ -51,12 +52,6 @@ ME = "{ me { _id email username } }"
 REGISTER = "mutation($fields: UserRegisterInput!) { register(fields: $fields) }"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def generate(folder: Path) -> tuple[Path, str]:
     """The example service, generated; returns its folder and package name."""
     out = folder / "service"
@@ -68,55 +63,23 @@ def generate(folder: Path) -> tuple[Path, str]:
     return out, load_spec(SPEC).service.package_name
 
 
-def start(service: Path, package: str, folder: Path) -> tuple[subprocess.Popen, str]:
+def server(service: Path, package: str, folder: Path, url: str | None) -> Server:
+    """The service as users run it, on `url` (default: SQLite in `folder`)."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
-        "PYTHONPATH": str(
-            service / "src"
-        ),  # this generation, whatever else is installed
-        "AUTH_DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
-        "AUTH_PUBLIC_URL": url,
+        # This generation, whatever else is installed.
+        "PYTHONPATH": str(service / "src"),
+        "AUTH_DATABASE_URL": url or f"sqlite:///{folder / 'bench.db'}",
+        "AUTH_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "AUTH_PRIVATE_KEY_FILE": str(folder / "keys" / "private.pem"),
         "AUTH_PUBLIC_KEY_FILE": str(folder / "keys" / "public.pem"),
         "AUTH_OUTBOX_DIR": str(folder / "outbox"),
         **{f"AUTH_ARGON2_{name.upper()}": str(value) for name, value in ARGON2.items()},
     }
-    command = [
-        sys.executable,
-        "-m",
-        package,
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    log = open(folder / "service.log", "ab")
-    process = subprocess.Popen(
-        command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+    command = [sys.executable, "-m", package, "serve", "--port", str(port)]
+    return Server(
+        package, command, folder, env, port, "/healthz", folder / "service.log"
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"the service exited at start; see {folder / 'service.log'}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    sys.exit("the service did not start within 60 s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 async def graphql(
@@ -223,19 +186,17 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--url", help="the database URL (default: SQLite, a new file)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="authgen-bench-") as name:
         folder = Path(name)
         service, package = generate(folder)
-        process, url = start(service, package, folder)
-        try:
-            rows = asyncio.run(run(args, url))
-        finally:
-            stop(process)
+        with server(service, package, folder, args.url) as running:
+            rows = asyncio.run(run(args, running.url))
     verify = argon2_verify_ms()
     parameters = ", ".join(f"{name}={value}" for name, value in ARGON2.items())
     print(
-        f"argon2id ({parameters}); {os.cpu_count()} CPUs; concurrency {args.concurrency}; one worker; SQLite"
+        f"argon2id ({parameters}); {os.cpu_count()} CPUs; concurrency {args.concurrency}; one worker; {args.url or 'SQLite'}"
     )
     print(f"argon2id verify: {verify:.1f} ms per call (median of 20, this process)")
     print()

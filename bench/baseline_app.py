@@ -2,10 +2,11 @@
 
 A bare Starlette route that does only the work of the emitted service's `me`:
 verify the Bearer JWT with the same public key and algorithm, read the user
-by id from the same SQLite database through SQLAlchemy async (same pragmas),
-answer the same fields as JSON. Started with uvicorn exactly as the service is:
+by id from the same database through SQLAlchemy async (the same driver: on
+SQLite the same pragmas, on PostgreSQL the same pool size), answer the same
+fields as JSON. Started with uvicorn exactly as the service is:
 
-    BENCH_DATABASE=... BENCH_PUBLIC_KEY=... BENCH_ALGORITHM=RS256 \\
+    BENCH_DATABASE_URL=sqlite:///... BENCH_PUBLIC_KEY=... BENCH_ALGORITHM=RS256 \\
         python -m uvicorn baseline_app:create_app --factory --app-dir bench
 """
 
@@ -39,8 +40,16 @@ def _pragmas(connection: Any, _record: Any) -> None:
 
 
 def create_app() -> Starlette:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{os.environ['BENCH_DATABASE']}")
-    event.listen(engine.sync_engine, "connect", _pragmas)
+    url = os.environ["BENCH_DATABASE_URL"]
+    if url.startswith("sqlite:"):
+        engine = create_async_engine(url.replace("sqlite:", "sqlite+aiosqlite:", 1))
+        event.listen(engine.sync_engine, "connect", _pragmas)
+    else:
+        engine = create_async_engine(
+            url.replace("postgresql:", "postgresql+asyncpg:", 1),
+            pool_size=10,
+            max_overflow=0,
+        )
     with open(os.environ["BENCH_PUBLIC_KEY"], "rb") as handle:
         public_key = handle.read()
     algorithm = os.environ.get("BENCH_ALGORITHM", "RS256")

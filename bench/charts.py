@@ -25,15 +25,11 @@ def _bars(ax, groups: list[str], series: dict[str, list[list[float]]]) -> None:
     ax.legend(fontsize=8)
 
 
-def service(m, workers: tuple[int, ...], concurrency: tuple[int, ...]) -> str:
+def service(m, ats: list[str]) -> str:
+    """`ats`: "<database> w<workers> c<connections>", one bar group each."""
     name = "bench-service.png"
-    ats = [f"w{w} c{c}" for w in workers for c in concurrency]
-    labels = [
-        f"{w} worker{'s' if w > 1 else ''}\n{c} conn."
-        for w in workers
-        for c in concurrency
-    ]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = [at.replace(" ", "\n", 1) for at in ats]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4))
     _bars(
         left,
         labels,
@@ -59,7 +55,7 @@ def service(m, workers: tuple[int, ...], concurrency: tuple[int, ...]) -> str:
     return name
 
 
-def peer(m, concurrency: tuple[int, ...]) -> str:
+def peer(m, at: str, concurrency: tuple[int, ...]) -> str:
     name = "bench-peer.png"
     flows = ("register", "login", "me")
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
@@ -70,10 +66,10 @@ def peer(m, concurrency: tuple[int, ...]) -> str:
             labels,
             {
                 "authgen service": [
-                    m.values[f"ours {flow} w1 c{c} rps"] for c in concurrency
+                    m.values[f"ours {flow} {at} c{c} rps"] for c in concurrency
                 ],
                 "fastapi-users": [
-                    m.values[f"peer {flow} w1 c{c} rps"] for c in concurrency
+                    m.values[f"peer {flow} {at} c{c} rps"] for c in concurrency
                 ],
             },
         )

@@ -7,6 +7,8 @@ absolute numbers drift, ratios of interleaved runs much less.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import os
 import platform
@@ -18,6 +20,9 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
+
+import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -168,3 +173,47 @@ def tool_version(command: list[str]) -> str:
 
 def log(message: str) -> None:
     print(f"[bench] {message}", flush=True)
+
+
+#: The PostgreSQL server the benchmarks create their databases on.
+POSTGRES = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.contextmanager
+def database(kind: str, name: str) -> Iterator[str]:
+    """A fresh, empty database of `kind` ("sqlite" or "postgresql"): its URL.
+
+    A PostgreSQL database is created on POSTGRES for this run and dropped
+    after it, so runs never see each other's users.
+    """
+    if kind == "sqlite":
+        folder = WORK / "databases"
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob(f"{name}.db*"):
+            old.unlink()
+        yield f"sqlite:///{folder / name}.db"
+        return
+    name = f"bench_{name}_{os.getpid()}"
+    asyncio.run(_postgres(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def postgres_reachable() -> bool:
+    try:
+        asyncio.run(_postgres("SELECT 1"))
+        return True
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError):
+        return False
+
+
+async def _postgres(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()

@@ -1,7 +1,9 @@
 """`make bench`: measure the generator and the emitted service, write docs/benchmarks.md.
 
-BENCH_SECONDS (default 5) and BENCH_ROUNDS (default 3) trade time for
-precision; BENCH_ONLY=generator or BENCH_ONLY=service runs one part.
+BENCH_SECONDS (default 5), BENCH_ROUNDS (default 3) and BENCH_QUERY_ROUNDS
+(default 2) trade time for precision; BENCH_ONLY=generator or
+BENCH_ONLY=service runs one part; BENCH_USERS (default 1,000,000) users are
+seeded into SQLite and into a PostgreSQL database made on BENCH_POSTGRES_URL.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """The emitted service under HTTP load, against its yardsticks and its peer.
 
-The example spec is generated into a fresh folder, its database seeded with
-100,000 users, and the service started as users run it
-(`python -m acme_auth serve --port P --workers N`). Beside it run the bare
-Starlette `me` (bench/baseline_app.py, same database and key) and
-fastapi-users (bench/peer_fastapi_users.py, its own venv and database). wrk
-loads them from its own process; in every round the sides of a comparison
-run back to back, their order flipping from round to round.
+The example spec is generated into a fresh folder; then, on SQLite and on
+PostgreSQL in turn (a database created for the run and dropped after it),
+the database is seeded with 1,000,000 users and the service started as users
+run it (`python -m acme_auth serve --port P --workers N`). Beside it run the
+bare Starlette `me` (bench/baseline_app.py, same database and key) and, on
+SQLite, fastapi-users (bench/peer_fastapi_users.py, its own venv and
+database). wrk loads them from its own process; in every round the sides of a
+comparison run back to back, their order flipping from round to round.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,8 +36,10 @@ from common import (
     Section,
     Target,
     authgen_command,
+    database,
     free_port,
     log,
+    postgres_reachable,
     ratios,
 )
 from loadgen import Load, Request
@@ -43,9 +47,15 @@ from servers import PeakMemory, Server
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", 5))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3))
-CONCURRENCY = (16, 64)
-WORKERS = (1, 2)
-USERS = 100_000
+QUERY_SECONDS = 1
+QUERY_ROUNDS = int(os.environ.get("BENCH_QUERY_ROUNDS", 2))
+#: Connections measured for each number of workers; fewer with two workers
+#: keeps `make bench` near 15 minutes with both databases.
+RUNS = {1: (16, 64), 2: (16,)}
+CONCURRENCY = RUNS[1]
+#: Connections of the scale-out comparison (split over the two instances).
+SCALE_CONNECTIONS = 32
+USERS = int(os.environ.get("BENCH_USERS", 1_000_000))
 PASSWORD = "bench-password-1"
 # One account per connection at most: a login counts toward its (account, address)
 # limit (10) while it is being checked, so 64 connections on 8 accounts would be throttled.
@@ -57,16 +67,77 @@ LOGIN = (
     "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }"
 )
 REGISTER = "mutation($f: UserRegisterInput!) { register(fields: $f) }"
-QUERIES = {
-    "userPagination(page: 500, perPage: 20, age 18–65)": "{ userPagination(page: 500, perPage: 20, filter: {_operators: {age: {gte: 18, lte: 65}}})"
-    " { count items { _id username age } pageInfo { currentPage pageCount hasNextPage } } }",
-    "userCount(age 18–65)": "{ userCount(filter: {_operators: {age: {gte: 18, lte: 65}}}) }",
-    "userOne(username)": '{ userOne(filter: {username: "use0054321"}) { _id username age gender } }',  # bench/seed.py's
-}
 
 
 def _graphql(query: str, variables: dict | None = None) -> str:
     return json.dumps({"query": query, "variables": variables or {}})
+
+
+PAGE = (
+    "query($f: FilterFindManyUserPublicInfoInput, $s: SortFindManyUserPublicInfoInput)"
+    " { userPagination(page: 500, perPage: 20, filter: $f, sort: $s)"
+    " { count items { _id username age } pageInfo { hasNextPage } } }"
+)
+COUNT = "query($f: FilterUserPublicInfoInput) { userCount(filter: $f) }"
+ONE = "query($f: FilterFindOneUserPublicInfoInput) { userOne(filter: $f) { _id username age gender } }"
+
+
+def stored_user(url: str) -> dict[str, Any]:
+    """A seeded user's public values (bench/seed.py's user 12345), to look up."""
+    query = '{ userOne(filter: {username: "use0012345"}) { _id %s } }' % (
+        " ".join(("username", "gender", "age", "lastSeen", "website"))
+    )
+    answer = httpx.post(url + "/graphql", json={"query": query}, timeout=30)
+    return answer.json()["data"]["userOne"]
+
+
+def public_queries(user: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every filter a stranger can send on example-user.yaml's public fields
+    (equality on each; gt/gte/lt/lte, ne, in, nin on the indexed ones), each
+    as the deepest page a stranger may ask for (page 500 of 20, the result
+    window's end) with its count; counts alone; sorts; userOne by the unique
+    field. `user` gives stored values to look up."""
+    operators = lambda field, ops: {"_operators": {field: ops}}  # noqa: E731
+    filters: dict[str, dict[str, Any]] = {
+        "none": {},
+        "_id = x": {"_id": user["_id"]},
+        "email_verified = false": {"email_verified": False},
+        "username = x": {"username": user["username"]},
+        "gender = M": {"gender": "M"},
+        "age = 30": {"age": 30},
+        "lastSeen = x": {"lastSeen": user["lastSeen"]},
+        "website = x": {"website": user["website"]},
+        "18 ≤ age ≤ 65": operators("age", {"gte": 18, "lte": 65}),
+        "age > 140": operators("age", {"gt": 140}),
+        "age < 10": operators("age", {"lt": 10}),
+        "age ≠ 30": operators("age", {"ne": 30}),
+        "age in [20, 30, 40]": operators("age", {"in": [20, 30, 40]}),
+        "age not in [20, 30, 40]": operators("age", {"nin": [20, 30, 40]}),
+        "username ≥ x": operators("username", {"gte": user["username"]}),
+        "username in [x, y]": operators(
+            "username", {"in": [user["username"], "use0000042"]}
+        ),
+        "username ≠ x": operators("username", {"ne": user["username"]}),
+        "_id > x": operators("_id", {"gt": user["_id"]}),
+        "_id in [x]": operators("_id", {"in": [user["_id"]]}),
+        "gender = M or age < 10": {
+            "OR": [{"gender": "M"}, operators("age", {"lt": 10})]
+        },
+    }
+    found: dict[str, tuple[str, dict[str, Any]]] = {
+        f"page 500 where {name}": (PAGE, {"f": where})
+        for name, where in filters.items()
+    }
+    for name in ("none", "email_verified = false", "gender = M", "age ≠ 30"):
+        found[f"userCount where {name}"] = (COUNT, {"f": filters[name]})
+    for sort in ("AGE_DESC", "USERNAME_ASC", "_ID_DESC"):
+        found[f"page 500 sorted {sort}"] = (PAGE, {"s": sort})
+    found["page 500 where gender = M sorted AGE_ASC"] = (
+        PAGE,
+        {"f": filters["gender = M"], "s": "AGE_ASC"},
+    )
+    found["userOne where username = x"] = (ONE, {"f": {"username": user["username"]}})
+    return found
 
 
 @dataclass
@@ -108,8 +179,24 @@ class Bench:
             stdout=subprocess.DEVNULL,
             env={**os.environ, **path},
         )
-        self.database = self.root / "acme-auth.db"
-        log(f"seeding {USERS:,} users")
+        self.env = {
+            "PYTHONPATH": str(self.project / "src"),
+            "AUTH_AUTH_TOKEN_TTL": "7200",
+            "AUTH_OUTBOX_DIR": str(self.root / "outbox"),
+        }
+        self.settings = self._production_settings()
+        self._peer_venv()
+        self.databases = ["sqlite"]
+        if postgres_reachable():
+            self.databases.append("postgresql")
+        else:
+            self.notes.append(
+                "PostgreSQL unreachable (BENCH_POSTGRES_URL): SQLite only"
+            )
+
+    def seed(self, url: str) -> None:
+        log(f"seeding {USERS:,} users into {url}")
+        started = time.monotonic()
         subprocess.run(
             [
                 str(BIN / "python"),
@@ -117,20 +204,13 @@ class Bench:
                 str(self.project),
                 "--users",
                 str(USERS),
-                "--database",
-                str(self.database),
+                "--url",
+                url,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        self.env = {
-            "PYTHONPATH": str(self.project / "src"),
-            "AUTH_DATABASE_URL": f"sqlite:///{self.database}",
-            "AUTH_AUTH_TOKEN_TTL": "7200",
-            "AUTH_OUTBOX_DIR": str(self.root / "outbox"),
-        }
-        self.settings = self._production_settings()
-        self._peer_venv()
+        self.m.add(f"seed {url.split(':')[0]} s", time.monotonic() - started)
 
     def _production_settings(self) -> dict[str, int]:
         """The argon2 parameters the service runs with (its defaults)."""
@@ -167,7 +247,7 @@ class Bench:
                 check=True,
             )
 
-    def ours(self, workers: int) -> Server:
+    def ours(self, url: str, workers: int) -> Server:
         port = free_port()
         return Server(
             f"acme-auth ×{workers}",
@@ -182,13 +262,13 @@ class Bench:
                 str(workers),
             ],
             self.project,
-            self.env,
+            {**self.env, "AUTH_DATABASE_URL": url},
             port,
             "/healthz",
             self.root / "acme-auth.log",
         )
 
-    def baseline(self, workers: int) -> Server:
+    def baseline(self, url: str, workers: int) -> Server:
         port = free_port()
         return Server(
             f"baseline ×{workers}",
@@ -207,7 +287,7 @@ class Bench:
             ],
             self.project,
             {
-                "BENCH_DATABASE": str(self.database),
+                "BENCH_DATABASE_URL": url,
                 "BENCH_PUBLIC_KEY": str(self.project / "keys" / "public.pem"),
             },
             port,
@@ -336,11 +416,16 @@ class Bench:
         return login, me, register
 
     @staticmethod
-    def _check(server: Server, requests: list[Request]) -> None:
+    def _check(server: Server, requests: list[Request], settle: bool = True) -> None:
         """One short run of each load must succeed, or the figures mean nothing."""
         for request in requests:
-            load = loadgen.run(server.url, request, 1, 1, tag=f"check{time.time_ns()}")
-            server.settle()
+            for seconds in (2, 10, 30):  # a loaded machine may hash slowly
+                tag = f"check{time.time_ns()}"
+                load = loadgen.run(server.url, request, 1, seconds, tag=tag)
+                if load.requests:
+                    break
+            if settle:
+                server.settle()
             if not load.clean:
                 raise RuntimeError(
                     f"{server.name} {request.path}: {load.failures} of "
@@ -353,10 +438,13 @@ class Bench:
         server: Server,
         request: Request,
         connections: int,
+        seconds: float = SECONDS,
+        settle: bool = True,
         tag: str = "r",
     ) -> Load:
-        result = loadgen.run(server.url, request, connections, SECONDS, tag=tag)
-        server.settle()
+        result = loadgen.run(server.url, request, connections, seconds, tag=tag)
+        if settle:
+            server.settle()
         if not result.clean:
             self.notes.append(
                 f"{key}: {result.failures} of {result.requests} requests failed"
@@ -392,45 +480,87 @@ class Bench:
             list(pool.map(lambda _: hasher.verify(stored, PASSWORD), range(count)))
         self.m.add(f"{key} parallel", count / (time.perf_counter() - start))
 
-    def queries(self, server: Server) -> None:
-        for name, query in QUERIES.items():
-            request = Request("/graphql", [_graphql(query)])
-            self._check(server, [request])
-            for connections in (1, 16):
-                for _ in range(ROUNDS):
-                    self.load(
-                        f"query {name} c{connections}", server, request, connections
-                    )
+    def queries(self, db: str, server: Server) -> None:
+        """Every public query of the example spec, one request at a time."""
+        for name, (query, variables) in public_queries(stored_user(server.url)).items():
+            request = Request("/graphql", [_graphql(query, variables)])
+            self._check(server, [request], settle=False)
+            for _ in range(QUERY_ROUNDS):
+                self.load(
+                    f"query {db} {name} c1", server, request, 1, QUERY_SECONDS, False
+                )
 
     def run(self) -> tuple[Section, Section]:
         self.prepare()
-        for workers in WORKERS:
-            ours, baseline = self.ours(workers), self.baseline(workers)
+        for db in self.databases:
+            with database(db, "service") as url:
+                self.seed(url)
+                self.measure(db, url)
+        return self.service_section(), self.peer_section()
+
+    def measure(self, db: str, url: str) -> None:
+        for workers, concurrency in RUNS.items():
+            ours, baseline = self.ours(url, workers), self.baseline(url, workers)
             with ours, baseline:
                 login, me, register = self.our_accounts(ours)
                 bare_me = self.baseline_me(baseline, me)
                 time.sleep(1)
-                self.m.add(f"rss idle w{workers}", ours.rss_mib())
+                self.m.add(f"rss idle {db} w{workers}", ours.rss_mib())
+                peer = self.peer() if db == "sqlite" and workers == 1 else None
                 if workers == 1:
-                    self.queries(ours)
-                    with self.peer() as peer:
-                        theirs = self.peer_accounts(peer)
-                        self.m.add("peer rss idle", peer.rss_mib())
-                        self.rounds(
-                            workers,
-                            ours,
-                            baseline,
-                            (login, me, register, bare_me),
-                            peer,
-                            theirs,
-                        )
-                else:
-                    self.rounds(workers, ours, baseline, (login, me, register, bare_me))
-        return self.service_section(), self.peer_section()
+                    self.queries(db, ours)
+                if peer is None:
+                    self.rounds(
+                        db,
+                        workers,
+                        concurrency,
+                        ours,
+                        baseline,
+                        (login, me, register, bare_me),
+                    )
+                    continue
+                with peer:
+                    theirs = self.peer_accounts(peer)
+                    self.m.add("peer rss idle", peer.rss_mib())
+                    self.rounds(
+                        db,
+                        workers,
+                        concurrency,
+                        ours,
+                        baseline,
+                        (login, me, register, bare_me),
+                        peer,
+                        theirs,
+                    )
+        if db == "postgresql":
+            self.scale_out(url)
+
+    def scale_out(self, url: str) -> None:
+        """`me`/s of two instances (two ports, as two hosts) on one database against one."""
+        one, two = self.ours(url, 1), self.ours(url, 1)
+        with one, two:
+            _, me, _ = self.our_accounts(one)
+            for round_ in range(ROUNDS):
+
+                def alone() -> None:
+                    self.load("scale one", one, me, SCALE_CONNECTIONS)
+
+                def both() -> None:
+                    halves = [
+                        loadgen.start(server.url, me, SCALE_CONNECTIONS // 2, SECONDS)
+                        for server in (one, two)
+                    ]
+                    loads = [loadgen.finish(process) for process in halves]
+                    self.m.add("scale two rps", sum(load.per_second for load in loads))
+                    log(f"scale two: {sum(load.per_second for load in loads):,.0f}/s")
+
+                _alternate([alone, both], round_ % 2 == 1)
 
     def rounds(
         self,
+        db: str,
         workers: int,
+        concurrency: tuple[int, ...],
         ours: Server,
         baseline: Server,
         requests: tuple[Request, Request, Request, Request],
@@ -438,11 +568,11 @@ class Bench:
         theirs: tuple[Request, Request, Request] | None = None,
     ) -> None:
         login, me, register, bare_me = requests
-        for connections in CONCURRENCY:
-            at = f"w{workers} c{connections}"
+        for connections in concurrency:
+            at = f"{db} w{workers} c{connections}"
             for round_ in range(ROUNDS):
                 flip = round_ % 2 == 1
-                tag = f"w{workers}c{connections}r{round_}"
+                tag = f"{db}w{workers}c{connections}r{round_}"
                 self.argon2_bound(at)
                 with PeakMemory(ours) as memory:
                     pair = [
@@ -468,9 +598,9 @@ class Bench:
                             )
                         )
                     _alternate(trio, flip)
-                    if connections == CONCURRENCY[0]:
+                    if connections == concurrency[0]:
                         self.mixed(at, ours, me, login, connections)
-                self.m.add(f"rss load w{workers}", memory.peak)
+                self.m.add(f"rss load {db} w{workers}", memory.peak)
                 if peer and theirs:
                     with PeakMemory(peer) as peer_memory:
                         _alternate(
@@ -515,13 +645,27 @@ class Bench:
 
         s = Section("Emitted service")
         m = self.m
+        names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+        seeded = ", ".join(
+            f"{names[db]} {m.sample(f'seed {db} s').show(0, ' s')}"
+            for db in self.databases
+        )
         s.text.append(
             f"The example spec, generated and started with `python -m acme_auth serve "
-            f"--workers N` on SQLite holding {USERS:,} users. wrk (1 thread, its own process) "
-            f"keeps C connections busy for {SECONDS:g} s per measurement, {ROUNDS} rounds; the "
-            "sides of each ratio run back to back, the order flipping every round. argon2id "
-            f"parameters: {self.settings}."
+            f"--workers N`, on {' and on '.join(names[db] for db in self.databases)} "
+            f"(PostgreSQL {_server_version()} on the same machine, a database created "
+            f"for the run and dropped after it), each seeded with {USERS:,} users "
+            f"(bench/seed.py: {seeded}). wrk (1 thread, its own process) keeps C "
+            f"connections busy for {SECONDS:g} s per measurement, {ROUNDS} rounds; the "
+            "sides of each ratio run back to back, the order flipping every round. "
+            f"argon2id parameters: {self.settings}."
         )
+        runs = [
+            (db, workers, connections)
+            for db in self.databases
+            for workers, concurrency in RUNS.items()
+            for connections in concurrency
+        ]
         s.text += [
             "",
             "### Logins against the argon2id bound",
@@ -532,132 +676,169 @@ class Bench:
             "`cores` threads verifying at once (last column) is the ceiling a server "
             "can actually reach on this machine.",
             "",
-            "| workers, connections | logins/s | bound (cores ÷ verify) | ratio "
+            "| database | workers, connections | logins/s | bound (cores ÷ verify) | ratio "
             "| ≥ 90% | one verify | argon2 alone, cores threads | logins ÷ that |",
-            "|---|---:|---:|---:|:---:|---:|---:|---:|",
+            "|---|---|---:|---:|---:|:---:|---:|---:|---:|",
         ]
-        for workers in WORKERS:
-            for connections in CONCURRENCY:
-                at = f"w{workers} c{connections}"
-                ratio = ratios(
-                    m.values[f"ours login {at} rps"], m.values[f"{at} bound"]
-                )
-                real = ratios(
-                    m.values[f"ours login {at} rps"], m.values[f"{at} parallel"]
-                )
-                target = Target(
-                    f"logins/s ÷ argon2id bound, {at}",
-                    ratio,
-                    "≥ 90%",
-                    ratio.median >= 0.9,
-                )
-                s.targets.append(target)
-                s.text.append(
-                    f"| {workers}, {connections} | {m.sample(f'ours login {at} rps').show(1)} "
-                    f"| {m.sample(f'{at} bound').show(1)} | {_pct(ratio)} | {target.verdict} "
-                    f"| {m.sample(f'{at} verify ms').show(0, ' ms')} "
-                    f"| {m.sample(f'{at} parallel').show(1)}/s | {_pct(real)} |"
-                )
+        for db, workers, connections in runs:
+            at = f"{db} w{workers} c{connections}"
+            ratio = ratios(m.values[f"ours login {at} rps"], m.values[f"{at} bound"])
+            real = ratios(m.values[f"ours login {at} rps"], m.values[f"{at} parallel"])
+            target = Target(
+                f"logins/s ÷ argon2id bound, {names[db]} w{workers} c{connections}",
+                ratio,
+                "≥ 90%",
+                ratio.median >= 0.9,
+            )
+            s.targets.append(target)
+            s.text.append(
+                f"| {names[db]} | {workers}, {connections} "
+                f"| {m.sample(f'ours login {at} rps').show(1)} "
+                f"| {m.sample(f'{at} bound').show(1)} | {_pct(ratio)} | {target.verdict} "
+                f"| {m.sample(f'{at} verify ms').show(0, ' ms')} "
+                f"| {m.sample(f'{at} parallel').show(1)}/s | {_pct(real)} |"
+            )
         s.text += [
             "",
             "### `me` against the bare Starlette baseline",
             "",
             "The baseline (bench/baseline_app.py) does only `me`'s work: JWT verify "
-            "(same key, same algorithm), the user by id from the same SQLite file "
-            "through SQLAlchemy async, JSON. The ratio is the cost of the GraphQL layer.",
+            "(same key, same algorithm), the user by id from the same database through "
+            "SQLAlchemy async (same driver and pool size), JSON. The ratio is the cost "
+            "of the GraphQL layer.",
             "",
-            "| workers, connections | ours me/s | baseline /s | ratio | ≥ 60% "
+            "| database | workers, connections | ours me/s | baseline /s | ratio | ≥ 90% "
             "| ours p99 | baseline p99 |",
-            "|---|---:|---:|---:|:---:|---:|---:|",
+            "|---|---|---:|---:|---:|:---:|---:|---:|",
         ]
-        for workers in WORKERS:
-            for connections in CONCURRENCY:
-                at = f"w{workers} c{connections}"
-                ratio = ratios(
-                    m.values[f"ours me {at} rps"], m.values[f"bare me {at} rps"]
-                )
-                target = Target(
-                    f"me ÷ bare baseline, {at}", ratio, "≥ 60%", ratio.median >= 0.6
-                )
-                s.targets.append(target)
-                s.text.append(
-                    f"| {workers}, {connections} | {m.sample(f'ours me {at} rps').show(0)} "
-                    f"| {m.sample(f'bare me {at} rps').show(0)} | {_pct(ratio)} "
-                    f"| {target.verdict} | {m.sample(f'ours me {at} p99').show(1, ' ms')} "
-                    f"| {m.sample(f'bare me {at} p99').show(1, ' ms')} |"
-                )
+        for db, workers, connections in runs:
+            at = f"{db} w{workers} c{connections}"
+            ratio = ratios(m.values[f"ours me {at} rps"], m.values[f"bare me {at} rps"])
+            target = Target(
+                f"me ÷ bare baseline, {names[db]} w{workers} c{connections}",
+                ratio,
+                "≥ 90%",
+                ratio.median >= 0.9,
+            )
+            s.targets.append(target)
+            s.text.append(
+                f"| {names[db]} | {workers}, {connections} "
+                f"| {m.sample(f'ours me {at} rps').show(0)} "
+                f"| {m.sample(f'bare me {at} rps').show(0)} | {_pct(ratio)} "
+                f"| {target.verdict} | {m.sample(f'ours me {at} p99').show(1, ' ms')} "
+                f"| {m.sample(f'bare me {at} p99').show(1, ' ms')} |"
+            )
         s.text += [
             "",
             "### `me` p99 while logins run",
             "",
-            f"`me` at {CONCURRENCY[0]} connections alone, then again while a second wrk "
-            f"keeps {CONCURRENCY[0]} logins in flight.",
+            "`me` alone, then again while a second wrk keeps as many logins in flight.",
             "",
-            "| workers, connections | p99 alone | p99 with logins | ratio | ≤ 3× |",
-            "|---|---:|---:|---:|:---:|",
+            "| database | workers, connections | p99 alone | p99 with logins | ratio | ≤ 3× |",
+            "|---|---|---:|---:|---:|:---:|",
         ]
-        for workers in WORKERS:
-            at = f"w{workers} c{CONCURRENCY[0]}"
-            ratio = m.sample(f"mixed me {at} p99 ratio")
-            target = Target(
-                f"me p99 with logins ÷ alone, {at}",
-                ratio,
-                "≤ 3×",
-                ratio.median <= 3,
-                unit="×",
-            )
-            s.targets.append(target)
-            s.text.append(
-                f"| {workers}, {CONCURRENCY[0]} "
-                f"| {m.sample(f'ours me {at} p99').show(1, ' ms')} "
-                f"| {m.sample(f'mixed me {at} p99').show(1, ' ms')} "
-                f"| {ratio.show(2, '×')} | {target.verdict} |"
-            )
+        for db in self.databases:
+            for workers, concurrency in RUNS.items():
+                at = f"{db} w{workers} c{concurrency[0]}"
+                ratio = m.sample(f"mixed me {at} p99 ratio")
+                target = Target(
+                    f"me p99 with logins ÷ alone, {names[db]} w{workers} c{concurrency[0]}",
+                    ratio,
+                    "≤ 3×",
+                    ratio.median <= 3,
+                    unit="×",
+                )
+                s.targets.append(target)
+                s.text.append(
+                    f"| {names[db]} | {workers}, {concurrency[0]} "
+                    f"| {m.sample(f'ours me {at} p99').show(1, ' ms')} "
+                    f"| {m.sample(f'mixed me {at} p99').show(1, ' ms')} "
+                    f"| {ratio.show(2, '×')} | {target.verdict} |"
+                )
+        if "postgresql" in self.databases:
+            ratio = ratios(m.values["scale two rps"], m.values["scale one rps"])
+            s.text += [
+                "",
+                "### Two instances on PostgreSQL against one",
+                "",
+                f"Two `serve` processes (1 worker each, two ports, as two hosts would "
+                f"be) on one PostgreSQL database, {SCALE_CONNECTIONS // 2} connections "
+                f"each, against one of them with {SCALE_CONNECTIONS}. The machine has "
+                f"{os.cpu_count()} cores shared by the instances, PostgreSQL and wrk, so "
+                "the ratio shows what sharing costs (sessions, the database), not what a "
+                "second host would add.",
+                "",
+                "| two instances `me`/s | one instance `me`/s | ratio |",
+                "|---:|---:|---:|",
+                f"| {m.sample('scale two rps').show(0)} "
+                f"| {m.sample('scale one rps').show(0)} | {ratio.show(2, '×')} |",
+            ]
         s.text += [
             "",
             f"### Public queries at {USERS:,} users (1 worker)",
             "",
-            "p50 at 1 connection is the latency of the query itself; 16 connections "
-            "show the throughput.",
+            "Every filter a stranger can send on the example spec's public fields, "
+            "one request at a time (wrk, 1 connection, "
+            f"{QUERY_SECONDS:g} s × {QUERY_ROUNDS} rounds): p50 is the query's latency "
+            "as a client sees it. `page 500` is `userPagination(page: 500, perPage: "
+            "20)`, the deepest page within `AUTH_PUBLIC_RESULT_WINDOW` (10,000), with "
+            "its count (which stops at 10,000).",
             "",
-            "| query | p50, 1 connection | < 10 ms | p99, 1 connection | /s at 16 "
-            "| p50 at 16 |",
-            "|---|---:|:---:|---:|---:|---:|",
+            "| query | "
+            + " | ".join(f"{names[db]} p50 | < 10 ms | p99" for db in self.databases)
+            + " |",
+            "|---|" + "---:|:---:|---:|" * len(self.databases),
         ]
-        for name in QUERIES:
-            p50 = m.sample(f"query {name} c1 p50")
-            target = Target(
-                f"{name} p50", p50, "< 10 ms", p50.median < 10, digits=1, unit=" ms"
-            )
-            s.targets.append(target)
-            s.text.append(
-                f"| `{name}` | {p50.show(1, ' ms')} | {target.verdict} "
-                f"| {m.sample(f'query {name} c1 p99').show(1, ' ms')} "
-                f"| {m.sample(f'query {name} c16 rps').show(0)} "
-                f"| {m.sample(f'query {name} c16 p50').show(1, ' ms')} |"
-            )
+        for name in self.query_names():
+            cells = []
+            for db in self.databases:
+                p50 = m.sample(f"query {db} {name} c1 p50")
+                target = Target(
+                    f"{names[db]}: {name} p50",
+                    p50,
+                    "< 10 ms",
+                    p50.median < 10,
+                    digits=1,
+                    unit=" ms",
+                )
+                s.targets.append(target)
+                cells.append(
+                    f"{p50.show(1, ' ms')} | {target.verdict} "
+                    f"| {m.sample(f'query {db} {name} c1 p99').show(1, ' ms')}"
+                )
+            s.text.append(f"| `{name}` | " + " | ".join(cells) + " |")
         s.text += [
             "",
             "### Resident memory (RSS, all processes of the server)",
             "",
-            "| workers | idle | peak under load (logins + me) |",
-            "|---|---:|---:|",
+            "| database | workers | idle | peak under load (logins + me) |",
+            "|---|---|---:|---:|",
         ]
-        for workers in WORKERS:
-            s.text.append(
-                f"| {workers} | {m.sample(f'rss idle w{workers}').show(0, ' MiB')} "
-                f"| {m.sample(f'rss load w{workers}').show(0, ' MiB')} |"
-            )
+        for db in self.databases:
+            for workers in RUNS:
+                s.text.append(
+                    f"| {names[db]} | {workers} "
+                    f"| {m.sample(f'rss idle {db} w{workers}').show(0, ' MiB')} "
+                    f"| {m.sample(f'rss load {db} w{workers}').show(0, ' MiB')} |"
+                )
         if self.notes:
             s.text += [
                 "",
-                "Failed requests during the measurements (not counted as "
-                "throughput):",
+                "Notes (failed requests are not counted as throughput):",
                 "",
                 *[f"- {note}" for note in self.notes],
             ]
-        s.charts.append(charts.service(m, WORKERS, CONCURRENCY))
+        s.charts.append(charts.service(m, [f"{db} w{w} c{c}" for db, w, c in runs]))
         return s
+
+    def query_names(self) -> list[str]:
+        """The public queries measured, in their order."""
+        prefix = "query sqlite "
+        return [
+            key[len(prefix) : -len(" c1 p50")]
+            for key in self.m.values
+            if key.startswith(prefix) and key.endswith(" c1 p50")
+        ]
 
     def peer_section(self) -> Section:
         import charts
@@ -679,7 +860,7 @@ class Bench:
         ]
         for flow in ("register", "login", "me"):
             for connections in CONCURRENCY:
-                at = f"w1 c{connections}"
+                at = f"sqlite w1 c{connections}"
                 ratio = ratios(
                     m.values[f"ours {flow} {at} rps"], m.values[f"peer {flow} {at} rps"]
                 )
@@ -702,13 +883,24 @@ class Bench:
             f"fastapi-users RSS: idle {m.sample('peer rss idle').show(0, ' MiB')}, "
             f"peak under register load {m.sample('peer rss load').show(0, ' MiB')}.",
         ]
-        s.charts.append(charts.peer(m, CONCURRENCY))
+        s.charts.append(charts.peer(m, "sqlite w1", CONCURRENCY))
         return s
 
 
 def _alternate(steps: list, flip: bool) -> None:
     for step in (reversed(steps) if flip else steps):
         step()
+
+
+def _server_version() -> str:
+    try:
+        return subprocess.run(
+            ["psql", "--version"], capture_output=True, text=True
+        ).stdout.split()[
+            2
+        ]  # psql (PostgreSQL) 15.20 (Debian ...)
+    except (OSError, IndexError):
+        return "(version unknown)"
 
 
 def _pct(sample: Sample) -> str:

@@ -7,6 +7,7 @@ measured and validated once and the result kept; only execution is per request.
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from inspect import isawaitable
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,9 @@ class GraphQLRunner:
         )
         self.cache_size = cache_size
         self._documents: OrderedDict[str, DocumentNode | list[dict]] = OrderedDict()
+        # Documents are cached, so is what is read of them (keyed by the text:
+        # hashing a DocumentNode walks all of it).
+        self._hashing_fields = lru_cache(cache_size)(self._count_hashing_fields)
 
     def prepare(self, query: str) -> DocumentNode | list[dict]:
         """The checked document, or the formatted errors that refuse it."""
@@ -271,6 +275,14 @@ class GraphQLRunner:
         if errors:
             return [format_error(error) for error in errors]
         return document
+
+    def _count_hashing_fields(self, query: str, operation_name: str | None) -> int:
+        prepared = self.prepare(query)
+        return (
+            0
+            if isinstance(prepared, list)
+            else _hashing_fields(prepared, operation_name)
+        )
 
     def root_fields(
         self, query: str, operation_name: str | None
@@ -310,7 +322,7 @@ class GraphQLRunner:
             operation = get_operation_ast(prepared, operation_name)
             if operation is not None and operation.operation is not OperationType.QUERY:
                 raise MethodNotAllowedError()
-        if _hashing_fields(prepared, operation_name) > 1:
+        if self._hashing_fields(query, operation_name) > 1:
             return {"errors": [error_payload(TooManyPasswordChecksError())]}
         result = execute(
             self.schema,

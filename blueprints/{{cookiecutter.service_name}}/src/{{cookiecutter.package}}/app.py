@@ -61,10 +61,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 read_only=request.method == "GET",
             )
         except AuthError as error:
-            metrics.refused_request(time.perf_counter() - started)
+            if settings.metrics:
+                metrics.refused_request(time.perf_counter() - started)
             return transport.refusal(error)
-        root_fields = runner.root_fields(body["query"], body.get("operationName"))
-        metrics.graphql_request(root_fields, result, time.perf_counter() - started)
+        if settings.metrics:  # nobody reads them otherwise: no cost per request
+            root_fields = runner.root_fields(body["query"], body.get("operationName"))
+            metrics.graphql_request(root_fields, result, time.perf_counter() - started)
         response = JSONResponse(result)
         context.write_cookies(response)
         return response

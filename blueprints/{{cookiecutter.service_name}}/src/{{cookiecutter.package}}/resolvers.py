@@ -55,6 +55,7 @@ def _users(info: GraphQLResolveInfo) -> PublicUsers:
         context.services.store,
         context.settings.max_page_size,
         context.settings.max_filter_conditions,
+        context.settings.public_result_window,
     )
 
 

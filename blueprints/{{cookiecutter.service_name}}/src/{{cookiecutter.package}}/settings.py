@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, gt=0)
     # Conditions of one public filter: comparisons, AND/OR groups, `in`/`nin` items.
     max_filter_conditions: int = Field(default=100, gt=0)
+    # Public queries reach the first N matching users: their counts stop at N,
+    # skip + limit (page × perPage) past N is refused (admin queries: no limit).
+    public_result_window: int = Field(default=10_000, gt=0)
 
     # Observability.
     # GET /metrics in Prometheus' format; off by default (see the README).

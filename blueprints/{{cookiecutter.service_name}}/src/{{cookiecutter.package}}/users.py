@@ -127,11 +127,18 @@ class PublicUsers:
     sort_fields = PUBLIC_FIELDS
 
     def __init__(
-        self, store: Store, max_page_size: int, max_filter_conditions: int
+        self,
+        store: Store,
+        max_page_size: int,
+        max_filter_conditions: int,
+        result_window: int | None = None,
     ) -> None:
         self.store = store
         self.max_page_size = max_page_size
         self.max_filter_conditions = max_filter_conditions
+        #: Strangers reach the first this many matches: counts stop there and
+        #: pages past it are refused, so no request reads more index entries.
+        self.result_window = result_window
 
     def _where(self, graphql_filter: dict | None) -> Condition | None:
         """The filter as a store condition; too large a filter is refused before
@@ -152,11 +159,17 @@ class PublicUsers:
             raise BadRequestError(f"{name} must be at least 1.")
         return min(value, self.max_page_size)
 
-    @staticmethod
-    def _skip(value: int | None) -> int:
+    def _skip(self, value: int | None, limit: int = 0) -> int:
         if value is not None and value < 0:
             raise BadRequestError("skip must not be negative.")
-        return value or 0
+        skip = value or 0
+        if self.result_window is not None and skip + limit > self.result_window:
+            raise BadRequestError(
+                f"Only the first {self.result_window} matching users can be reached"
+                " (skip + limit, or page × perPage); narrow the filter or reverse"
+                " the sort."
+            )
+        return skip
 
     async def by_id(self, user_id: str) -> dict[str, Any] | None:
         user = await self.store.get_user(user_id) if is_valid_id(user_id) else None
@@ -181,7 +194,7 @@ class PublicUsers:
         query = UserQuery(
             where=self._where(graphql_filter),
             sort=to_sort(sort, self.sort_fields),
-            skip=self._skip(skip),
+            skip=self._skip(skip, 1),
             limit=1,
         )
         found = await self.store.find_users(query)
@@ -194,16 +207,19 @@ class PublicUsers:
         limit: int | None,
         sort: str | None,
     ) -> list[dict[str, Any]]:
+        limit = self._limit("limit", limit, 100)
         query = UserQuery(
             where=self._where(graphql_filter),
             sort=to_sort(sort, self.sort_fields),
-            skip=self._skip(skip),
-            limit=self._limit("limit", limit, 100),
+            skip=self._skip(skip, limit),
+            limit=limit,
         )
         return [self.view(user) for user in await self.store.find_users(query)]
 
     async def count(self, graphql_filter: dict | None) -> int:
-        return await self.store.count_users(self._where(graphql_filter))
+        return await self.store.count_users(
+            self._where(graphql_filter), self.result_window
+        )
 
     async def pagination(
         self,
@@ -219,8 +235,9 @@ class PublicUsers:
         query = UserQuery(
             where=self._where(graphql_filter),
             sort=to_sort(sort, self.sort_fields),
-            skip=(page - 1) * per_page,
+            skip=self._skip((page - 1) * per_page, per_page),
             limit=per_page,
+            count_limit=self.result_window,
         )
         count, items = await self.store.find_page(query)
         page_count = math.ceil(count / per_page)

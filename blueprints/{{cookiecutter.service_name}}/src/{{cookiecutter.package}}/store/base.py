@@ -93,6 +93,8 @@ class UserQuery:
     sort: tuple[tuple[str, int], ...] = (("_id", 1),)
     skip: int = 0
     limit: int = 100
+    #: find_page counts at most this many matches (None: all of them).
+    count_limit: int | None = None
 
 
 @dataclass
@@ -160,12 +162,17 @@ class UserStore(ABC):
     async def find_users(self, query: UserQuery) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    async def count_users(self, where: Condition | None = None) -> int: ...
+    async def count_users(
+        self, where: Condition | None = None, limit: int | None = None
+    ) -> int:
+        """How many users match, counting no further than `limit`: a count
+        that stops there reads at most `limit` index entries."""
 
     @abstractmethod
     async def find_page(self, query: UserQuery) -> tuple[int, list[dict[str, Any]]]:
-        """How many users match, and the page of them the query asks for, read
-        together (one snapshot where the database has them)."""
+        """How many users match (at most query.count_limit), and the page of
+        them the query asks for, read together (one snapshot where the
+        database has them)."""
 
 
 class SessionStore(ABC):

@@ -342,11 +342,14 @@ class MongoStore(Store):
         )
         return [_found_user(document) for document in await cursor.to_list()]
 
-    async def count_users(self, where: Condition | None = None) -> int:
-        return await self.users.count_documents(_filter(where))
+    async def count_users(
+        self, where: Condition | None = None, limit: int | None = None
+    ) -> int:
+        options = {"limit": limit} if limit is not None else {}
+        return await self.users.count_documents(_filter(where), **options)
 
     async def find_page(self, query: UserQuery) -> tuple[int, list[dict[str, Any]]]:
-        matches = await self.count_users(query.where)
+        matches = await self.count_users(query.where, query.count_limit)
         return matches, await self.find_users(query) if query.skip < matches else []
 
     # Sessions.

@@ -89,15 +89,20 @@ class UserIndex:
     name: str
     keys: tuple[str, ...]
     unique: bool = False
+    #: Over a list field's items (PostgreSQL: GIN on JSONB; SQLite: its JSON
+    #: text; MongoDB: multikey), for the equality filters on whole lists.
+    items: bool = False
 
 
 def user_indexes() -> dict[str, UserIndex]:
     """The users' indexes for the current model, by name.
 
-    A unique field gets its unique index. Any other indexed field gets one
-    for filters and sorts on it, ties broken by id (so no sort in memory),
+    A unique field gets its unique index. An indexed field gets one for
+    filters and sorts on it, ties broken by id (so no sort in memory; a
+    unique field too, since users without a value tie),
     and every other public field one too, for the equality filters strangers
-    may send (so no public query scans the users). An indexed field also
+    may send (so no public query scans the users); a public list field one
+    over its items. An indexed field also
     gets (_id, field), so pages in id order filtered on it read that index
     alone, not every skipped user.
     """
@@ -108,7 +113,9 @@ def user_indexes() -> dict[str, UserIndex]:
     for name, field in FIELDS.items():
         if field.unique:
             indexes.append(UserIndex(f"ux_users_{name}", (name,), unique=True))
-        elif field.indexed or (field.public and not field.list):
+        if field.public and field.list:
+            indexes.append(UserIndex(f"ix_users_{name}", (name,), items=True))
+        elif field.indexed or (field.public and not field.unique):
             indexes.append(UserIndex(f"ix_users_{name}", (name, "_id")))
         if field.indexed:
             indexes.append(UserIndex(f"ix_users_{name}_by_id", ("_id", name)))

@@ -65,6 +65,7 @@ from .base import (
     REACH_TIMEOUT,
     AllOf,
     AnyOf,
+    Compare,
     Condition,
     DuplicateValueError,
     LastMatchError,
@@ -433,16 +434,18 @@ class SqlStore(Store):
         async with self.engine.connect() as connection:
             return await _find(connection, query)
 
-    async def count_users(self, where: Condition | None = None) -> int:
+    async def count_users(
+        self, where: Condition | None = None, limit: int | None = None
+    ) -> int:
         async with self.engine.connect() as connection:
-            return await _count(connection, where)
+            return await _count(connection, where, limit)
 
     async def find_page(self, query: UserQuery) -> tuple[int, list[dict[str, Any]]]:
         async with self.engine.connect() as connection:
             if connection.dialect.name == "postgresql":
                 # One snapshot for both statements (SQLite's read transaction is one already).
                 await connection.execution_options(isolation_level="REPEATABLE READ")
-            matches = await _count(connection, query.where)
+            matches = await _count(connection, query.where, query.count_limit)
             if query.skip >= matches:
                 return matches, []
             return matches, await _find(connection, query, matches)
@@ -935,10 +938,19 @@ async def _find(
     return [_row(users, row) for row in await connection.execute(statement)]
 
 
-async def _count(connection: AsyncConnection, where: Condition | None) -> int:
-    statement = select(func.count()).select_from(users)
+async def _count(
+    connection: AsyncConnection, where: Condition | None, limit: int | None = None
+) -> int:
+    """The matches, counted in an index where one serves the filter; with a
+    limit the count stops there (a LIMIT under the count), so it reads at
+    most `limit` index entries however many users match."""
+    matching = select(literal_column("1")).select_from(users)
     if where is not None:
-        statement = statement.where(_condition(where, connection.dialect.name))
+        matching = matching.where(_condition(where, connection.dialect.name))
+    if limit is None:
+        statement = matching.with_only_columns(func.count())
+    else:
+        statement = select(func.count()).select_from(matching.limit(limit).subquery())
     return (await connection.execute(statement)).scalar_one()
 
 
@@ -950,22 +962,43 @@ async def _walk_in_id_order(
 
     SQLite's planner guesses the size of a range (`age >= 18 AND age <= 65`)
     and may pick its index, then sort every match to skip to a deep page. With
-    the number of matches known, walking the (_id, field) index costs about
+    the number of matches known (or known to reach a count limit at least as
+    large as skip + limit), walking the (_id, field) index costs about
     (skip + limit) * total / matches rows, against about matches rows. (A
     unary + hides a column's indexes from SQLite's planner and changes nothing
     else: SQLite only.)
     """
     if connection.dialect.name != "sqlite" or query.sort[0][0] != "_id":
         return False
+    if query.count_limit is not None and matches >= query.count_limit:
+        # At least that many match (as many as the page reaches): dense enough
+        # to walk, unless an equality or `in` on a (field, _id) index reads
+        # the page in id order already, or a field has no (_id, field) index
+        # to walk (its rows would be read from the table).
+        return all(
+            compare.op not in ("eq", "in")
+            and (compare.field == "_id" or FIELDS[compare.field].indexed)
+            for compare in _comparisons(query.where)
+        )
     # SQLite's largest rowid: about the number of users, without counting them.
     statement = select(func.max(literal_column("rowid", Integer))).select_from(users)
     total = (await connection.execute(statement)).scalar_one() or 0
     return (query.skip + query.limit) * total < 4 * matches**2
 
 
+def _comparisons(condition: Condition) -> list[Compare]:
+    if isinstance(condition, (AllOf, AnyOf)):
+        return [
+            compare for inner in condition.conditions for compare in _comparisons(inner)
+        ]
+    return [condition]
+
+
 def _order(column: Any, direction: int, dialect: str) -> Any:
-    """Nulls first in ascending order, as SQLite and MongoDB sort (and the indexes are built)."""
-    if dialect != "postgresql":
+    """Nulls first in ascending order, as SQLite and MongoDB sort (and the
+    indexes are built); ids are never null, and their index keys carry no
+    NULLS clause, which PostgreSQL must see matched to read an index in order."""
+    if dialect != "postgresql" or column.name == "_id":
         return column.asc() if direction > 0 else column.desc()
     return column.asc().nulls_first() if direction > 0 else column.desc().nulls_last()
 
@@ -1009,6 +1042,9 @@ def _condition(condition: Condition, dialect: str, use_indexes: bool = True) -> 
         return column.contains(_json(value), autoescape=True)
     if op == "prefix":
         return column.startswith(value, autoescape=True)
+    if op == "eq" and dialect == "postgresql" and isinstance(value, list) and value:
+        # Containment finds the candidates in the items' GIN index; equality keeps the same lists.
+        return and_(column.contains(stored(value)), column == stored(value))
     if op == "eq":
         return null if value is None else column == stored(value)
     if op == "ne":
@@ -1159,15 +1195,23 @@ class SqlUsersSchema:
     async def create_index(self, index: UserIndex) -> bool:
         # Nulls come first in ascending order on every store; PostgreSQL puts
         # them last unless told, in its indexes as in its sorts.
-        nulls = " NULLS FIRST" if self.connection.dialect.name == "postgresql" else ""
+        postgresql = self.connection.dialect.name == "postgresql"
+        nulls = " NULLS FIRST" if postgresql else ""
         keys = ", ".join(
             f'"{key}"{nulls if key != "_id" else ""}' for key in index.keys
         )
+        if index.items and postgresql:
+            # A B-tree entry holds at most ~2.7 KB, a list far more: GIN
+            # indexes the items, and list equality asks it for containment.
+            keys = f'"{index.keys[0]}" jsonb_path_ops'
+        method = "USING gin " if index.items and postgresql else ""
         unique = "UNIQUE " if index.unique else ""
         try:
             async with self.connection.begin_nested():
                 await self.connection.execute(
-                    text(f'CREATE {unique}INDEX "{index.name}" ON users ({keys})')
+                    text(
+                        f'CREATE {unique}INDEX "{index.name}" ON users {method}({keys})'
+                    )
                 )
         except IntegrityError:
             return False

@@ -1,0 +1,187 @@
+"""No public query reads more than an index's share of the users.
+
+Every filter a stranger can send on a public field is answered from an
+index: the plans asserted here are the databases' own (EXPLAIN) for the SQL
+the store builds, on SQLite and on a fresh PostgreSQL database (where
+sequential scans are discouraged, so that a small table cannot hide a filter
+no index serves). Counts and pages of the public queries stop at
+AUTH_PUBLIC_RESULT_WINDOW matches, so a filter that matches half the users
+reads no more index entries than that.
+"""
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import error_type, registered, running_service
+from sample import sample_user, sample_value
+from sqlalchemy import event, insert, select
+
+from {{ cookiecutter.package }}.models import FIELDS
+from {{ cookiecutter.package }}.store import Compare, Condition
+from {{ cookiecutter.package }}.store.sql import (
+    SqlStore,
+    _condition,
+    _order,
+    _values,
+    users,
+)
+from {{ cookiecutter.package }}.users import to_sort
+
+DATABASES = ["sqlite", "postgresql"]
+USERS = 300
+PUBLIC = [name for name, field in FIELDS.items() if field.public]
+RANGES = [name for name in PUBLIC if FIELDS[name].indexed and not FIELDS[name].list]
+
+
+def _params(names: list[str]) -> list[Any]:
+    return names or [pytest.param(None, marks=pytest.mark.skip("no such field"))]
+
+
+@pytest.fixture(scope="module")
+def url(database: str | None, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database of USERS sample users, with the store's schema and indexes."""
+    url = database or f"sqlite:///{tmp_path_factory.mktemp('plans') / 'plans.db'}"
+
+    async def fill() -> None:
+        store = SqlStore(url)
+        await store.open()
+        try:
+            async with store.engine.begin() as connection:
+                rows = [_values(sample_user(i)) for i in range(USERS)]
+                await connection.execute(insert(users), rows)
+                await connection.exec_driver_sql("ANALYZE")
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    return url
+
+
+def plan(
+    url: str, condition: Condition | None, sort: tuple[tuple[str, int], ...] = ()
+) -> str:
+    """The database's plan for the ids of the users the condition selects, in
+    the sort's order (a page of them)."""
+
+    def explain(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        prefix = "EXPLAIN QUERY PLAN " if url.startswith("sqlite") else "EXPLAIN "
+        return prefix + statement, parameters
+
+    async def run() -> str:
+        store = SqlStore(url)
+        try:
+            async with store.engine.connect() as connection:
+                dialect = connection.dialect.name
+                if dialect == "postgresql":
+                    await connection.exec_driver_sql("SET enable_seqscan = off")
+                    await connection.exec_driver_sql("SET enable_sort = off")
+                statement = select(users.c._id)
+                if condition is not None:
+                    statement = statement.where(_condition(condition, dialect))
+                if sort:
+                    order = [_order(users.c[key], way, dialect) for key, way in sort]
+                    statement = statement.order_by(*order).offset(100).limit(20)
+                sync = store.engine.sync_engine
+                event.listen(sync, "before_cursor_execute", explain, retval=True)
+                try:
+                    rows = (await connection.execute(statement)).all()
+                finally:
+                    event.remove(sync, "before_cursor_execute", explain)
+        finally:
+            await store.close()
+        return "\n".join(str(row[-1]) for row in rows)
+
+    return asyncio.run(run())
+
+
+def assert_searched(url: str, condition: Condition, name: str) -> None:
+    """The plan looks the condition up in the field's index, never in the table."""
+    found = plan(url, condition)
+    assert f"_users_{name}" in found, found
+    table_scans = [
+        line
+        for line in found.splitlines()
+        if "Seq Scan" in line or ("SCAN users" in line and "INDEX" not in line)
+    ]
+    assert not table_scans, found
+
+
+@pytest.mark.parametrize("name", _params(PUBLIC))
+def test_an_equality_filter_on_any_public_field_searches_its_index(url, name):
+    assert_searched(url, Compare(name, "eq", sample_value(FIELDS[name], 7)), name)
+
+
+@pytest.mark.parametrize("name", _params(RANGES))
+def test_a_range_on_an_indexed_public_field_searches_its_index(url, name):
+    low, high = sample_value(FIELDS[name], 3), sample_value(FIELDS[name], 9)
+    assert_searched(url, Compare(name, "gte", min(low, high)), name)
+    assert_searched(url, Compare(name, "lt", max(low, high)), name)
+
+
+@pytest.mark.parametrize(
+    "name", _params([name for name in PUBLIC if FIELDS[name].list])
+)
+def test_list_equality_still_compares_the_whole_list(url, name):
+    """The index finds lists holding the items; only equal lists are answered."""
+    field = FIELDS[name]
+    value = sample_value(field, 7)
+
+    async def count(condition: Condition) -> int:
+        store = SqlStore(url)
+        try:
+            return await store.count_users(condition)
+        finally:
+            await store.close()
+
+    equal = sum(sample_value(field, i) == value for i in range(USERS))
+    assert asyncio.run(count(Compare(name, "eq", value))) == equal
+    assert asyncio.run(count(Compare(name, "eq", value * 2))) == 0
+
+
+@pytest.mark.parametrize("name", _params(RANGES))
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+def test_a_public_sort_reads_an_index_in_order(url, name, direction):
+    """Pages sorted on a field (ties broken by id) are read along an index, not sorted."""
+    found = plan(url, None, to_sort(f"{name.upper()}_{direction}"))
+    assert f"_users_{name}" in found, found
+    # PostgreSQL may read a unique field's index and order its ties (users
+    # without a value) by id as it goes: an incremental sort, not a sort.
+    full_sorts = re.findall(r"^\s*(?:->\s+)?Sort\s+\(|TEMP B-TREE", found, re.M)
+    assert not full_sorts, found
+
+
+def test_a_count_with_a_limit_stops_there(url):
+    async def counts() -> tuple[int, int]:
+        store = SqlStore(url)
+        try:
+            return await store.count_users(None, 50), await store.count_users(None)
+        finally:
+            await store.close()
+
+    assert asyncio.run(counts()) == (50, USERS)
+
+
+def test_strangers_reach_the_first_window_of_matches(tmp_path: Path):
+    with running_service(tmp_path, AUTH_PUBLIC_RESULT_WINDOW="2") as service:
+        client = service.client()
+        for _ in range(3):
+            registered(client)
+        assert client("{ userCount }") == {"data": {"userCount": 2}}
+        page = client(
+            "{ userPagination(page: 1, perPage: 2)"
+            " { count items { _id } pageInfo { pageCount hasNextPage } } }"
+        )["data"]["userPagination"]
+        assert page["count"] == 2 and len(page["items"]) == 2
+        assert page["pageInfo"] == {"pageCount": 1, "hasNextPage": False}
+        assert client("{ userOne(skip: 1) { _id } }")["data"]["userOne"]
+        for refused in (
+            "{ userOne(skip: 2) { _id } }",
+            "{ userMany(skip: 1, limit: 2) { _id } }",
+            "{ userPagination(page: 2, perPage: 2) { count } }",
+        ):
+            result = client(refused)
+            assert error_type(result) == "BadRequestError", result
+            assert "first 2 matching users" in result["errors"][0]["message"]
