@@ -302,7 +302,7 @@ class MongoStore(Store):
             raise DuplicateValueError(_duplicate_field(error)) from None
         if document is None:
             return None
-        if keep is not None and not await self.users.count_documents(
+        if previous is not None and not await self.users.count_documents(
             _filter(keep), limit=1
         ):
             await self.users.replace_one({"_id": document["_id"]}, previous)
@@ -345,8 +345,9 @@ class MongoStore(Store):
     async def count_users(
         self, where: Condition | None = None, limit: int | None = None
     ) -> int:
-        options = {"limit": limit} if limit is not None else {}
-        return await self.users.count_documents(_filter(where), **options)
+        if limit is None:
+            return await self.users.count_documents(_filter(where))
+        return await self.users.count_documents(_filter(where), limit=limit)
 
     async def find_page(self, query: UserQuery) -> tuple[int, list[dict[str, Any]]]:
         matches = await self.count_users(query.where, query.count_limit)

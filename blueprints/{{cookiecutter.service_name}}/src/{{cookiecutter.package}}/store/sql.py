@@ -944,7 +944,7 @@ async def _count(
     """The matches, counted in an index where one serves the filter; with a
     limit the count stops there (a LIMIT under the count), so it reads at
     most `limit` index entries however many users match."""
-    matching = select(literal_column("1")).select_from(users)
+    matching = select(literal_column("1", Integer)).select_from(users)
     if where is not None:
         matching = matching.where(_condition(where, connection.dialect.name))
     if limit is None:
@@ -986,7 +986,9 @@ async def _walk_in_id_order(
     return (query.skip + query.limit) * total < 4 * matches**2
 
 
-def _comparisons(condition: Condition) -> list[Compare]:
+def _comparisons(condition: Condition | None) -> list[Compare]:
+    if condition is None:
+        return []
     if isinstance(condition, (AllOf, AnyOf)):
         return [
             compare for inner in condition.conditions for compare in _comparisons(inner)
