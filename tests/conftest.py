@@ -38,15 +38,17 @@ def authgen(
     )
 
 
-def run_service_tests(out: Path) -> subprocess.CompletedProcess[str]:
-    """Run a generated service's own test-suite on its own code (not an installed copy)."""
+def run_service_tests(out: Path, *modules: str) -> subprocess.CompletedProcess[str]:
+    """Run a generated service's own test-suite (or these of its test modules)
+    on its own code, not an installed copy."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+        + [f"tests/{module}" for module in modules],
         cwd=out,
         env={**os.environ, "PYTHONPATH": str(out / "src")},
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
 
 
