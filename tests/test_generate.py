@@ -4,8 +4,10 @@ and whose GraphQL schema is valid and exposes exactly what the spec says."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import black
@@ -19,7 +21,15 @@ from graphql import (
 
 from authgen.spec import load_spec
 
-from conftest import EVERY_OPTION, EXAMPLE, MINIMAL, authgen, example_specs, tree
+from conftest import (
+    EVERY_OPTION,
+    EXAMPLE,
+    MINIMAL,
+    ROOT,
+    authgen,
+    example_specs,
+    tree,
+)
 
 SPECS = [MINIMAL, EXAMPLE, EVERY_OPTION]
 BLACK_MODE = black.Mode(target_versions={black.TargetVersion.PY311})
@@ -125,6 +135,27 @@ def test_the_package_imports_and_builds_its_app(generated, spec: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {
+        re.split(r"[\[<>=~! ;]", line, maxsplit=1)[0].lower() for line in requirements
+    }
+
+
+def test_the_test_extra_installs_what_the_emitted_service_needs(generated) -> None:
+    """The tests run emitted services and their suites in authgen's own venv:
+    a library the service adds must be added to authgen's test extra too, or a
+    fresh machine fails where a developer's long-lived venv passes."""
+    emitted = tomllib.loads((generated(MINIMAL) / "pyproject.toml").read_text())
+    ours = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = requirement_names(emitted["project"]["dependencies"]) | requirement_names(
+        emitted["project"]["optional-dependencies"]["test"]
+    )
+    missing = needed - requirement_names(
+        ours["project"]["optional-dependencies"]["test"]
+    )
+    assert not missing, f"add to authgen's test extra: {sorted(missing)}"
 
 
 def test_schema_has_the_contract_types(generated, spec: Path) -> None:
