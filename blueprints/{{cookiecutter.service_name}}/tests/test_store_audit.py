@@ -3,16 +3,19 @@ adapter (the fixtures of test_store.py: SQLite, PostgreSQL, mongomock, and a
 real MongoDB when AUTH_TEST_MONGODB_URL is set)."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
 import pytest
 import test_store
-from bson import ObjectId
+from conftest import SOURCE
 from sqlalchemy import inspect
 
 from {{ cookiecutter.package }}.mail import outbox_record
-from {{ cookiecutter.package }}.store import Rotation, new_id
+from {{ cookiecutter.package }}.store import Rotation, timed_id
 from {{ cookiecutter.package }}.store.sql import SqlStore
 
 pytestmark = pytest.mark.anyio
@@ -119,7 +122,7 @@ async def test_end_user_sessions_may_keep_one(store):
 
 def audit_event(user_id: str | None, event: str = "login", **values: Any) -> dict:
     return {
-        "_id": new_id(),
+        "_id": timed_id(values.get("at", NOW)),
         "at": NOW,
         "event": event,
         "user_id": user_id,
@@ -143,6 +146,41 @@ async def test_audit_events_round_trip_newest_first(store):
     assert await store.list_audit_events(events=["logout"]) == [events[2]]
     assert await store.list_audit_events("u3") == []
     assert await store.list_audit_events(limit=0) == []
+
+
+async def test_events_of_several_processes_list_in_the_order_they_happened(store):
+    """Two workers (or a worker and the admin command) writing in one second:
+    the listing is in the order of the events' times, whichever process
+    wrote them (ObjectIds would group them by process within the second)."""
+    start = NOW.replace(microsecond=0)
+    moments = [start + dt.timedelta(milliseconds=n) for n in range(6)]
+    make_ids = (
+        "import sys, datetime as d; from {{ cookiecutter.package }}.store import timed_id;"
+        " print(*(timed_id(d.datetime.fromisoformat(a)) for a in sys.argv[1:]))"
+    )
+    events = [audit_event("u1", at=moment) for moment in moments]
+    for worker in (0, 1):
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                make_ids,
+                *(m.isoformat() for m in moments[worker::2]),
+            ],
+            env={**os.environ, "PYTHONPATH": str(SOURCE)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for event, _id in zip(events[worker::2], made.stdout.split(), strict=True):
+            event["_id"] = _id
+    for event in events[::2] + events[1::2]:
+        await store.add_audit_event(event)
+    assert await store.list_audit_events("u1") == events[::-1]
+    assert await store.list_audit_events(since=moments[2], until=moments[4]) == [
+        events[3],
+        events[2],
+    ]
 
 
 async def test_an_event_is_written_with_its_deliveries(store):
@@ -173,7 +211,6 @@ async def test_audit_events_filter_by_actor_outcome_and_time(store):
         audit_event("u2", "account_disabled", actor="a1", outcome="failure", at=NOW),
     ]
     for event in events:
-        event["_id"] = str(ObjectId.from_datetime(event["at"]))[:8] + event["_id"][8:]
         await store.add_audit_event(event)
     assert await store.list_audit_events(actor="a1") == [events[3], events[1]]
     assert await store.list_audit_events(outcome="failure") == [events[3], events[2]]

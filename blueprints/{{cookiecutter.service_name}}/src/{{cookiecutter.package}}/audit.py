@@ -20,7 +20,7 @@ from typing import Any
 from .errors import BadRequestError
 from .mail import Mailer, outbox_record
 from .settings import Settings
-from .store import Store, is_valid_id, new_id
+from .store import Store, is_valid_id, timed_id
 from .webhooks import TEMPLATE as WEBHOOK
 
 #: Longer user agents are cut (they are the client's to write).
@@ -110,9 +110,10 @@ class Audit:
         """Record an event (and queue its webhooks). The address and user agent
         default to the current request's; `details` is a small JSON object."""
         client = current_client.get()
+        now = datetime.now(UTC)
         record = {
-            "_id": new_id(),
-            "at": datetime.now(UTC),
+            "_id": timed_id(now),
+            "at": now,
             "event": event,
             "user_id": user_id,
             "actor": actor,

@@ -16,6 +16,7 @@ from .base import (
     UserQuery,
     is_valid_id,
     new_id,
+    timed_id,
 )
 
 #: What AUTH_DATABASE_URL may start with.
@@ -57,4 +58,5 @@ __all__ = [
     "is_valid_id",
     "new_id",
     "open_store",
+    "timed_id",
 ]

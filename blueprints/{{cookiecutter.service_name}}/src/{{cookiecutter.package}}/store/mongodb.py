@@ -58,7 +58,7 @@ from .base import (
     Store,
     UnreachableDatabase,
     UserQuery,
-    id_bound,
+    timed_id_bound,
     new_id,
 )
 from .schema import (
@@ -467,9 +467,9 @@ class MongoStore(Store):
         if before is not None:
             ids["$lt"] = before
         if since is not None:
-            ids["$gte"], at["$gte"] = id_bound(since), since
+            ids["$gte"], at["$gte"] = timed_id_bound(since), since
         if until is not None:
-            bound = id_bound(until, later=True)
+            bound = timed_id_bound(until, later=True)
             ids["$lt"] = min(ids.get("$lt", bound), bound)
             at["$lt"] = until
         if ids:

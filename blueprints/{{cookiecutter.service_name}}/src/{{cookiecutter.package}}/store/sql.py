@@ -74,7 +74,7 @@ from .base import (
     Store,
     UnreachableDatabase,
     UserQuery,
-    id_bound,
+    timed_id_bound,
     new_id,
 )
 from .schema import BUILT_IN_KEYS, UserIndex, sync_users
@@ -586,11 +586,11 @@ class SqlStore(Store):
             statement = statement.where(event.event.in_(events))
         if since is not None:
             statement = statement.where(
-                event._id >= id_bound(since), event.at >= _to_db(since)
+                event._id >= timed_id_bound(since), event.at >= _to_db(since)
             )
         if until is not None:
             statement = statement.where(
-                event._id < id_bound(until, later=True), event.at < _to_db(until)
+                event._id < timed_id_bound(until, later=True), event.at < _to_db(until)
             )
         async with self.engine.connect() as connection:
             rows = await connection.execute(statement)
