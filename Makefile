@@ -26,7 +26,7 @@ run: install
 	cd $(EXAMPLE) && ../../$(BIN)/python -m acme_auth serve --host $(HOST) --port $(PORT)
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
