@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 import time
 
@@ -48,49 +49,53 @@ LIBRARIES = [
 ]
 
 
+PARTS = ("generator", "service")
+
+
 def main() -> None:
-    started = time.monotonic()
     DOCS.mkdir(exist_ok=True)
     WORK.mkdir(parents=True, exist_ok=True)
     only = os.environ.get("BENCH_ONLY", "")
-    sections: list[Section] = []
+    if only not in ("", *PARTS):
+        sys.exit(f"bench: BENCH_ONLY is one of {', '.join(PARTS)} (got {only!r})")
     source = snapshot()
-    if only in ("", "generator"):
-        sections.append(generator.run(source))
-    if only in ("", "service"):
-        loadgen.install_wrk()
-        if not loadgen.wrk_available():
-            sys.exit(
-                "bench: wrk is missing and could not be installed (apt-get install wrk)"
-            )
-        sections += service.run_all(source)
-    write_report(sections, time.monotonic() - started)
-    log(f"done in {time.monotonic() - started:.0f} s: {DOCS / 'benchmarks.md'}")
+    report = DOCS / "benchmarks.md"
+    old = report.read_text(encoding="utf-8") if report.exists() else ""
+    blocks = {part: kept_part(old, part) for part in PARTS}
+    for part in PARTS if not only else (only,):
+        started = time.monotonic()
+        blocks[part] = render_part(
+            part, measure(part, source), time.monotonic() - started
+        )
+    report.write_text(render_report(blocks), encoding="utf-8")
+    log(f"done: {report}")
 
 
-def write_report(sections: list[Section], seconds: float) -> None:
-    peer = service.PEER_VENV / "bin" / "python"
+def measure(part: str, source) -> list[Section]:
+    if part == "generator":
+        return [generator.run(source)]
+    loadgen.install_wrk()
+    if not loadgen.wrk_available():
+        sys.exit(
+            "bench: wrk is missing and could not be installed (apt-get install wrk)"
+        )
+    return service.run_all(source)
+
+
+def kept_part(report: str, part: str) -> str:
+    """A part's block from an earlier report, so that `BENCH_ONLY=` the other
+    part updates its own figures and leaves these as they were measured."""
+    found = re.search(
+        rf"^<!-- part: {part} -->\n.*?^<!-- end: {part} -->\n", report, re.M | re.S
+    )
+    return found.group(0) if found else ""
+
+
+def render_part(part: str, sections: list[Section], seconds: float) -> str:
     lines = [
-        "# Benchmarks",
-        "",
-        f"Written by `make bench` (bench/run.py) on {dt.date.today().isoformat()} for "
-        f"commit {commit()}, in "
-        f"{seconds / 60:.0f} minutes. Figures are the median of several runs with the "
-        "min–max in parentheses. Every comparison is a ratio of two sides measured in the "
-        "same run, one right after the other, round after round with the order flipped, "
-        "because the machine is shared and noisy: trust the ratios more than the absolute "
-        "numbers. Nothing in the test suite depends on timings.",
-        "",
-        "## Machine and versions",
-        "",
-        "| | |",
-        "|---|---|",
-        *[f"| {k} | {v} |" for k, v in machine().items()],
-        *[f"| {k} | {v} |" for k, v in versions(LIBRARIES).items()],
-        f"| wrk | {tool_version(['wrk', '-v'])} |",
-        f"| fastapi-users (peer venv) | {_peer_versions(str(peer))} |",
-        "",
-        "## Targets",
+        f"<!-- part: {part} -->",
+        f"**{part.capitalize()} figures:** measured on {dt.date.today().isoformat()} "
+        f"for commit {commit()}, in {seconds / 60:.0f} minutes.",
         "",
         "| figure | measured | target | |",
         "|---|---:|:---:|:---:|",
@@ -109,7 +114,36 @@ def write_report(sections: list[Section], seconds: float) -> None:
     for section in sections:
         lines += ["", f"## {section.title}", "", *section.text, ""]
         lines += [f"![{section.title}]({chart})" for chart in section.charts]
-    (DOCS / "benchmarks.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join([*lines, f"<!-- end: {part} -->", ""])
+
+
+def render_report(blocks: dict[str, str]) -> str:
+    peer = service.PEER_VENV / "bin" / "python"
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (bench/run.py); `BENCH_ONLY=generator` or "
+        "`BENCH_ONLY=service` measures one part and keeps the other's figures as they "
+        "were, each with the date and commit it was measured on. Figures are the median "
+        "of several runs with the min–max in parentheses. Every comparison is a ratio of "
+        "two sides measured in the same run, one right after the other, round after "
+        "round with the order flipped, because the machine is shared and noisy: trust "
+        "the ratios more than the absolute numbers. Nothing in the test suite depends on "
+        "timings.",
+        "",
+        "## Machine and versions (of the latest run)",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in machine().items()],
+        *[f"| {k} | {v} |" for k, v in versions(LIBRARIES).items()],
+        f"| wrk | {tool_version(['wrk', '-v'])} |",
+        f"| fastapi-users (peer venv) | {_peer_versions(str(peer))} |",
+        "",
+    ]
+    return (
+        "\n".join(lines) + "\n" + "\n".join(block for block in blocks.values() if block)
+    )
 
 
 def _peer_versions(python: str) -> str:
