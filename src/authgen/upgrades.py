@@ -63,7 +63,9 @@ NOTES: dict[str, list[str]] = {
         " spec options service.passwordless (off, passkeys) and service.mfa: required"
         " (login answers MfaEnrolmentRequiredError, the enrolment mutations take its"
         " challenge, new mutation completeMfaEnrolment); new settings"
-        " AUTH_PASSWORDLESS, AUTH_PASSKEY_CHALLENGE_TTL, AUTH_MFA_ENROLMENT_TTL; the templates"
+        " AUTH_PASSWORDLESS, AUTH_PASSKEY_CHALLENGE_TTL, AUTH_MFA_ENROLMENT_TTL,"
+        " AUTH_PASSKEY_OPTIONS_MAX_PER_ADDRESS and AUTH_PASSKEY_OPTIONS_WINDOW"
+        " (passkeyLoginOptions is limited per client address); the templates"
         " mfa_added_email and mfa_removed_email get a `factor` variable (an"
         " overridden copy keeps working); new dependency webauthn; the store gains"
         " a passkeys table/collection (created at start)",

@@ -433,3 +433,23 @@ def test_passwordless_without_mfa_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="AUTH_PASSWORDLESS=passkeys needs AUTH_MFA"):
         with running_service(tmp_path, AUTH_PASSWORDLESS="passkeys", AUTH_MFA="off"):
             pass
+
+
+def test_login_options_are_limited_per_address(tmp_path: Path) -> None:
+    """Each call keeps a challenge: a stranger's loop gets TooManyRequestsError,
+    with a challenge of a password login or without one (passwordless)."""
+    with running_service(
+        tmp_path, AUTH_PASSWORDLESS="passkeys", AUTH_PASSKEY_OPTIONS_MAX_PER_ADDRESS="3"
+    ) as service:
+        client, fields, device = with_passkey(service)
+        challenge = mfa_challenge(client, fields)
+        stranger = service.client()
+        for _ in range(2):
+            login_options(stranger, None)
+        options = login_options(client, challenge)
+        for attempt in (None, challenge):
+            refused = stranger(LOGIN_OPTIONS, {"challenge": attempt})
+            assert error_type(refused) == "TooManyRequestsError"
+        # The options handed out before the limit still log in.
+        result = login_with(client, device.get(options), challenge)
+        assert "errors" not in result, result

@@ -63,4 +63,5 @@ def longest_window(settings: Settings) -> float:
         settings.register_window,
         settings.email_available_window,
         settings.mail_limit_window,
+        settings.passkey_options_window,
     )

@@ -40,7 +40,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from .accounts import Accounts, RefreshCookie
+from .accounts import ADDRESS_MAX_LENGTH, Accounts, RefreshCookie
 from .errors import (
     AccountDisabledError,
     NoSecondFactorError,
@@ -51,6 +51,7 @@ from .errors import (
     UserValidationError,
     WrongPasskeyError,
 )
+from .limits import Limit
 from .mfa import CHALLENGE, PASSKEY, Factors
 from .rules import CONTROL_OR_BREAK
 from .settings import SERVICE_NAME, Settings
@@ -217,11 +218,20 @@ class Passkeys:
 
     # Login.
 
-    async def login_options(self, challenge: str | None) -> str:
+    async def login_options(self, challenge: str | None, address: str) -> str:
         """The options for navigator.credentials.get(), as JSON: for the user of
         an MFA login challenge, or (no challenge) for whoever holds a
-        discoverable passkey, where passwordless login is on."""
+        discoverable passkey, where passwordless login is on. Each keeps a
+        challenge, so a client address gets a limited number per window."""
         self.factors._enabled()
+        settings = self.settings
+        await self.accounts.limits.enter(
+            Limit(
+                f"passkey-options:{address[:ADDRESS_MAX_LENGTH]}",
+                settings.passkey_options_max_per_address,
+                settings.passkey_options_window,
+            )
+        )
         if challenge is None:
             if not self.passwordless:
                 raise PasswordlessDisabledError()

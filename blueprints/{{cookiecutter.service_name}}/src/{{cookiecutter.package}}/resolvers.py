@@ -358,7 +358,7 @@ async def resolve_passkey_reauthentication_options(
 async def resolve_passkey_login_options(
     _: Any, info: GraphQLResolveInfo, challenge: str | None = None
 ) -> str:
-    return await _passkeys(info).login_options(challenge)
+    return await _passkeys(info).login_options(challenge, info.context.client_address)
 
 
 @mutation.field("loginWithPasskey")

@@ -141,6 +141,9 @@ class Settings(BaseSettings):
     passwordless: Literal["off", "passkeys"] = "{{ cookiecutter.passwordless }}"
     # Seconds the options of a passkey registration or login stay usable.
     passkey_challenge_ttl: int = Field(default=300, gt=0)
+    # passkeyLoginOptions per client address per window: each call keeps a challenge.
+    passkey_options_max_per_address: int = Field(default=60, ge=1)
+    passkey_options_window: int = Field(default=60, gt=0)
     # Audit trail and webhooks.
     # Audit events are deleted this long after they happened (default 90 days).
     audit_retention: int = Field(default=90 * 24 * 3600, gt=0)
