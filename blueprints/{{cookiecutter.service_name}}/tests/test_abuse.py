@@ -450,6 +450,7 @@ def test_old_records_are_purged_on_a_schedule(make_service, smtp):
             "AUTH_LOGIN_FAILURE_WINDOW",
             "AUTH_MAIL_LIMIT_WINDOW",
             "AUTH_EMAIL_AVAILABLE_WINDOW",
+            "AUTH_PASSKEY_OPTIONS_WINDOW",
             "AUTH_REGISTER_WINDOW",
             "AUTH_MAIL_RETENTION",
             "AUTH_RECOVERY_TOKEN_TTL",
