@@ -160,6 +160,7 @@ def test_expired_token_is_refused_and_refresh_gives_a_new_one(tmp_path):
     try:
         client = running.client()
         logged_in(client, registered(client))
+        assert "errors" not in client(ME)  # verified once, and kept by the service
         time.sleep(2.1)
         assert error_type(client(ME)) == "UnauthorizedError"
         client.token = client(REFRESH)["data"]["refreshToken"]["token"]
