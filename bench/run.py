@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,7 +72,7 @@ def main() -> None:
     log(f"done: {report}")
 
 
-def measure(part: str, source) -> list[Section]:
+def measure(part: str, source: Path) -> list[Section]:
     if part == "generator":
         return [generator.run(source)]
     loadgen.install_wrk()
