@@ -12,6 +12,7 @@ comparison run back to back, their order flipping from round to round.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -509,19 +510,10 @@ class Bench:
                 peer = self.peer() if db == "sqlite" and workers == 1 else None
                 if workers == 1:
                     self.queries(db, ours)
-                if peer is None:
-                    self.rounds(
-                        db,
-                        workers,
-                        concurrency,
-                        ours,
-                        baseline,
-                        (login, me, register, bare_me),
-                    )
-                    continue
-                with peer:
-                    theirs = self.peer_accounts(peer)
-                    self.m.add("peer rss idle", peer.rss_mib())
+                with peer or contextlib.nullcontext():
+                    theirs = self.peer_accounts(peer) if peer else None
+                    if peer:
+                        self.m.add("peer rss idle", peer.rss_mib())
                     self.rounds(
                         db,
                         workers,

@@ -60,6 +60,7 @@ def test_jwks_verifies_the_token(service, client):
 
 def test_token_signed_by_another_key_is_refused(client):
     token = logged_in(client, registered(client))["token"]
+    assert "errors" not in client(ME)  # the genuine token, verified and kept
     header = jwt.get_unverified_header(token)
     claims = jwt.decode(token, options={"verify_signature": False})
     intruder = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -73,6 +74,7 @@ def test_token_signed_by_another_key_is_refused(client):
 
 def test_unsigned_and_hmac_tokens_are_refused(client):
     token = logged_in(client, registered(client))["token"]
+    assert "errors" not in client(ME)  # the genuine token, verified and kept
     claims = jwt.decode(token, options={"verify_signature": False})
     unsigned = jwt.encode(claims, None, algorithm="none")
     pem = client("{ publicKey }")["data"]["publicKey"]

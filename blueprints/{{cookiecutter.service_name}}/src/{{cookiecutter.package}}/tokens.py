@@ -208,12 +208,13 @@ class KeyPair:
         (the key is fixed for the process's life), and a kept one skips
         PyJWT's parsing and the signature check (a fifth of a `me`).
         """
-        claims = self._verified.get(token)
-        if claims is not None and time.time() < claims["exp"]:
-            return claims
-        claims = self._decode(token)
+        # Taken out and put back last, so the least recently used go first;
+        # an expired one stays out.
+        claims = self._verified.pop(token, None)
+        if claims is None or time.time() >= claims["exp"]:
+            claims = self._decode(token)  # UnauthorizedError once it has expired
         if len(self._verified) >= VERIFIED_TOKENS:
-            del self._verified[next(iter(self._verified))]  # the oldest
+            del self._verified[next(iter(self._verified))]  # the least recently used
         self._verified[token] = claims
         return claims
 
