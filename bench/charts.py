@@ -46,6 +46,7 @@ def service(m, ats: list[str]) -> str:
             "logins/s": [m.values[f"ours login {at} rps"] for at in ats],
             "bound: cores ÷ verify": [m.values[f"{at} bound"] for at in ats],
             "argon2 alone, cores threads": [m.values[f"{at} parallel"] for at in ats],
+            "the same, huge pages": [m.values[f"{at} parallel huge"] for at in ats],
         },
     )
     right.set_title("logins/s against argon2id")
