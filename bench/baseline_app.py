@@ -41,15 +41,15 @@ def _pragmas(connection: Any, _record: Any) -> None:
 
 def create_app() -> Starlette:
     url = os.environ["BENCH_DATABASE_URL"]
+    engine = create_async_engine(
+        url.replace("sqlite:", "sqlite+aiosqlite:", 1).replace(
+            "postgresql:", "postgresql+asyncpg:", 1
+        ),
+        pool_size=10,
+        max_overflow=0,
+    )
     if url.startswith("sqlite:"):
-        engine = create_async_engine(url.replace("sqlite:", "sqlite+aiosqlite:", 1))
         event.listen(engine.sync_engine, "connect", _pragmas)
-    else:
-        engine = create_async_engine(
-            url.replace("postgresql:", "postgresql+asyncpg:", 1),
-            pool_size=10,
-            max_overflow=0,
-        )
     with open(os.environ["BENCH_PUBLIC_KEY"], "rb") as handle:
         public_key = handle.read()
     algorithm = os.environ.get("BENCH_ALGORITHM", "RS256")

@@ -93,6 +93,8 @@ NOTES: dict[str, list[str]] = {
         "serve on Linux with glibc starts itself again with"
         " GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (argon2 hashes on huge pages, 20-30 %"
         " faster); set GLIBC_TUNABLES=glibc.malloc.hugetlb=0 to keep the old behaviour",
+        "AUTH_DATABASE_POOL_SIZE bounds SQLite connections too (it used to take"
+        " SQLAlchemy's 5 + 10 overflow there)",
     ],
 }
 

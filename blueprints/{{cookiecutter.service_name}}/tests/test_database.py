@@ -2,12 +2,16 @@
 a database that does not answer stops `serve` at once with one line that names
 the setting and the cause, never a traceback."""
 
+import asyncio
+import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import POSTGRESQL_URL, SOURCE, Service, postgresql_database, service_env
 
@@ -90,3 +94,43 @@ def test_both_postgresql_spellings_serve(tmp_path, scheme):
             assert service.client()("{ userCount }") == {"data": {"userCount": 0}}
         finally:
             service.stop()
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/task").is_dir(), reason="counts threads in /proc"
+)
+def test_the_pool_size_bounds_sqlite_connections_too(make_service):
+    """Each SQLite connection is a thread of its own (aiosqlite): under a burst
+    the service keeps to AUTH_DATABASE_POOL_SIZE of them, instead of starting
+    and stopping one per query beyond it."""
+    service = make_service(AUTH_DATABASE_POOL_SIZE="2")
+    tasks = Path(f"/proc/{service.process.pid}/task")
+    before = len(list(tasks.iterdir()))
+    peak = before
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, len(list(tasks.iterdir())))
+            time.sleep(0.001)
+
+    async def burst() -> None:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+            for _ in range(5):
+                answers = await asyncio.gather(
+                    *(
+                        client.post("/graphql", json={"query": "{ userCount }"})
+                        for _ in range(48)
+                    )
+                )
+                assert all(answer.status_code == 200 for answer in answers)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        asyncio.run(burst())
+    finally:
+        done.set()
+        watcher.join()
+    assert peak - before <= 2

@@ -51,6 +51,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.schema import CreateColumn
@@ -308,16 +309,19 @@ def _values(record: dict[str, Any]) -> dict[str, Any]:
 class SqlStore(Store):
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
-        # A server's connections are few and shared by every instance: at most pool_size each.
-        pool = (
-            {}
-            if url.startswith("sqlite")
-            else {"pool_size": pool_size, "max_overflow": 0}
-        )
         try:
-            self.engine = create_async_engine(
-                _async_url(url), json_serializer=_json, **pool
+            parsed = make_url(_async_url(url))
+            # At most pool_size connections, kept open: a server's connections are
+            # few and shared by every instance, and a new SQLite connection is a new
+            # thread (aiosqlite) that an overflow would start and stop for one query.
+            # An in-memory SQLite is one connection SQLAlchemy shares (StaticPool).
+            in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
+                None,
+                "",
+                ":memory:",
             )
+            pool = {} if in_memory else {"pool_size": pool_size, "max_overflow": 0}
+            self.engine = create_async_engine(parsed, json_serializer=_json, **pool)
         except (ValueError, ArgumentError) as error:
             raise UnreachableDatabase(f"malformed database URL: {error}") from None
         if self.engine.dialect.name == "sqlite":
