@@ -3,7 +3,6 @@ a database that does not answer stops `serve` at once with one line that names
 the setting and the cause, never a traceback."""
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys

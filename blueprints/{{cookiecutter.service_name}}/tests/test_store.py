@@ -833,17 +833,36 @@ async def test_required_field_is_fine_on_empty_data(opener):
 # Attempts: the rate limits' primitive (record, then count), and the purge.
 
 
+async def attempts(store, key: str, since: dt.datetime) -> int:
+    return (await store.count_attempts({key: since}))[key]
+
+
 async def test_attempts_are_counted_per_key_and_since_a_moment(store):
     first = await store.add_attempt(["pair:a", "account:a"], NOW)
     await store.add_attempt(["pair:a", "account:a"], NOW + dt.timedelta(minutes=1))
     await store.add_attempt(["pair:b", "account:a"], NOW + dt.timedelta(minutes=2))
-    assert await store.count_attempts("account:a", NOW - dt.timedelta(seconds=1)) == 3
-    assert await store.count_attempts("account:a", NOW) == 2
-    assert await store.count_attempts("pair:a", NOW - dt.timedelta(seconds=1)) == 2
-    assert await store.count_attempts("pair:c", NOW - dt.timedelta(seconds=1)) == 0
+    assert await attempts(store, "account:a", NOW - dt.timedelta(seconds=1)) == 3
+    assert await attempts(store, "account:a", NOW) == 2
+    assert await attempts(store, "pair:a", NOW - dt.timedelta(seconds=1)) == 2
+    assert await attempts(store, "pair:c", NOW - dt.timedelta(seconds=1)) == 0
     await store.forget_attempt(first)
-    assert await store.count_attempts("account:a", NOW - dt.timedelta(seconds=1)) == 2
-    assert await store.count_attempts("pair:a", NOW - dt.timedelta(seconds=1)) == 1
+    assert await attempts(store, "account:a", NOW - dt.timedelta(seconds=1)) == 2
+    assert await attempts(store, "pair:a", NOW - dt.timedelta(seconds=1)) == 1
+
+
+async def test_several_keys_are_counted_at_once_each_since_its_own_moment(store):
+    """A login checks three limits of different windows in one read."""
+    await store.add_attempt(["pair:a", "account:a"], NOW)
+    await store.add_attempt(["pair:a", "account:a"], NOW + dt.timedelta(minutes=1))
+    await store.add_attempt(["account:a"], NOW + dt.timedelta(minutes=2))
+    counts = await store.count_attempts(
+        {
+            "account:a": NOW - dt.timedelta(seconds=1),
+            "pair:a": NOW + dt.timedelta(seconds=30),
+            "pair:z": NOW - dt.timedelta(days=1),
+        }
+    )
+    assert counts == {"account:a": 3, "pair:a": 1, "pair:z": 0}
 
 
 async def test_simultaneous_attempts_each_see_their_own_record(store):
@@ -852,12 +871,12 @@ async def test_simultaneous_attempts_each_see_their_own_record(store):
 
     async def attempt() -> int:
         await store.add_attempt(["burst"], NOW)
-        return await store.count_attempts("burst", NOW - dt.timedelta(seconds=1))
+        return await attempts(store, "burst", NOW - dt.timedelta(seconds=1))
 
     counts = await asyncio.gather(*(attempt() for _ in range(20)))
     assert all(count >= 1 for count in counts)
     assert sum(count <= 5 for count in counts) <= 5
-    assert await store.count_attempts("burst", NOW - dt.timedelta(seconds=1)) == 20
+    assert await attempts(store, "burst", NOW - dt.timedelta(seconds=1)) == 20
 
 
 async def test_purge_forgets_old_attempts_and_old_mails(store):
@@ -877,8 +896,9 @@ async def test_purge_forgets_old_attempts_and_old_mails(store):
     await store.purge_expired(
         NOW, NOW - dt.timedelta(hours=1), NOW - dt.timedelta(days=7)
     )
-    assert await store.count_attempts("old", NOW - dt.timedelta(days=1)) == 1
-    assert await store.count_attempts("new", NOW - dt.timedelta(days=1)) == 1
+    assert await store.count_attempts(
+        {"old": NOW - dt.timedelta(days=1), "new": NOW - dt.timedelta(days=1)}
+    ) == {"old": 1, "new": 1}
     assert [mail["_id"] for mail in await store.list_mails()] == sorted(
         [pending["_id"], recent["_id"]]
     )

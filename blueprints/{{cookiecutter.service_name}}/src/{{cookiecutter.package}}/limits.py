@@ -35,11 +35,12 @@ class Limits:
         """
         now = datetime.now(UTC)
         attempt_id = await self.store.add_attempt([limit.key for limit in limits], now)
-        for limit in limits:
-            since = now - timedelta(seconds=limit.window)
-            if await self.store.count_attempts(limit.key, since) > limit.limit:
-                await self.store.forget_attempt(attempt_id)
-                raise TooManyRequestsError()
+        counts = await self.store.count_attempts(
+            {limit.key: now - timedelta(seconds=limit.window) for limit in limits}
+        )
+        if any(counts[limit.key] > limit.limit for limit in limits):
+            await self.store.forget_attempt(attempt_id)
+            raise TooManyRequestsError()
         return attempt_id
 
     async def forget(self, attempt_id: str) -> None:

@@ -9,6 +9,7 @@ database is behind them.
 import itertools
 import secrets
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -272,8 +273,9 @@ class AttemptStore(ABC):
         """Record one attempt under each key; returns its id for forget_attempt."""
 
     @abstractmethod
-    async def count_attempts(self, key: str, since: datetime) -> int:
-        """How many attempts are recorded under `key` after `since`."""
+    async def count_attempts(self, windows: Mapping[str, datetime]) -> dict[str, int]:
+        """How many attempts are recorded under each key after its moment, read
+        at once (a login checks three limits)."""
 
     @abstractmethod
     async def forget_attempt(self, attempt_id: str) -> None:

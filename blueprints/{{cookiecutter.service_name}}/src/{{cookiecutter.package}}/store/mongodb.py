@@ -31,6 +31,7 @@ both pass; on SQL databases they cannot.
 
 import asyncio
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -537,8 +538,14 @@ class MongoStore(Store):
             )
         return attempt_id
 
-    async def count_attempts(self, key: str, since: datetime) -> int:
-        return await self.attempts.count_documents({"key": key, "at": {"$gt": since}})
+    async def count_attempts(self, windows: Mapping[str, datetime]) -> dict[str, int]:
+        counts = await asyncio.gather(
+            *(
+                self.attempts.count_documents({"key": key, "at": {"$gt": since}})
+                for key, since in windows.items()
+            )
+        )
+        return dict(zip(windows, counts))
 
     async def forget_attempt(self, attempt_id: str) -> None:
         await self.attempts.delete_many({"attempt_id": attempt_id})

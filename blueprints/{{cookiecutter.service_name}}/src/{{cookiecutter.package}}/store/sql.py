@@ -15,7 +15,7 @@ import json
 import os
 import re
 from datetime import UTC, date, datetime, timedelta
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -683,12 +683,16 @@ class SqlStore(Store):
             await connection.execute(insert(attempts), rows)
         return attempt_id
 
-    async def count_attempts(self, key: str, since: datetime) -> int:
-        statement = select(func.count()).where(
-            attempts.c.key == key, attempts.c.at > _to_db(since)
-        )
+    async def count_attempts(self, windows: Mapping[str, datetime]) -> dict[str, int]:
+        counts = [
+            select(func.count())
+            .where(attempts.c.key == key, attempts.c.at > _to_db(since))
+            .scalar_subquery()
+            for key, since in windows.items()
+        ]
         async with self.engine.connect() as connection:
-            return (await connection.execute(statement)).scalar_one()
+            row = (await connection.execute(select(*counts))).one()
+        return dict(zip(windows, row))
 
     async def forget_attempt(self, attempt_id: str) -> None:
         async with self.engine.begin() as connection:
