@@ -863,6 +863,7 @@ async def test_several_keys_are_counted_at_once_each_since_its_own_moment(store)
         }
     )
     assert counts == {"account:a": 3, "pair:a": 1, "pair:z": 0}
+    assert await store.count_attempts({}) == {}
 
 
 async def test_simultaneous_attempts_each_see_their_own_record(store):

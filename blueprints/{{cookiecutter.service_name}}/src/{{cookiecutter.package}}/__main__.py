@@ -117,7 +117,10 @@ def restart_with_huge_pages() -> None:
     os.environ["GLIBC_TUNABLES"] = ":".join(filter(None, [tunables, HUGE_PAGES + "=1"]))
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    try:
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+    except OSError:
+        pass  # no interpreter to run again (an embedded one): serve as it is
 
 
 def share_metrics() -> None:

@@ -315,11 +315,8 @@ class SqlStore(Store):
             # few and shared by every instance, and a new SQLite connection is a new
             # thread (aiosqlite) that an overflow would start and stop for one query.
             # An in-memory SQLite is one connection SQLAlchemy shares (StaticPool).
-            in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
-                None,
-                "",
-                ":memory:",
-            )
+            sqlite = parsed.get_backend_name() == "sqlite"
+            in_memory = sqlite and parsed.database in (None, "", ":memory:")
             pool = {} if in_memory else {"pool_size": pool_size, "max_overflow": 0}
             self.engine = create_async_engine(parsed, json_serializer=_json, **pool)
         except (ValueError, ArgumentError) as error:
@@ -684,6 +681,8 @@ class SqlStore(Store):
         return attempt_id
 
     async def count_attempts(self, windows: Mapping[str, datetime]) -> dict[str, int]:
+        if not windows:
+            return {}  # a SELECT of no columns is not SQL
         counts = [
             select(func.count())
             .where(attempts.c.key == key, attempts.c.at > _to_db(since))
