@@ -20,7 +20,7 @@ from sample import sample_user, sample_value
 from sqlalchemy import event, insert, select
 
 from {{ cookiecutter.package }}.models import FIELDS
-from {{ cookiecutter.package }}.store import Compare, Condition
+from {{ cookiecutter.package }}.store import Compare, Condition, UserQuery
 from {{ cookiecutter.package }}.store.sql import (
     SqlStore,
     _condition,
@@ -34,6 +34,10 @@ DATABASES = ["sqlite", "postgresql"]
 USERS = 300
 PUBLIC = [name for name, field in FIELDS.items() if field.public]
 RANGES = [name for name in PUBLIC if FIELDS[name].indexed and not FIELDS[name].list]
+#: Public fields whose index holds each value's users in id order: (field, _id).
+BY_VALUE_IN_ID_ORDER = [
+    name for name in PUBLIC if not FIELDS[name].unique and not FIELDS[name].list
+]
 
 
 def _params(names: list[str]) -> list[Any]:
@@ -97,6 +101,35 @@ def plan(
     return asyncio.run(run())
 
 
+def page_plan(url: str, query: UserQuery) -> str:
+    """The database's plan for the statement the store runs to find a page."""
+    ran: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        ran.append((statement, parameters))
+
+    async def run() -> str:
+        store = SqlStore(url)
+        try:
+            sync = store.engine.sync_engine
+            event.listen(sync, "before_cursor_execute", record)
+            try:
+                await store.find_users(query)
+            finally:
+                event.remove(sync, "before_cursor_execute", record)
+            statement, parameters = ran[-1]
+            prefix = "EXPLAIN QUERY PLAN " if url.startswith("sqlite") else "EXPLAIN "
+            async with store.engine.connect() as connection:
+                if connection.dialect.name == "postgresql":
+                    await connection.exec_driver_sql("SET enable_seqscan = off")
+                rows = await connection.exec_driver_sql(prefix + statement, parameters)
+                return "\n".join(str(row[-1]) for row in rows)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def assert_searched(url: str, condition: Condition, name: str) -> None:
     """The plan looks the condition up in the field's index, never in the table."""
     found = plan(url, condition)
@@ -151,6 +184,19 @@ def test_a_public_sort_reads_an_index_in_order(url, name, direction):
     # without a value) by id as it goes: an incremental sort, not a sort.
     full_sorts = re.findall(r"^\s*(?:->\s+)?Sort\s+\(|TEMP B-TREE", found, re.M)
     assert not full_sorts, found
+
+
+@pytest.mark.parametrize("name", _params(BY_VALUE_IN_ID_ORDER))
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_page_filtered_by_in_merges_the_values_ranges(url, name, direction):
+    """`field in [a, b, c]` in id order is read as one index range per value,
+    merged, never as every match collected and sorted."""
+    values = list({sample_value(FIELDS[name], i): None for i in (3, 5, 9)})
+    query = UserQuery(Compare(name, "in", values), (("_id", direction),), 100, 20)
+    found = page_plan(url, query)
+    merged = re.search(r"MERGE \(UNION ALL\)|Merge Append", found)
+    assert merged or len(values) < 2, found
+    assert "TEMP B-TREE" not in found, found
 
 
 def test_a_count_with_a_limit_stops_there(url):

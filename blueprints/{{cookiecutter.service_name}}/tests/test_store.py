@@ -282,6 +282,8 @@ def conditions(users: list[dict[str, Any]]) -> list[Condition]:
         ]
         if not listed:  # lists compare as a whole, with equality only
             found += [Compare(name, "in", values), Compare(name, "nin", values)]
+            # A value named twice still finds each user once.
+            found.append(Compare(name, "in", [*values, pivot[name]]))
             found += [
                 Compare(name, op, pivot[name]) for op in ("gt", "gte", "lt", "lte")
             ]
@@ -312,6 +314,17 @@ def queries(users: list[dict[str, Any]]) -> list[UserQuery]:
             found += [
                 UserQuery(sort=sort, limit=1000),
                 UserQuery(sort=sort, skip=3, limit=5),
+            ]
+    for condition in conditions(users):
+        if isinstance(condition, Compare) and condition.op == "in":
+            # `in` pages in id order, both ways (a merge of one range per value).
+            found += [
+                UserQuery(where=condition, sort=(("_id", -1),), skip=1, limit=3),
+                UserQuery(
+                    where=AllOf((condition, Compare("email_verified", "eq", True))),
+                    skip=1,
+                    limit=2,
+                ),
             ]
     found += [UserQuery(skip=20, limit=10), UserQuery(skip=30), UserQuery(limit=0)]
     return found

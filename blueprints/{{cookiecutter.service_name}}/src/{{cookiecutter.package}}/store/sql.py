@@ -48,6 +48,7 @@ from sqlalchemy import (
     text,
     true,
     type_coerce,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -78,7 +79,7 @@ from .base import (
     timed_id_bound,
     new_id,
 )
-from .schema import BUILT_IN_KEYS, UserIndex, sync_users
+from .schema import BUILT_IN_KEYS, UserIndex, sync_users, user_indexes
 
 #: Lists (and mail contexts) are JSON; on PostgreSQL JSONB, which compares by value.
 JSON_TYPE = JSON().with_variant(JSONB(), "postgresql")
@@ -932,7 +933,10 @@ async def _find(
     # The page's ids first, then their rows: skipped users are read from an
     # index only, never from the table (a "deferred join").
     page = select(users.c._id).order_by(*order).offset(query.skip).limit(query.limit)
-    if query.where is not None:
+    arms = _merge_arms(query)
+    if arms:
+        page = _merged(arms, query, connection.dialect.name)
+    elif query.where is not None:
         walk = matches is not None and await _walk_in_id_order(
             connection, query, matches
         )
@@ -991,6 +995,57 @@ async def _walk_in_id_order(
     statement = select(func.max(literal_column("rowid", Integer))).select_from(users)
     total = (await connection.execute(statement)).scalar_one() or 0
     return (query.skip + query.limit) * total < 4 * matches**2
+
+
+#: Fields whose index holds each value's users in id order: (field, _id).
+_IN_ID_ORDER = {
+    index.keys[0]
+    for index in user_indexes().values()
+    if index.keys[1:] == ("_id",) and not index.unique
+}
+#: The most values of an `in` read as one index range each (_merge_arms).
+MERGE_MAX_VALUES = 32
+
+
+def _merge_arms(query: UserQuery) -> list[Condition]:
+    """A page in id order filtered by `in` on a field indexed (field, _id), as
+    one condition per value, or [] where that does not apply.
+
+    Each value's users lie in id order in that index, so the database can merge
+    the ranges and stop at the page (SQLite's compound merge, PostgreSQL's
+    Merge Append), where `field IN (...)` collects every match and sorts it.
+    """
+    if len(query.sort) != 1 or query.sort[0][0] != "_id" or query.where is None:
+        return []
+    where = query.where
+    conditions = where.conditions if isinstance(where, AllOf) else (where,)
+    for chosen in conditions:
+        if (
+            isinstance(chosen, Compare)
+            and chosen.op == "in"
+            and chosen.field in _IN_ID_ORDER
+        ):
+            values = list(dict.fromkeys(chosen.value))  # each value one range
+            if not 1 < len(values) <= MERGE_MAX_VALUES:
+                return []
+            rest = tuple(inner for inner in conditions if inner is not chosen)
+            return [
+                AllOf((Compare(chosen.field, "eq", value), *rest)) for value in values
+            ]
+    return []
+
+
+def _merged(arms: list[Condition], query: UserQuery, dialect: str) -> Any:
+    """The page's ids: the arms' ids merged in id order."""
+    selects = [select(users.c._id).where(_condition(arm, dialect)) for arm in arms]
+    if dialect == "postgresql":
+        # PostgreSQL merges, rather than sorts, arms that say their order and bound.
+        order = _order(users.c._id, query.sort[0][1], dialect)
+        bound = query.skip + query.limit
+        selects = [statement.order_by(order).limit(bound) for statement in selects]
+    merged = union_all(*selects)
+    ids = _order(merged.selected_columns._id, query.sort[0][1], dialect)
+    return merged.order_by(ids).offset(query.skip).limit(query.limit)
 
 
 def _comparisons(condition: Condition | None) -> list[Compare]:
