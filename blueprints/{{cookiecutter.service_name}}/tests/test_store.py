@@ -40,6 +40,7 @@ from {{ cookiecutter.package }}.store import (
     new_id,
 )
 from {{ cookiecutter.package }}.store.mongodb import MongoStore
+from {{ cookiecutter.package }}.store.schema import FEW_VALUED
 from {{ cookiecutter.package }}.store.sql import SqlStore, SqlUsersSchema
 
 pytestmark = pytest.mark.anyio
@@ -704,11 +705,14 @@ async def execute_sql(store: SqlStore, *statements: str) -> None:
 async def forget_field(store: Store, name: str) -> None:
     """Make stored users look as if the field had not existed when they were written."""
     if isinstance(store, SqlStore):
+        indexes = await user_indexes(store)
         await execute_sql(
             store,
-            f'DROP INDEX IF EXISTS "ix_users_{name}"',
-            f'DROP INDEX IF EXISTS "ux_users_{name}"',
-            f'DROP INDEX IF EXISTS "ix_users_{name}_by_id"',
+            *(
+                f'DROP INDEX "{index}"'
+                for index, keys in indexes.items()
+                if name in keys
+            ),
             f'ALTER TABLE users DROP COLUMN "{name}"',
         )
     else:
@@ -788,6 +792,11 @@ async def test_new_index_is_created_on_existing_data(opener, name):
     assert index in await index_names(reopened)
 
 
+def carried(name: str) -> list[str]:
+    """The few-valued public fields an indexed field's index carries after its id."""
+    return [other for other in FEW_VALUED if other != name]
+
+
 async def index_columns(store: Store, index: str) -> list[str]:
     return (await user_indexes(store))[index]
 
@@ -807,7 +816,7 @@ async def test_an_index_of_an_older_shape_is_rebuilt(opener, name):
         await store.users.create_index(name, name=index)
     assert await index_columns(store, index) == [name]
     reopened = await opener()
-    assert await index_columns(reopened, index) == [name, "_id"]
+    assert await index_columns(reopened, index) == [name, "_id", *carried(name)]
 
 
 @pytest.mark.parametrize("name", each(UNIQUE, "unique"))

@@ -41,7 +41,7 @@ from .mail import Mailer, outbox_record
 from .models import account_view
 from .settings import SERVICE_NAME, Settings
 from .store import SideWrites, Store
-from .tokens import _create_exclusively, hash_secret, new_secret
+from .tokens import create_exclusively, hash_secret, new_secret
 
 #: The purposes of a login challenge and of an enrolment challenge
 #: (mfa=required) among the one-time tokens.
@@ -58,7 +58,7 @@ WINDOW = 1
 def load_or_create_key(path: Path) -> bytes:
     """The key of the secrets and recovery codes, created on first start (file 0600)."""
     if not path.exists():
-        _create_exclusively(path, Fernet.generate_key(), 0o600)
+        create_exclusively(path, Fernet.generate_key(), 0o600)
     return path.read_bytes().strip()
 
 

@@ -88,7 +88,7 @@ def _public_pem(key: PublicKey) -> bytes:
     )
 
 
-def _create_exclusively(path: Path, content: bytes, mode: int) -> bool:
+def create_exclusively(path: Path, content: bytes, mode: int) -> bool:
     """Write a new file atomically; False if it already exists.
 
     The content goes to a private temporary file that is then hard-linked to
@@ -157,14 +157,14 @@ class KeyPair:
         others read what it wrote.
         """
         if not private_file.exists():
-            _create_exclusively(private_file, _private_pem(_generate(algorithm)), 0o600)
+            create_exclusively(private_file, _private_pem(_generate(algorithm)), 0o600)
         elif private_file.stat().st_mode & 0o077:
             log.warning("%s can be read by other users; chmod 600 it", private_file)
         private_key = _load_private(private_file, algorithm)
         public_key = private_key.public_key()
         public_pem = _public_pem(public_key)
         if not public_file.exists():
-            _create_exclusively(public_file, public_pem, 0o600)
+            create_exclusively(public_file, public_pem, 0o600)
         if public_file.read_bytes().strip() != public_pem.strip():
             raise KeyFileError(
                 f"{public_file} is not the public key of {private_file};"

@@ -997,11 +997,11 @@ async def _walk_in_id_order(
     return (query.skip + query.limit) * total < 4 * matches**2
 
 
-#: Fields whose index holds each value's users in id order: (field, _id).
+#: Fields whose index holds each value's users in id order: (field, _id, ...).
 _IN_ID_ORDER = {
     index.keys[0]
     for index in user_indexes().values()
-    if index.keys[1:] == ("_id",) and not index.unique
+    if index.keys[1:2] == ("_id",) and not index.unique
 }
 #: The most values of an `in` read as one index range each (_merge_arms).
 MERGE_MAX_VALUES = 32
