@@ -131,9 +131,8 @@ def test_metrics_show_the_outbox_backlog(make_service):
     )
     registered(service.client())
     samples: dict = {}
-    deadline = (
-        time.monotonic() + 30
-    )  # the worker's first attempt, however loaded the machine
+    # Until the worker's first attempt, however loaded the machine.
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         samples = scrape(service)
         if value(samples, "auth_mails_total", result="retrying") >= 1:

@@ -1008,7 +1008,7 @@ MERGE_MAX_VALUES = 32
 
 
 def _merge_arms(query: UserQuery) -> list[Condition]:
-    """A page in id order filtered by `in` on a field indexed (field, _id), as
+    """A page in id order filtered by `in` on a field indexed (field, _id, ...), as
     one condition per value, or [] where that does not apply.
 
     Each value's users lie in id order in that index, so the database can merge
@@ -1037,14 +1037,15 @@ def _merge_arms(query: UserQuery) -> list[Condition]:
 
 def _merged(arms: list[Condition], query: UserQuery, dialect: str) -> Any:
     """The page's ids: the arms' ids merged in id order."""
+    direction = query.sort[0][1]
     selects = [select(users.c._id).where(_condition(arm, dialect)) for arm in arms]
     if dialect == "postgresql":
         # PostgreSQL merges, rather than sorts, arms that say their order and bound.
-        order = _order(users.c._id, query.sort[0][1], dialect)
+        order = _order(users.c._id, direction, dialect)
         bound = query.skip + query.limit
         selects = [statement.order_by(order).limit(bound) for statement in selects]
     merged = union_all(*selects)
-    ids = _order(merged.selected_columns._id, query.sort[0][1], dialect)
+    ids = _order(merged.selected_columns._id, direction, dialect)
     return merged.order_by(ids).offset(query.skip).limit(query.limit)
 
 
