@@ -8,7 +8,7 @@ outcomes and short details, never a secret: callers never pass a token, a
 password or a hash.
 
 The client (address, user agent) of the request being served is set by the
-transport (transport.ClientInfo) in `current_client`, so the account logic
+transport (transport.RequestScope) in `current_client`, so the account logic
 records it, and keeps it with sessions, without knowing about HTTP.
 """
 

@@ -9,14 +9,13 @@ cookie through the small RefreshCookie protocol.
 
 import json
 import logging
+import random
 import re
-import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection, Request
@@ -157,11 +156,7 @@ def check_origin(request: Request, settings: Settings) -> None:
 
 def middleware(settings: Settings) -> list[Middleware]:
     """A request id and security headers on every response; CORS for AUTH_CORS_ORIGINS."""
-    stack = [
-        Middleware(RequestIds),
-        Middleware(SecurityHeaders),
-        Middleware(ClientInfo, hops=settings.proxy_hops),
-    ]
+    stack = [Middleware(RequestScope, hops=settings.proxy_hops)]
     if settings.cors_origins:
         stack.append(
             Middleware(
@@ -175,7 +170,7 @@ def middleware(settings: Settings) -> list[Middleware]:
     return stack
 
 
-# Security headers.
+# Security headers, request ids and the client: one layer for every request.
 
 #: On every response; a response may set its own Content-Security-Policy.
 SECURITY_HEADERS = {
@@ -184,30 +179,10 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
-
-
-class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every HTTP response that lacks them."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-# Request ids.
+_RAW_SECURITY_HEADERS = [
+    (name.encode("latin-1"), value.encode("latin-1"))
+    for name, value in SECURITY_HEADERS.items()
+]
 
 #: The id of the request being served, for the log lines it causes (logs.py).
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -216,31 +191,68 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
 
 
-class RequestIds:
-    """Gives every HTTP request an id, echoed in `X-Request-Id`: the incoming
-    header's when it is well-formed (so one id follows a request through the
-    proxies and services), else a new one."""
+def new_request_id() -> str:
+    """128 random bits as hex. An id must be unique, not secret: os.urandom
+    (uuid4) would release the GIL and wait for it again behind the database
+    threads, a cost every request paid under load."""
+    return f"{random.getrandbits(128):032x}"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestScope:
+    """What every HTTP request gets, in one layer (three cost a quarter of a
+    `me`'s own Python time, docs/performance.md):
+
+    - an id, echoed in `X-Request-Id` and set in `request_id` for its log
+      lines: the incoming header's when it is well-formed (so one id follows a
+      request through the proxies and services), else a new one;
+    - its client (address after the trusted proxies, user agent) in
+      audit.current_client, so the account logic records it in audit events
+      and sessions without knowing about HTTP;
+    - SECURITY_HEADERS on its response, where the response lacks them.
+    """
+
+    def __init__(self, app: ASGIApp, hops: int) -> None:
         self.app = app
+        self.hops = hops
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = Headers(scope=scope).get("x-request-id", "")
-        current = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        connection = HTTPConnection(scope)
+        incoming = connection.headers.get("x-request-id", "")
+        current = incoming if _REQUEST_ID.fullmatch(incoming) else new_request_id()
+        raw_id = (b"x-request-id", current.encode("latin-1"))
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["x-request-id"] = current
+                headers = [
+                    header
+                    for header in message.get("headers", ())
+                    if header[0].lower() != b"x-request-id"
+                ]
+                present = {name.lower() for name, _ in headers}
+                headers += [
+                    header
+                    for header in _RAW_SECURITY_HEADERS
+                    if header[0] not in present
+                ]
+                headers.append(raw_id)
+                message = {**message, "headers": headers}
             await send(message)
 
-        token = request_id.set(current)
+        id_token = request_id.set(current)
+        client_token = audit.current_client.set(
+            audit.Client.of(
+                client_address(connection, self.hops),
+                connection.headers.get("user-agent"),
+            )
+        )
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
-            request_id.reset(token)
+            audit.current_client.reset(client_token)
+            request_id.reset(id_token)
 
 
 def page_headers(nonce: str) -> dict[str, str]:
@@ -297,31 +309,6 @@ def client_address(request: HTTPConnection, hops: int) -> str:
             return forwarded[-hops].strip()
     client = request.client
     return client.host if client else "unknown"
-
-
-class ClientInfo:
-    """Sets audit.current_client for the request: the account logic records it
-    in audit events and sessions without knowing about HTTP."""
-
-    def __init__(self, app: ASGIApp, hops: int) -> None:
-        self.app = app
-        self.hops = hops
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        connection = HTTPConnection(scope)
-        token = audit.current_client.set(
-            audit.Client.of(
-                client_address(connection, self.hops),
-                connection.headers.get("user-agent"),
-            )
-        )
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            audit.current_client.reset(token)
 
 
 # The request as the resolvers see it.

@@ -258,6 +258,10 @@ _DATED_LISTS = [
     for name, field in FIELDS.items()
     if field.list and field.type in ("date", "datetime")
 ]
+#: The read behind every authenticated request, built once: building a
+#: statement and its cache key costs more than SQLite's lookup (~30 us).
+_USER_BY_ID = select(users).where(users.c._id == bindparam("user_id"))
+
 _UNIQUE_VIOLATION = re.compile(r"users\.(\w+)|ux_users_(\w+)")
 
 
@@ -386,7 +390,7 @@ class SqlStore(Store):
             await _write_side(connection, side)
 
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
-        return await self._one(users, select(users).where(users.c._id == user_id))
+        return await self._one(users, _USER_BY_ID, {"user_id": user_id})
 
     async def get_user_by_email(self, email: str) -> dict[str, Any] | None:
         return await self._one(users, select(users).where(users.c.email == email))
@@ -833,9 +837,11 @@ class SqlStore(Store):
         async with self.engine.begin() as connection:
             return await _delete_factors(connection, user_id)
 
-    async def _one(self, table: Table, statement: Any) -> dict[str, Any] | None:
+    async def _one(
+        self, table: Table, statement: Any, parameters: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
-            row = (await connection.execute(statement)).first()
+            row = (await connection.execute(statement, parameters)).first()
         return _row(table, row) if row is not None else None
 
 
