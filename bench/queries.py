@@ -93,6 +93,9 @@ def main() -> None:
     )
     parser.add_argument("--url", help="default: sqlite:///SERVICE/bench.db")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--only", default="", help="only the queries whose name holds this text"
+    )
     args = parser.parse_args()
     service = args.service.resolve()
     url = args.url or f"sqlite:///{service / 'bench.db'}"
@@ -113,7 +116,11 @@ def main() -> None:
         Path(tempfile.mkdtemp(prefix="bench-")) / "service.log",
     )
     with server:
-        work = public_queries(stored_user(server.url))
+        work = {
+            name: query
+            for name, query in public_queries(stored_user(server.url)).items()
+            if args.only in name
+        }
         print(
             f"{url}: {args.requests} sequential requests per query (after {WARM_UP} warm-up ones)"
         )

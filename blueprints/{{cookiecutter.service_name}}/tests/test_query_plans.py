@@ -20,7 +20,7 @@ from sample import sample_user, sample_value
 from sqlalchemy import event, insert, select
 
 from {{ cookiecutter.package }}.models import FIELDS
-from {{ cookiecutter.package }}.store import Compare, Condition, UserQuery
+from {{ cookiecutter.package }}.store import AllOf, AnyOf, Compare, Condition, UserQuery
 from {{ cookiecutter.package }}.store.schema import FEW_VALUED
 from {{ cookiecutter.package }}.store.sql import (
     SqlStore,
@@ -223,6 +223,49 @@ def test_a_sorted_page_filtered_by_a_few_valued_field_reads_one_index(url, sort,
         found,
     )
     assert index_only, found
+
+
+@pytest.mark.parametrize("field", _params(RANGES))
+@pytest.mark.parametrize("name", FEW_VALUED)
+def test_a_page_in_id_order_filtered_by_either_of_two_fields_reads_one_index(
+    url, field, name
+):
+    """`gender = M or age < 10` in id order walks the (_id, age) index alone: it
+    carries gender, so no user's row is read to test either side."""
+    if field == name:
+        pytest.skip("one field")
+    value = sample_value(FIELDS[name], 7) if name in FIELDS else True
+    either = AnyOf(
+        (
+            Compare(name, "eq", value),
+            Compare(field, "lt", sample_value(FIELDS[field], 5)),
+        )
+    )
+    found = plan(url, either, (("_id", 1),))
+    index_only = re.search(
+        rf"COVERING INDEX ix_users_{field}_by_id\b"
+        rf"|Index Only Scan using ix_users_{field}_by_id\b",
+        found,
+    )
+    assert index_only, found
+
+
+@pytest.mark.parametrize("name", _params(RANGES))
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_page_filtered_by_a_range_of_few_values_merges_them_on_sqlite(
+    url, name, direction
+):
+    """`age > 140` (a few values, many users) in id order is read as one index
+    range per value, merged: neither every match sorted nor the id index walked."""
+    if not url.startswith("sqlite"):
+        pytest.skip("PostgreSQL walks the (_id, field) index faster than it merges")
+    values = sorted({sample_value(FIELDS[name], i) for i in range(USERS)})
+    low, high = values[1], values[min(4, len(values) - 1)]
+    between = AllOf((Compare(name, "gte", low), Compare(name, "lte", high)))
+    query = UserQuery(between, (("_id", direction),), 10, 20)
+    found = page_plan(url, query)
+    assert "MERGE (UNION ALL)" in found or low == high, found
+    assert "TEMP B-TREE" not in found, found
 
 
 def test_a_count_with_a_limit_stops_there(url):

@@ -317,8 +317,10 @@ def queries(users: list[dict[str, Any]]) -> list[UserQuery]:
                 UserQuery(sort=sort, skip=3, limit=5),
             ]
     for condition in conditions(users):
-        if isinstance(condition, Compare) and condition.op == "in":
-            # `in` pages in id order, both ways (a merge of one range per value).
+        merged = ("in", "gt", "gte", "lt", "lte")
+        if isinstance(condition, Compare) and condition.op in merged:
+            # `in` and range pages in id order, both ways (the SQL adapter may
+            # merge one index range per value).
             found += [
                 UserQuery(where=condition, sort=(("_id", -1),), skip=1, limit=3),
                 UserQuery(

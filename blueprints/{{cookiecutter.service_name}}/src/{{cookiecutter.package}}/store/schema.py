@@ -119,27 +119,28 @@ def user_indexes() -> dict[str, UserIndex]:
     gets (_id, field), so pages in id order filtered on it read that index
     alone, not every skipped user.
 
-    An indexed (so sortable) field's index also carries the few-valued public
-    fields (email_verified, public enums and booleans) after its id: a page
-    sorted on it and filtered by one of those (`gender = M` by age) walks
-    that index alone, without reading each passed user's row to test the filter.
+    An indexed (so sortable) field's two indexes also carry the few-valued
+    public fields (email_verified, public enums and booleans) after its id: a
+    page sorted on it and filtered by one of those (`gender = M` by age), or
+    in id order filtered by both (`gender = M or age < 10`), walks an index
+    alone, without reading each passed user's row to test the filter.
     """
     indexes = [
         UserIndex("ux_users_email", ("email",), unique=True),
         UserIndex("ix_users_email_verified", ("email_verified", "_id")),
     ]
     for name, field in FIELDS.items():
+        carried = tuple(other for other in FEW_VALUED if other != name)
         if field.unique:
             indexes.append(UserIndex(f"ux_users_{name}", (name,), unique=True))
         if field.public and field.list:
             indexes.append(UserIndex(f"ix_users_{name}", (name,), items=True))
         elif field.indexed:
-            carried = tuple(other for other in FEW_VALUED if other != name)
             indexes.append(UserIndex(f"ix_users_{name}", (name, "_id", *carried)))
         elif field.public and not field.unique:
             indexes.append(UserIndex(f"ix_users_{name}", (name, "_id")))
         if field.indexed:
-            indexes.append(UserIndex(f"ix_users_{name}_by_id", ("_id", name)))
+            indexes.append(UserIndex(f"ix_users_{name}_by_id", ("_id", name, *carried)))
     return {index.name: index for index in indexes}
 
 

@@ -12,10 +12,12 @@ several instances starting at once one migrates and the others wait for it.
 
 import asyncio
 import json
+import operator
 import os
 import re
 from datetime import UTC, date, datetime, timedelta
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -939,7 +941,7 @@ async def _find(
     # The page's ids first, then their rows: skipped users are read from an
     # index only, never from the table (a "deferred join").
     page = select(users.c._id).order_by(*order).offset(query.skip).limit(query.limit)
-    arms = _merge_arms(query)
+    arms = _merge_arms(query) or await _range_arms(connection, query)
     if arms:
         page = _merged(arms, query, connection.dialect.name)
     elif query.where is not None:
@@ -1021,10 +1023,7 @@ def _merge_arms(query: UserQuery) -> list[Condition]:
     the ranges and stop at the page (SQLite's compound merge, PostgreSQL's
     Merge Append), where `field IN (...)` collects every match and sorts it.
     """
-    if len(query.sort) != 1 or query.sort[0][0] != "_id" or query.where is None:
-        return []
-    where = query.where
-    conditions = where.conditions if isinstance(where, AllOf) else (where,)
+    conditions = _id_ordered_conditions(query)
     for chosen in conditions:
         if (
             isinstance(chosen, Compare)
@@ -1035,16 +1034,111 @@ def _merge_arms(query: UserQuery) -> list[Condition]:
             if not 1 < len(values) <= MERGE_MAX_VALUES:
                 return []
             rest = tuple(inner for inner in conditions if inner is not chosen)
-            return [
-                AllOf((Compare(chosen.field, "eq", value), *rest)) for value in values
-            ]
+            return _arms(chosen.field, values, rest)
     return []
+
+
+async def _range_arms(connection: AsyncConnection, query: UserQuery) -> list[Condition]:
+    """A page in id order filtered by a range (gt, gte, lt, lte) on a field
+    indexed (field, _id, ...), as one condition per value the range holds, when
+    it holds at most MERGE_MAX_VALUES of them; else [].
+
+    A sparse range (`age > 140`: 66,000 of 1,000,000 users) is too wide to sort
+    and too thin to find by walking the id index; its few values, merged like
+    an `in`, read only the page's skip + limit entries. The values are found
+    one index seek each, and the search stops past MERGE_MAX_VALUES.
+    SQLite only: PostgreSQL walks the (_id, field) index for such a range
+    faster than it merges (it compares ids by their collation).
+    """
+    if connection.dialect.name != "sqlite":
+        return []
+    conditions = _id_ordered_conditions(query)
+    bounds = [
+        condition
+        for condition in conditions
+        if isinstance(condition, Compare)
+        and condition.op in ("gt", "gte", "lt", "lte")
+        and condition.field in _IN_ID_ORDER
+    ]
+    if not bounds:
+        return []
+    field = bounds[0].field
+    bounds = [bound for bound in bounds if bound.field == field]
+    values = await _values_within(connection, field, bounds)
+    if not 0 < len(values) <= MERGE_MAX_VALUES:
+        return []
+    rest = tuple(inner for inner in conditions if inner not in bounds)
+    return _arms(field, values, rest)
+
+
+def _id_ordered_conditions(query: UserQuery) -> tuple[Condition, ...]:
+    """The conditions all of which a page in id order must meet; () for any
+    other page, or one without a filter."""
+    if len(query.sort) != 1 or query.sort[0][0] != "_id" or query.where is None:
+        return ()
+    where = query.where
+    return where.conditions if isinstance(where, AllOf) else (where,)
+
+
+def _arms(
+    field: str, values: list[Any], rest: tuple[Condition, ...]
+) -> list[Condition]:
+    return [AllOf((Compare(field, "eq", value), *rest)) for value in values]
+
+
+async def _values_within(
+    connection: AsyncConnection, field: str, bounds: list[Compare]
+) -> list[Any]:
+    """The distinct values of `field` within `bounds`, at most MERGE_MAX_VALUES + 1."""
+    dialect = connection.dialect.name
+    statement = _values_statement(field, tuple(bound.op for bound in bounds), dialect)
+    values = {f"bound{i}": _to_db(bound.value) for i, bound in enumerate(bounds)}
+    return list((await connection.execute(statement, values)).scalars())
+
+
+@lru_cache(maxsize=64)
+def _values_statement(field: str, ops: tuple[str, ...], dialect: str) -> Any:
+    """A loose index scan: each value the least one above the last, one index
+    seek a step (WITH RECURSIVE), stopping past MERGE_MAX_VALUES. The i-th
+    bound's value is the parameter `bound{i}`; built once per shape, since
+    building and keying it cost more than running it."""
+    column = users.c[field]
+
+    def least(*bounds: int, above: Any = None) -> Any:
+        # ORDER BY ... LIMIT 1, not min(), and one lower bound: SQLite's
+        # planner otherwise reads the range from its start at every step.
+        within = [
+            _RANGES[ops[i]](column, bindparam(f"bound{i}", type_=column.type))
+            for i in bounds
+        ]
+        if above is not None:
+            within.append(column > above)
+        return (
+            select(column)
+            .where(*within)
+            .order_by(_order(column, 1, dialect))
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    found = select(
+        least(*range(len(ops))).label("value"), literal(1, Integer).label("step")
+    ).cte("found", recursive=True)
+    upper = [i for i, op in enumerate(ops) if op in ("lt", "lte")]
+    following = select(least(*upper, above=found.c.value), found.c.step + 1).where(
+        found.c.value.is_not(None), found.c.step <= MERGE_MAX_VALUES
+    )
+    found = found.union_all(following)
+    return select(found.c.value).where(found.c.value.is_not(None))
 
 
 def _merged(arms: list[Condition], query: UserQuery, dialect: str) -> Any:
     """The page's ids: the arms' ids merged in id order."""
     direction = query.sort[0][1]
     selects = [select(users.c._id).where(_condition(arm, dialect)) for arm in arms]
+    if len(selects) == 1:
+        ids = _order(users.c._id, direction, dialect)
+        return selects[0].order_by(ids).offset(query.skip).limit(query.limit)
     if dialect == "postgresql":
         # PostgreSQL merges, rather than sorts, arms that say their order and bound.
         order = _order(users.c._id, direction, dialect)
@@ -1127,12 +1221,10 @@ def _condition(condition: Condition, dialect: str, use_indexes: bool = True) -> 
     value = literal(
         _to_db(value), column.type
     )  # a bound value: SQLAlchemy refuses `column > True`
-    return {
-        "gt": column > value,
-        "gte": column >= value,
-        "lt": column < value,
-        "lte": column <= value,
-    }[op]
+    return _RANGES[op](column, value)
+
+
+_RANGES = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
