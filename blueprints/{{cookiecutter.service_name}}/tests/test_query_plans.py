@@ -112,7 +112,9 @@ def plan(
 
 
 def page_plan(url: str, query: UserQuery) -> str:
-    """The database's plan for the statement the store runs to find a page."""
+    """The database's plan for the statement the store runs to find a page
+    (find_page, with its count): what the store ran is replayed in one
+    transaction, settings it made included, and the last statement explained."""
     ran: list[tuple[str, Any]] = []
 
     def record(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
@@ -124,14 +126,16 @@ def page_plan(url: str, query: UserQuery) -> str:
             sync = store.engine.sync_engine
             event.listen(sync, "before_cursor_execute", record)
             try:
-                await store.find_users(query)
+                await store.find_page(query)
             finally:
                 event.remove(sync, "before_cursor_execute", record)
-            statement, parameters = ran[-1]
+            *before, (statement, parameters) = ran
             prefix = "EXPLAIN QUERY PLAN " if url.startswith("sqlite") else "EXPLAIN "
-            async with store.engine.connect() as connection:
+            async with store.engine.begin() as connection:
                 if connection.dialect.name == "postgresql":
-                    await connection.exec_driver_sql("SET enable_seqscan = off")
+                    await connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                for earlier, values in before:
+                    await connection.exec_driver_sql(earlier, values)
                 rows = await connection.exec_driver_sql(prefix + statement, parameters)
                 return "\n".join(str(row[-1]) for row in rows)
         finally:
@@ -202,7 +206,7 @@ def test_a_page_filtered_by_in_merges_the_values_ranges(url, name, direction):
     """`field in [a, b, c]` in id order is read as one index range per value,
     merged, never as every match collected and sorted."""
     values = list({sample_value(FIELDS[name], i): None for i in (3, 5, 9)})
-    query = UserQuery(Compare(name, "in", values), (("_id", direction),), 100, 20)
+    query = UserQuery(Compare(name, "in", values), (("_id", direction),), 1, 20)
     found = page_plan(url, query)
     merged = re.search(r"MERGE \(UNION ALL\)|Merge Append", found)
     assert merged or len(values) < 2, found
@@ -262,7 +266,7 @@ def test_a_page_filtered_by_a_range_of_few_values_merges_them_on_sqlite(
     values = sorted({sample_value(FIELDS[name], i) for i in range(USERS)})
     low, high = values[1], values[min(4, len(values) - 1)]
     between = AllOf((Compare(name, "gte", low), Compare(name, "lte", high)))
-    query = UserQuery(between, (("_id", direction),), 10, 20)
+    query = UserQuery(between, (("_id", direction),), 1, 20)
     found = page_plan(url, query)
     assert "MERGE (UNION ALL)" in found or low == high, found
     assert "TEMP B-TREE" not in found, found
