@@ -350,6 +350,21 @@ async def test_find_and_count_match_the_reference(store):
         assert await store.find_page(query) == (count, expected), query
 
 
+async def test_a_page_past_a_count_limit_matches_the_reference(store):
+    """The public queries' pages count up to a window: once it is reached the
+    SQL adapter may read a page in id order along the id index instead."""
+    users = dataset()
+    for user in users:
+        await store.insert_user(user)
+    for condition in conditions(users):
+        for direction in (1, -1):
+            query = UserQuery(condition, (("_id", direction),), 2, 3, count_limit=5)
+            expected = reference(users, query)
+            total = len(reference(users, replace(query, skip=0, limit=len(users))))
+            found = await store.find_page(query)
+            assert found == (min(total, 5), expected if total > 2 else []), query
+
+
 async def test_adapters_give_identical_results(tmp_path):
     stores: list[Store] = [
         SqlStore(f"sqlite:///{tmp_path / 'same.db'}"),

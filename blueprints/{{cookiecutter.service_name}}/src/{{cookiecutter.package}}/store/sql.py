@@ -945,14 +945,37 @@ async def _find(
     if arms:
         page = _merged(arms, query, connection.dialect.name)
     elif query.where is not None:
+        dialect = connection.dialect.name
         walk = matches is not None and await _walk_in_id_order(
             connection, query, matches
         )
-        page = page.where(
-            _condition(query.where, connection.dialect.name, use_indexes=not walk)
-        )
+        hide = walk and dialect == "sqlite"
+        page = page.where(_condition(query.where, dialect, use_indexes=not hide))
+        if walk and dialect == "postgresql":
+            return await _walk_on_postgresql(connection, page, query.sort[0][1])
     statement = (
         select(users).where(users.c._id.in_(page.scalar_subquery())).order_by(*order)
+    )
+    return [_row(users, row) for row in await connection.execute(statement)]
+
+
+async def _walk_on_postgresql(
+    connection: AsyncConnection, page: Any, direction: int
+) -> list[dict[str, Any]]:
+    """The page's rows, its ids read along the id order, never sorted.
+
+    PostgreSQL's estimates of that walk and of sorting every match are close
+    for a range of 66,000 users in 1,000,000, and flip with its statistics: the
+    sort took 47 ms where the walk takes 5. So sorting is turned off for the
+    transaction (find_page's), and the rows are joined to the page in its
+    order, which then needs no sort either.
+    """
+    await connection.exec_driver_sql("SET LOCAL enable_sort = off")
+    ids = page.subquery()
+    statement = (
+        select(users)
+        .join(ids, users.c._id == ids.c._id)
+        .order_by(_order(ids.c._id, direction, "postgresql"))
     )
     return [_row(users, row) for row in await connection.execute(statement)]
 
@@ -985,9 +1008,11 @@ async def _walk_in_id_order(
     large as skip + limit), walking the (_id, field) index costs about
     (skip + limit) * total / matches rows, against about matches rows. (A
     unary + hides a column's indexes from SQLite's planner and changes nothing
-    else: SQLite only.)
+    else.) PostgreSQL estimates a range's size well, but may still sort every
+    match of a wide one (_walk_on_postgresql): the first case, at least a
+    count limit of matches, is decided here for it too.
     """
-    if connection.dialect.name != "sqlite" or query.sort[0][0] != "_id":
+    if query.sort[0][0] != "_id":
         return False
     if query.count_limit is not None and matches >= query.count_limit:
         # At least that many match (as many as the page reaches): dense enough
@@ -996,9 +1021,15 @@ async def _walk_in_id_order(
         # to walk (its rows would be read from the table).
         return all(
             compare.op not in ("eq", "in")
-            and (compare.field == "_id" or FIELDS[compare.field].indexed)
+            and (
+                compare.field == "_id"
+                or compare.field in FIELDS
+                and FIELDS[compare.field].indexed
+            )
             for compare in _comparisons(query.where)
         )
+    if connection.dialect.name != "sqlite":
+        return False
     # SQLite's largest rowid: about the number of users, without counting them.
     statement = select(func.max(literal_column("rowid", Integer))).select_from(users)
     total = (await connection.execute(statement)).scalar_one() or 0
