@@ -274,14 +274,16 @@ def test_a_page_filtered_by_a_range_of_few_values_merges_them_on_sqlite(
 
 @pytest.mark.parametrize("name", _params(RANGES))
 def test_a_deep_page_of_a_wide_range_in_id_order_walks_the_id_index(url, name):
-    """A page in id order past many matches of a range walks (_id, field),
-    never sorts every match: PostgreSQL's estimates of the two are close, and
-    at 1,000,000 users its sort took 47 ms where the walk takes 5."""
+    """A page in id order past many matches of a range reads the field's
+    indexes in id order (walks (_id, field), or on SQLite merges the range's
+    values when it holds few), never sorts every match: PostgreSQL's estimates
+    of the two are close, and at 1,000,000 users its sort took 47 ms where the
+    walk takes 5."""
     values = sorted(sample_value(FIELDS[name], i) for i in range(USERS))
     wide = Compare(name, "gte", values[USERS * 3 // 4])
     query = UserQuery(wide, (("_id", 1),), 30, 20, count_limit=50)
     found = page_plan(url, query)
-    assert re.search(rf"ix_users_{name}_by_id\b", found), found
+    assert re.search(rf"ix_users_{name}(_by_id)?\b", found), found
     assert not re.search(r"^\s*(?:->\s+)?Sort\s|TEMP B-TREE", found, re.M), found
 
 
