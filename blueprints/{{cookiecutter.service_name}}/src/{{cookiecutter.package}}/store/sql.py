@@ -934,35 +934,39 @@ async def _write_side(connection: AsyncConnection, side: SideWrites | None) -> N
 async def _find(
     connection: AsyncConnection, query: UserQuery, matches: int | None = None
 ) -> list[dict[str, Any]]:
+    dialect = connection.dialect.name
     order = [
-        _order(users.c[name], direction, connection.dialect.name)
-        for name, direction in query.sort
+        _order(users.c[name], direction, dialect) for name, direction in query.sort
     ]
     # The page's ids first, then their rows: skipped users are read from an
     # index only, never from the table (a "deferred join").
     page = select(users.c._id).order_by(*order).offset(query.skip).limit(query.limit)
+    walk = False
     arms = _merge_arms(query) or await _range_arms(connection, query)
     if arms:
-        page = _merged(arms, query, connection.dialect.name)
+        page = _merged(arms, query, dialect)
     elif query.where is not None:
-        dialect = connection.dialect.name
         walk = matches is not None and await _walk_in_id_order(
             connection, query, matches
         )
         hide = walk and dialect == "sqlite"
         page = page.where(_condition(query.where, dialect, use_indexes=not hide))
-        if walk and dialect == "postgresql":
-            return await _walk_on_postgresql(connection, page, query.sort[0][1])
-    statement = (
-        select(users).where(users.c._id.in_(page.scalar_subquery())).order_by(*order)
-    )
+    if walk and dialect == "postgresql":
+        statement = await _rows_walked_on_postgresql(connection, page, query.sort[0][1])
+    else:
+        statement = (
+            select(users)
+            .where(users.c._id.in_(page.scalar_subquery()))
+            .order_by(*order)
+        )
     return [_row(users, row) for row in await connection.execute(statement)]
 
 
-async def _walk_on_postgresql(
+async def _rows_walked_on_postgresql(
     connection: AsyncConnection, page: Any, direction: int
-) -> list[dict[str, Any]]:
-    """The page's rows, its ids read along the id order, never sorted.
+) -> Any:
+    """The statement of the page's rows, its ids read along the id order,
+    never sorted.
 
     PostgreSQL's estimates of that walk and of sorting every match are close
     for a range of 66,000 users in 1,000,000, and flip with its statistics: the
@@ -972,12 +976,11 @@ async def _walk_on_postgresql(
     """
     await connection.exec_driver_sql("SET LOCAL enable_sort = off")
     ids = page.subquery()
-    statement = (
+    return (
         select(users)
         .join(ids, users.c._id == ids.c._id)
         .order_by(_order(ids.c._id, direction, "postgresql"))
     )
-    return [_row(users, row) for row in await connection.execute(statement)]
 
 
 async def _count(
@@ -1009,7 +1012,7 @@ async def _walk_in_id_order(
     (skip + limit) * total / matches rows, against about matches rows. (A
     unary + hides a column's indexes from SQLite's planner and changes nothing
     else.) PostgreSQL estimates a range's size well, but may still sort every
-    match of a wide one (_walk_on_postgresql): the first case, at least a
+    match of a wide one (_rows_walked_on_postgresql): the first case, at least a
     count limit of matches, is decided here for it too.
     """
     if query.sort[0][0] != "_id":
