@@ -178,10 +178,23 @@ async def _postgresql_admin(statement: str) -> None:
 
 
 async def create_postgresql_database() -> str:
-    """The URL of a new, empty database on the test server (skips without one)."""
+    """The URL of a new, empty database on the test server (skips without one).
+
+    Its strings compare by a language's rules (ICU en-US), as most servers'
+    databases do, where the server has ICU: the store must answer as the
+    other stores, which compare bytes, whatever the database's collation.
+    """
     name = f"test_{uuid.uuid4().hex[:12]}"
     try:
-        await _postgresql_admin(f'CREATE DATABASE "{name}"')
+        import asyncpg
+
+        try:
+            await _postgresql_admin(
+                f'CREATE DATABASE "{name}" TEMPLATE template0'
+                " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+            )
+        except asyncpg.PostgresError:  # before PostgreSQL 15, or without ICU
+            await _postgresql_admin(f'CREATE DATABASE "{name}"')
     except (OSError, ImportError) as error:
         reason = f"no PostgreSQL at AUTH_TEST_POSTGRESQL_URL={POSTGRESQL_URL}: {error}"
         if os.environ.get("AUTH_TEST_REQUIRE_POSTGRESQL"):

@@ -288,6 +288,11 @@ def conditions(users: list[dict[str, Any]]) -> list[Condition]:
             found += [
                 Compare(name, op, pivot[name]) for op in ("gt", "gte", "lt", "lte")
             ]
+        if isinstance(pivot[name], str) and not listed and name != "_id":
+            # Strings compare byte by byte ("USE1" < "use0") on every store,
+            # whatever the database's collation. (Ids reach a store in
+            # lowercase only: users.is_valid_id.)
+            found += [Compare(name, op, pivot[name].upper()) for op in ("gt", "lt")]
     for name in INDEXED + UNIQUE:
         low, high = Compare(name, "gte", users[0][name]), Compare(
             name, "lt", pivot[name]
@@ -834,6 +839,33 @@ async def test_an_index_of_an_older_shape_is_rebuilt(opener, name):
     assert await index_columns(store, index) == [name]
     reopened = await opener()
     assert await index_columns(reopened, index) == [name, "_id", *carried(name)]
+
+
+async def test_strings_of_an_older_generation_compare_byte_by_byte_after_a_start(
+    opener,
+):
+    """A PostgreSQL table of an older generation compared strings by the
+    database's collation; the start makes them compare bytes, as the other
+    stores do, and keeps every user."""
+    store = await opener()
+    if not isinstance(store, SqlStore) or store.engine.dialect.name != "postgresql":
+        pytest.skip("a collation is PostgreSQL's")
+    users = [sample_user(100 + i) for i in range(12)]
+    for user in users:
+        await store.insert_user(user)
+    await execute_sql(
+        store,
+        'ALTER TABLE users ALTER COLUMN _id TYPE VARCHAR(24) COLLATE "default",'
+        ' ALTER COLUMN email TYPE VARCHAR(320) COLLATE "default"',
+    )
+    reopened = await opener()
+    pivot = users[6]["email"].upper()
+    for query in (
+        UserQuery(Compare("email", "gt", pivot), limit=100),
+        UserQuery(Compare("email", "lt", pivot), sort=(("_id", -1),), limit=100),
+        UserQuery(limit=100),
+    ):
+        assert await reopened.find_users(query) == reference(users, query), query
 
 
 @pytest.mark.parametrize("name", each(UNIQUE, "unique"))

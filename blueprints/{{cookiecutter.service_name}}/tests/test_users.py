@@ -122,7 +122,7 @@ def test_user_by_id(client, users):
         {"id": user["_id"]},
     )
     assert same(result["data"]["userById"]) == public(user)
-    for missing in (new_id(), "not-an-id", ""):
+    for missing in (new_id(), "not-an-id", "", user["_id"].upper()):
         result = client(
             "query($id: MongoID!) { userById(_id: $id) { _id } }", {"id": missing}
         )
@@ -137,6 +137,16 @@ def test_user_by_ids(client, users):
         [users[3]["_id"], users[1]["_id"]], reverse=True
     )
     assert client(query, {"ids": []}) == {"data": {"userByIds": []}}
+
+
+def test_an_id_in_capitals_names_no_user_on_any_store(client, users):
+    """Ids are given out in lowercase; MongoDB would read capitals as the same
+    ObjectId and SQL as a string before every lowercase one, so no store does."""
+    capitals = users[0]["_id"].upper()
+    for op in ("gt", "gte", "lte", "lt"):
+        assert many(client, {"_operators": {"_id": {op: capitals}}}) == [], op
+    assert many(client, {"_id": capitals}) == []
+    assert many(client, {"_operators": {"_id": {"in": [capitals]}}}) == []
 
 
 @pytest.mark.parametrize("name", each(UNIQUE_PUBLIC, "unique public"))

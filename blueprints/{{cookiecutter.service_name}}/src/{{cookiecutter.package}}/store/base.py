@@ -7,6 +7,7 @@ database is behind them.
 """
 
 import itertools
+import re
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -23,13 +24,19 @@ INTERNAL_FIELDS = ("password_hash", "created_at")
 REACH_TIMEOUT = 5.0
 
 
+_ID = re.compile("[0-9a-f]{24}")
+
+
 def new_id() -> str:
     """A 24-hex-digit id, as MongoDB's ObjectId: unique and ordered by creation time."""
     return str(ObjectId())
 
 
 def is_valid_id(value: object) -> bool:
-    return isinstance(value, str) and ObjectId.is_valid(value)
+    """Whether `value` is an id as the service gives them out: 24 lowercase
+    hexadecimal digits. Another spelling names no user, on every store
+    (MongoDB would read capitals as the same ObjectId, SQL as another string)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def timed_id(moment: datetime) -> str:

@@ -18,7 +18,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -113,14 +113,27 @@ MIGRATION_LOCK = 4_210_731_604
 KEEP_LOCK = 4_210_731_605
 
 
+def _bytewise(length: int | None = None) -> TypeEngine:
+    """A string type compared byte by byte on PostgreSQL too (the "C"
+    collation), as SQLite and MongoDB (so Krypton) compare strings.
+
+    Under a database's language collation (en_US, ICU) `_id > "G"` and
+    USERNAME_ASC would answer otherwise than on the other stores, and every
+    sort or merge of ids would compare them by locale rules, more slowly.
+    """
+    string = String(length) if length else Text()
+    byte_order = String(length, collation="C") if length else Text(collation="C")
+    return string.with_variant(byte_order, "postgresql")
+
+
 def column_type(field: FieldInfo) -> TypeEngine:
     """The column type of a field of the model."""
     if field.list:
         return JSON_TYPE
     if field.type == "string":
-        return String(field.max_length) if field.max_length else Text()
+        return _bytewise(field.max_length)
     if field.type == "enum":
-        return String(max(len(value) for value in field.values))
+        return _bytewise(max(len(value) for value in field.values))
     return _SCALAR_TYPES[field.type]
 
 
@@ -129,10 +142,10 @@ metadata = MetaData()
 users = Table(
     "users",
     metadata,
-    Column("_id", String(24), primary_key=True),
-    Column("email", String(320), nullable=False),
+    Column("_id", _bytewise(24), primary_key=True),
+    Column("email", _bytewise(320), nullable=False),
     Column("email_verified", Boolean, nullable=False, default=False),
-    Column("password_hash", String(255), nullable=False),
+    Column("password_hash", _bytewise(255), nullable=False),
     Column("created_at", DateTime, nullable=False),
     # Nullable: a table of an older generation gets them empty, then filled at start.
     Column("roles", JSON_TYPE, nullable=True),
@@ -351,6 +364,8 @@ class SqlStore(Store):
             # Replaced by the attempts table.
             await connection.execute(text("DROP TABLE IF EXISTS login_failures"))
             await connection.run_sync(metadata.create_all)
+            if connection.dialect.name == "postgresql":
+                await _compare_strings_bytewise(connection)
             await connection.run_sync(_add_missing_columns, refresh_tokens)
             await connection.run_sync(_add_missing_indexes, audit_events)
             await sync_users(SqlUsersSchema(connection))
@@ -453,10 +468,18 @@ class SqlStore(Store):
             if connection.dialect.name == "postgresql":
                 # One snapshot for both statements (SQLite's read transaction is one already).
                 await connection.execution_options(isolation_level="REPEATABLE READ")
+            merge = await _merge_of(connection, query)
+            if merge is not None:
+                # The page first: its plan needs no count, and often tells it.
+                found = await _find_merged(connection, merge, query)
+                matches = _matches_told_by(query, len(found))
+                if matches is None:
+                    matches = await _count(connection, query.where, query.count_limit)
+                return matches, found
             matches = await _count(connection, query.where, query.count_limit)
             if query.skip >= matches:
                 return matches, []
-            return matches, await _find(connection, query, matches)
+            return matches, await _find_indexed(connection, query, matches)
 
     # Sessions.
 
@@ -847,6 +870,27 @@ class SqlStore(Store):
         return _row(table, row) if row is not None else None
 
 
+async def _compare_strings_bytewise(connection: AsyncConnection) -> None:
+    """Give the users' string columns of an older generation the "C"
+    collation (_bytewise), in one ALTER TABLE: PostgreSQL keeps the rows and
+    rebuilds every index on those columns (about 17 s at 1,000,000 users, once)."""
+    found = await connection.execute(
+        text(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod)"
+            " FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation"
+            " WHERE a.attrelid = 'users'::regclass AND a.attnum > 0"
+            " AND NOT a.attisdropped AND c.collname <> 'C'"
+        )
+    )
+    changes = [
+        f'ALTER COLUMN "{name}" TYPE {kind} COLLATE "C"'
+        for name, kind in found
+        if name in users.c
+    ]
+    if changes:
+        await connection.execute(text(f"ALTER TABLE users {', '.join(changes)}"))
+
+
 async def _delete_factors(connection: AsyncConnection, user_id: str) -> int:
     """Every second factor of the user: the TOTP row and the passkeys."""
     totp = await connection.execute(delete(factors).where(factors.c.user_id == user_id))
@@ -931,9 +975,39 @@ async def _write_side(connection: AsyncConnection, side: SideWrites | None) -> N
             )
 
 
-async def _find(
+async def _find(connection: AsyncConnection, query: UserQuery) -> list[dict[str, Any]]:
+    merge = await _merge_of(connection, query)
+    if merge is not None:
+        return await _find_merged(connection, merge, query)
+    return await _find_indexed(connection, query)
+
+
+def _matches_told_by(query: UserQuery, found: int) -> int | None:
+    """The count of matches (up to the count limit) that a page of `found`
+    users tells, or None: a page neither empty nor full is the last one, and
+    a full one that reaches the count limit (the result window's last page,
+    where strangers read deepest) has at least that many before it."""
+    if 0 < found < query.limit:
+        matches = query.skip + found
+        return matches if query.count_limit is None else min(matches, query.count_limit)
+    limit = query.count_limit
+    if found and found == query.limit and limit is not None:
+        return limit if query.skip + found >= limit else None
+    return None
+
+
+async def _find_merged(
+    connection: AsyncConnection, merge: "_Merge", query: UserQuery
+) -> list[dict[str, Any]]:
+    statement, parameters = _merged_rows(merge, query, connection.dialect.name)
+    return [_row(users, row) for row in await connection.execute(statement, parameters)]
+
+
+async def _find_indexed(
     connection: AsyncConnection, query: UserQuery, matches: int | None = None
 ) -> list[dict[str, Any]]:
+    """The page through the filter's and the sort's indexes; `matches`, when
+    counted, may choose the walk in id order (_walk_in_id_order)."""
     dialect = connection.dialect.name
     order = [
         _order(users.c[name], direction, dialect) for name, direction in query.sort
@@ -942,10 +1016,7 @@ async def _find(
     # index only, never from the table (a "deferred join").
     page = select(users.c._id).order_by(*order).offset(query.skip).limit(query.limit)
     walk = False
-    arms = _merge_arms(query) or await _range_arms(connection, query)
-    if arms:
-        page = _merged(arms, query, dialect)
-    elif query.where is not None:
+    if query.where is not None:
         walk = matches is not None and await _walk_in_id_order(
             connection, query, matches
         )
@@ -954,12 +1025,13 @@ async def _find(
     if walk and dialect == "postgresql":
         statement = await _rows_walked_on_postgresql(connection, page, query.sort[0][1])
     else:
-        statement = (
-            select(users)
-            .where(users.c._id.in_(page.scalar_subquery()))
-            .order_by(*order)
-        )
+        statement = _rows_of(page, order)
     return [_row(users, row) for row in await connection.execute(statement)]
+
+
+def _rows_of(page: Any, order: list[Any]) -> Any:
+    """The rows of the page's ids, in the page's order."""
+    return select(users).where(users.c._id.in_(page.scalar_subquery())).order_by(*order)
 
 
 async def _rows_walked_on_postgresql(
@@ -969,10 +1041,11 @@ async def _rows_walked_on_postgresql(
     never sorted.
 
     PostgreSQL's estimates of that walk and of sorting every match are close
-    for a range of 66,000 users in 1,000,000, and flip with its statistics: the
-    sort took 47 ms where the walk takes 5. So sorting is turned off for the
-    transaction (find_page's), and the rows are joined to the page in its
-    order, which then needs no sort either.
+    for a range of tens of thousands of users in 1,000,000, and flip with its
+    statistics: for `age < 10` (66,000 users, before ranges of few values
+    were merged) the sort took 47 ms where the walk takes 5. So sorting is
+    turned off for the transaction (find_page's), and the rows are joined to
+    the page in its order, which then needs no sort either.
     """
     await connection.exec_driver_sql("SET LOCAL enable_sort = off")
     ids = page.subquery()
@@ -1045,18 +1118,32 @@ _IN_ID_ORDER = {
     for index in user_indexes().values()
     if index.keys[1:2] == ("_id",) and not index.unique
 }
-#: The most values of an `in` read as one index range each (_merge_arms).
+#: The most values of a filter read as one index range each (_Merge).
 MERGE_MAX_VALUES = 32
 
 
-def _merge_arms(query: UserQuery) -> list[Condition]:
-    """A page in id order filtered by `in` on a field indexed (field, _id, ...), as
-    one condition per value, or [] where that does not apply.
+class _Merge(NamedTuple):
+    """A page in id order read as one index range per value of `field`, the
+    ranges merged in id order; every user also meets `rest`.
 
-    Each value's users lie in id order in that index, so the database can merge
-    the ranges and stop at the page (SQLite's compound merge, PostgreSQL's
-    Merge Append), where `field IN (...)` collects every match and sorts it.
+    Each value's users lie in id order in the field's (field, _id, ...) index,
+    so the database merges the ranges and stops at the page (SQLite's
+    compound merge, PostgreSQL's Merge Append), where `field IN (...)` or a
+    range collects every match and sorts it.
     """
+
+    field: str
+    values: list[Any]
+    rest: tuple[Condition, ...]
+
+
+async def _merge_of(connection: AsyncConnection, query: UserQuery) -> _Merge | None:
+    return _merge_of_in(query) or await _merge_of_range(connection, query)
+
+
+def _merge_of_in(query: UserQuery) -> _Merge | None:
+    """The merge of a page in id order filtered by `in` on a field indexed
+    (field, _id, ...), or None where that does not apply."""
     conditions = _id_ordered_conditions(query)
     for chosen in conditions:
         if (
@@ -1066,26 +1153,24 @@ def _merge_arms(query: UserQuery) -> list[Condition]:
         ):
             values = list(dict.fromkeys(chosen.value))  # each value one range
             if not 1 < len(values) <= MERGE_MAX_VALUES:
-                return []
+                return None
             rest = tuple(inner for inner in conditions if inner is not chosen)
-            return _arms(chosen.field, values, rest)
-    return []
+            return _Merge(chosen.field, values, rest)
+    return None
 
 
-async def _range_arms(connection: AsyncConnection, query: UserQuery) -> list[Condition]:
-    """A page in id order filtered by a range (gt, gte, lt, lte) on a field
-    indexed (field, _id, ...), as one condition per value the range holds, when
-    it holds at most MERGE_MAX_VALUES of them; else [].
+async def _merge_of_range(
+    connection: AsyncConnection, query: UserQuery
+) -> _Merge | None:
+    """The merge of a page in id order filtered by a range (gt, gte, lt, lte)
+    on a field indexed (field, _id, ...), when the range holds at most
+    MERGE_MAX_VALUES values; else None.
 
-    A sparse range (`age > 140`: 66,000 of 1,000,000 users) is too wide to sort
-    and too thin to find by walking the id index; its few values, merged like
-    an `in`, read only the page's skip + limit entries. The values are found
-    one index seek each, and the search stops past MERGE_MAX_VALUES.
-    SQLite only: PostgreSQL walks the (_id, field) index for such a range
-    faster than it merges (it compares ids by their collation).
+    A sparse range (`age > 140`: 66,000 of 1,000,000 users in 10 values) is
+    too wide to sort and too thin to find by walking the id index; merged, it
+    reads only the page's skip + limit entries. The values are found one
+    index seek each, and the search stops past MERGE_MAX_VALUES.
     """
-    if connection.dialect.name != "sqlite":
-        return []
     conditions = _id_ordered_conditions(query)
     bounds = [
         condition
@@ -1095,14 +1180,14 @@ async def _range_arms(connection: AsyncConnection, query: UserQuery) -> list[Con
         and condition.field in _IN_ID_ORDER
     ]
     if not bounds:
-        return []
+        return None
     field = bounds[0].field
     bounds = [bound for bound in bounds if bound.field == field]
     values = await _values_within(connection, field, bounds)
     if not 0 < len(values) <= MERGE_MAX_VALUES:
-        return []
+        return None
     rest = tuple(inner for inner in conditions if inner not in bounds)
-    return _arms(field, values, rest)
+    return _Merge(field, values, rest)
 
 
 def _id_ordered_conditions(query: UserQuery) -> tuple[Condition, ...]:
@@ -1112,12 +1197,6 @@ def _id_ordered_conditions(query: UserQuery) -> tuple[Condition, ...]:
         return ()
     where = query.where
     return where.conditions if isinstance(where, AllOf) else (where,)
-
-
-def _arms(
-    field: str, values: list[Any], rest: tuple[Condition, ...]
-) -> list[Condition]:
-    return [AllOf((Compare(field, "eq", value), *rest)) for value in values]
 
 
 async def _values_within(
@@ -1166,21 +1245,52 @@ def _values_statement(field: str, ops: tuple[str, ...], dialect: str) -> Any:
     return select(found.c.value).where(found.c.value.is_not(None))
 
 
-def _merged(arms: list[Condition], query: UserQuery, dialect: str) -> Any:
-    """The page's ids: the arms' ids merged in id order."""
+def _merged_rows(
+    merge: _Merge, query: UserQuery, dialect: str
+) -> tuple[Any, dict[str, Any]]:
+    """The statement of a merged page's rows and its parameters."""
     direction = query.sort[0][1]
-    selects = [select(users.c._id).where(_condition(arm, dialect)) for arm in arms]
+    window = {
+        "skip": query.skip,
+        "limit": query.limit,
+        "bound": query.skip + query.limit,
+    }
+    if not merge.rest and None not in merge.values:
+        # The common shape (one filter) is built once: a statement of 32
+        # arms takes longer to build and key than the database to run it.
+        statement = _merge_statement(merge.field, len(merge.values), direction, dialect)
+        values = {f"value{i}": _to_db(value) for i, value in enumerate(merge.values)}
+        return statement, {**window, **values}
+    arms = [
+        _condition(AllOf((Compare(merge.field, "eq", value), *merge.rest)), dialect)
+        for value in merge.values
+    ]
+    return _rows_of_arms(arms, direction, dialect), window
+
+
+@lru_cache(maxsize=64)
+def _merge_statement(field: str, values: int, direction: int, dialect: str) -> Any:
+    """_rows_of_arms for `values` values of `field` (the parameters `value{i}`)."""
+    column = users.c[field]
+    arms = [column == bindparam(f"value{i}", type_=column.type) for i in range(values)]
+    return _rows_of_arms(arms, direction, dialect)
+
+
+def _rows_of_arms(arms: list[Any], direction: int, dialect: str) -> Any:
+    """The rows of the page of the arms' ids merged in id order (the
+    parameters `skip`, `limit` and, on PostgreSQL, `bound`)."""
+    order = _order(users.c._id, direction, dialect)
+    skip, limit = bindparam("skip", type_=Integer), bindparam("limit", type_=Integer)
+    selects = [select(users.c._id).where(arm) for arm in arms]
     if len(selects) == 1:
-        ids = _order(users.c._id, direction, dialect)
-        return selects[0].order_by(ids).offset(query.skip).limit(query.limit)
+        return _rows_of(selects[0].order_by(order).offset(skip).limit(limit), [order])
     if dialect == "postgresql":
         # PostgreSQL merges, rather than sorts, arms that say their order and bound.
-        order = _order(users.c._id, direction, dialect)
-        bound = query.skip + query.limit
+        bound = bindparam("bound", type_=Integer)
         selects = [statement.order_by(order).limit(bound) for statement in selects]
     merged = union_all(*selects)
     ids = _order(merged.selected_columns._id, direction, dialect)
-    return merged.order_by(ids).offset(query.skip).limit(query.limit)
+    return _rows_of(merged.order_by(ids).offset(skip).limit(limit), [order])
 
 
 def _comparisons(condition: Condition | None) -> list[Compare]:
