@@ -102,7 +102,7 @@ NOTES: dict[str, list[str]] = {
         " (pages in id order filtered by `gender = M or age < 10` read it alone):"
         " the first start rebuilds it; the request id is no longer a UUID but 32"
         " hex digits from random bits (the same shape)",
-        "PostgreSQL: the users' string columns compare byte by byte (COLLATE \"C\"),"
+        "PostgreSQL: the users' string columns compare byte by byte (collation C),"
         " as SQLite and MongoDB compare: the first start alters them and rebuilds"
         " their indexes (about 17 s at 1,000,000 users); on a database of a"
         " language collation (en_US) sorts and ranges on strings change to byte"
