@@ -291,7 +291,7 @@ def conditions(users: list[dict[str, Any]]) -> list[Condition]:
         if isinstance(pivot[name], str) and not listed and name != "_id":
             # Strings compare byte by byte ("USE1" < "use0") on every store,
             # whatever the database's collation. (Ids reach a store in
-            # lowercase only: users.is_valid_id.)
+            # lowercase only: store.is_valid_id.)
             found += [Compare(name, op, pivot[name].upper()) for op in ("gt", "lt")]
     for name in INDEXED + UNIQUE:
         low, high = Compare(name, "gte", users[0][name]), Compare(

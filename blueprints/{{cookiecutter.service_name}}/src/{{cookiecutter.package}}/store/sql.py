@@ -117,9 +117,9 @@ def _bytewise(length: int | None = None) -> TypeEngine:
     """A string type compared byte by byte on PostgreSQL too (the "C"
     collation), as SQLite and MongoDB (so Krypton) compare strings.
 
-    Under a database's language collation (en_US, ICU) `_id > "G"` and
-    USERNAME_ASC would answer otherwise than on the other stores, and every
-    sort or merge of ids would compare them by locale rules, more slowly.
+    Under a database's language collation (en_US, ICU) `username > "Ann"`
+    and USERNAME_ASC would answer otherwise than on the other stores, and
+    every sort or merge of ids would compare them by locale rules, slowly.
     """
     string = String(length) if length else Text()
     byte_order = String(length, collation="C") if length else Text(collation="C")
