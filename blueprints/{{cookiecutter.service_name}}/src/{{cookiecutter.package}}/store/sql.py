@@ -1151,7 +1151,10 @@ def _merge_of_in(query: UserQuery) -> _Merge | None:
             and chosen.op == "in"
             and chosen.field in _IN_ID_ORDER
         ):
-            values = list(dict.fromkeys(chosen.value))  # each value one range
+            # Each value one range; a null is in no `in`, as SQL's IN has it.
+            values = [
+                value for value in dict.fromkeys(chosen.value) if value is not None
+            ]
             if not 1 < len(values) <= MERGE_MAX_VALUES:
                 return None
             rest = tuple(inner for inner in conditions if inner is not chosen)
@@ -1255,7 +1258,7 @@ def _merged_rows(
         "limit": query.limit,
         "bound": query.skip + query.limit,
     }
-    if not merge.rest and None not in merge.values:
+    if not merge.rest:
         # The common shape (one filter) is built once: a statement of 32
         # arms takes longer to build and key than the database to run it.
         statement = _merge_statement(merge.field, len(merge.values), direction, dialect)
